@@ -1,0 +1,5 @@
+"""``python -m costlens``."""
+
+from costlens.cli import main
+
+main()

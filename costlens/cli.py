@@ -1,0 +1,157 @@
+"""The ``costlens`` command: thin commands that parse options and call the library.
+
+Nothing here imports torch at module level, so ``costlens --help`` and
+``costlens --version`` answer at once. Every option is defined once, below, and
+reused by the commands that take it.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from costlens import __version__
+from costlens.errors import CostlensError, InputShapeError
+from costlens.units import parse_shape
+
+REPORTS = Path("reports")
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+class CostlensGroup(click.Group):
+    """A click group whose errors are one line on stderr: exit 2 for bad input."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(argv, prog_name or "costlens", complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except click.exceptions.Abort:
+            click.echo("costlens: interrupted", err=True)
+            code = 130
+        except click.ClickException as error:
+            click.echo(f"costlens: error: {error.format_message()}", err=True)
+            code = 2 if isinstance(error, click.UsageError) else error.exit_code
+        except CostlensError as error:
+            if "--debug" in argv:
+                traceback.print_exc()
+            click.echo(f"costlens: error: {error}", err=True)
+            code = error.exit_code
+        except Exception as error:  # a bug of ours: still one line, unless --debug
+            if "--debug" in argv:
+                raise
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            click.echo(f"costlens: internal error: {type(error).__name__}: {first} (rerun with --debug)", err=True)
+            code = 3
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _shape_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return parse_shape(value)
+    except InputShapeError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+# --- the option catalog ----------------------------------------------------------
+
+input_option = click.option(
+    "--input", "input_shape", callback=_shape_option, metavar="NxCxHxW",
+    help="Input shape, e.g. 1x3x224x224 (default: the model's own).")
+batch_option = click.option("--batch", type=click.IntRange(min=1), help="Batch size (replaces the first input size).")
+depth_option = click.option("--depth", type=click.IntRange(min=0), default=1, show_default=True,
+                            help="Deepest module level shown in tables (0: totals only).")
+format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                             help="Output format.")
+output_option = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output here instead of stdout.")
+save_option = click.option("--save", type=click.Path(dir_okay=False),
+                           help="Where to save the profile JSON (default: reports/NAME.json).")
+device_option = click.option("--device", type=click.Choice(("meta", "cpu", "cuda")), default="meta", show_default=True,
+                             help="Device to trace on: meta counts without weights or arithmetic.")
+dtype_option = click.option("--dtype", type=click.Choice(("float32", "float16", "bfloat16")), default="float32",
+                            show_default=True, help="Data type of inputs and weights.")
+
+
+@click.group(cls=CostlensGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="costlens")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Where the cost of a convolutional network goes, layer by layer.
+
+    \b
+    Examples:
+      costlens profile inception
+      costlens profile vgg16 --depth 2 --format markdown
+      costlens profile mypkg.models:build_net --input 1x3x64x64
+      costlens list
+    """
+
+
+@cli.command("list")
+def list_models() -> None:
+    """The zoo: each model's default input, params, MACs and citation."""
+    from costlens.api import profile
+    from costlens.report.text import zoo_table
+    from costlens.zoo import entry, names
+
+    click.echo(zoo_table([(entry(name), profile(name)) for name in names()]), nl=False)
+
+
+@cli.command("profile")
+@click.argument("name")
+@input_option
+@batch_option
+@depth_option
+@format_option
+@output_option
+@save_option
+@device_option
+@dtype_option
+@click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
+def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int | None, depth: int,
+                    fmt: str, output: str | None, save: str | None, device: str, dtype: str,
+                    crosscheck: bool) -> int:
+    """Per-layer cost of NAME (a zoo name or pkg.module:factory); saves reports/NAME.json."""
+    from costlens.api import profile
+    from costlens.files import report_stem, write_atomic
+    from costlens.report import text
+
+    result = profile(name, input_shape, batch=batch, device=device, dtype=dtype)
+    saved = write_atomic(save or REPORTS / f"{report_stem(result.model)}.json", result.to_json())
+    renderers = {
+        "table": lambda: text.table(result, depth),
+        "markdown": lambda: text.markdown(result, depth),
+        "csv": lambda: text.csv(result),
+        "json": result.to_json,
+    }
+    rendered = renderers[fmt]()
+    if output:
+        click.echo(f"wrote {write_atomic(output, rendered)}", err=True)
+    else:
+        click.echo(rendered, nl=not rendered.endswith("\n"))
+    click.echo(f"saved profile to {saved}", err=True)
+    if crosscheck:
+        return _crosscheck(name, result.input_shape)
+    return 0
+
+
+def _crosscheck(name: str, shape: list[int]) -> int:
+    from costlens.count.fvcore_check import crosscheck
+
+    check = crosscheck(name, tuple(shape))
+    click.echo(check.summary())
+    return 0 if check.agrees else 1
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main()

@@ -1,0 +1,1 @@
+"""Counting: op formulas, the tracer, and fvcore's second opinion."""

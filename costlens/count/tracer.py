@@ -1,0 +1,369 @@
+"""Trace one forward pass at the operator level and attribute each op to its module call.
+
+A ``TorchDispatchMode`` sees every aten op, so functional calls (``F.relu``,
+``torch.cat``, ``x + y``, ``x @ w``) count as well as modules. Forward hooks keep a
+stack of the module calls in progress; each op's cost goes to the innermost call and
+is rolled up into its parent when that call returns, so a parent's totals are exactly
+the sum of the ops that ran inside it.
+
+On the meta device no arithmetic is done and no weights are allocated. An op's meta
+result depends only on the shapes, strides, dtypes and arguments of its inputs, so
+results (and costs) of non-mutating, non-aliasing ops are cached and rebuilt with
+``empty_strided`` instead of running the meta kernel again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from costlens.count.formulas import FREE, OpCost, rule_for
+from costlens.errors import ModelError
+from costlens.profile import LayerCost
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class ModuleFacts:
+    """What the tracer knows of a module before it runs: its path, type and state sizes."""
+
+    path: str
+    type: str
+    depth: int
+    leaf: bool
+    params: int
+    weight_bytes: int
+
+
+@dataclass
+class _Call:
+    """A module call in progress; becomes a frozen ``LayerCost`` when the trace ends."""
+
+    facts: ModuleFacts
+    call: int
+    input_shapes: list[list[int]]
+    output_shapes: list[list[int]] = field(default_factory=list)
+    macs: int = 0
+    flops: int = 0
+    bytes: int = 0
+    activation_bytes: int = 0
+    ops: Counter = field(default_factory=Counter)
+    formulas: list[str] = field(default_factory=list)
+
+    def absorb(self, child: _Call) -> None:
+        self.macs += child.macs
+        self.flops += child.flops
+        self.bytes += child.bytes
+        self.activation_bytes += child.activation_bytes
+        self.ops.update(child.ops)
+
+    def freeze(self) -> LayerCost:
+        f = self.facts
+        return LayerCost(
+            path=f.path, type=f.type, depth=f.depth, call=self.call, leaf=f.leaf,
+            input_shapes=self.input_shapes, output_shapes=self.output_shapes,
+            params=f.params, macs=self.macs, flops=self.flops,
+            activation_bytes=self.activation_bytes, weight_bytes=f.weight_bytes,
+            bytes=self.bytes, formula="; ".join(self.formulas) or None,
+            ops=dict(sorted(self.ops.items())),
+        )
+
+
+@dataclass(frozen=True)
+class _OpInfo:
+    """Facts about an aten overload that do not change between calls."""
+
+    name: str
+    rule: Any
+    cacheable: bool
+    aliases: bool  # returns a view of an input (or the mutated input itself)
+    allocates: bool  # writes data: its outputs count as activations
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """A remembered meta result: how to rebuild the outputs, and what they cost."""
+
+    metas: tuple[tuple[Shape, Shape, torch.dtype], ...]
+    single: bool
+    cost: OpCost
+    bytes: int
+    activation_bytes: int
+
+
+@dataclass
+class TraceResult:
+    """Everything one trace learned: module calls in order, and ops with no rule."""
+
+    layers: list[LayerCost]
+    uncounted: dict[str, tuple[int, list[str]]]
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _shapes(values: Any) -> list[list[int]]:
+    """Shapes of the tensors in ``values`` (one level of tuple/list/dict nesting)."""
+    if isinstance(values, torch.Tensor):
+        return [list(values.shape)]
+    if isinstance(values, dict):
+        values = list(values.values())
+    if isinstance(values, (tuple, list)):
+        found: list[list[int]] = []
+        for v in values:
+            if isinstance(v, torch.Tensor):
+                found.append(list(v.shape))
+            elif isinstance(v, (tuple, list)):
+                found.extend(list(t.shape) for t in v if isinstance(t, torch.Tensor))
+        return found
+    return []
+
+
+def _tensors(values: Any) -> Iterator[torch.Tensor]:
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from (t for t in v if isinstance(t, torch.Tensor))
+
+
+def _key_of(value: Any) -> Any:
+    """A hashable key for an op argument; tensors by shape, stride, dtype and device."""
+    if isinstance(value, torch.Tensor):
+        return (value.shape, value.stride(), value.dtype, value.device.type)
+    if isinstance(value, (list, tuple)):
+        return tuple(_key_of(v) for v in value)
+    return value
+
+
+def _learn(func: Any) -> _OpInfo:
+    schema = func._schema
+    aliases = any(r.alias_info is not None for r in schema.returns)
+    returns_tensors = all(
+        str(r.type) in ("Tensor", "Tensor[]", "List[Tensor]") for r in schema.returns
+    ) and len(schema.returns) > 0
+    dynamic = torch.Tag.dynamic_output_shape in func.tags or (
+        torch.Tag.data_dependent_output in func.tags
+    )
+    cacheable = not schema.is_mutable and not aliases and returns_tensors and not dynamic
+    name = func.overloadpacket.__name__
+    allocates = not aliases and not name.startswith(("empty", "new_empty"))
+    return _OpInfo(
+        name=f"aten.{name}", rule=rule_for(func.overloadpacket), cacheable=cacheable,
+        aliases=aliases, allocates=allocates,
+    )
+
+
+class _CountingMode(TorchDispatchMode):
+    """Counts each op into the innermost module call on the tracer's stack."""
+
+    def __init__(self, tracer: _Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+        self.infos: dict[Any, _OpInfo] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        info = self.infos.get(func)
+        if info is None:
+            info = self.infos[func] = _learn(func)
+        tracer = self.tracer
+        if info.cacheable and tracer.reuse:
+            key = (func, _key_of(args), _key_of(tuple(kwargs.items())))
+            hit = tracer.cache.get(key)
+            if hit is not None:
+                tracer.count(info, hit.cost, hit.bytes, hit.activation_bytes)
+                outs = [torch.empty_strided(s, st, dtype=d, device="meta") for s, st, d in hit.metas]
+                return outs[0] if hit.single else outs
+            out = func(*args, **kwargs)
+            cost, nbytes, act = self._cost(info, args, kwargs, out)
+            outs = [out] if isinstance(out, torch.Tensor) else list(out)
+            if all(o.device.type == "meta" for o in outs):
+                metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
+                tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), cost, nbytes, act)
+            tracer.count(info, cost, nbytes, act)
+            return out
+        out = func(*args, **kwargs)
+        cost, nbytes, act = self._cost(info, args, kwargs, out)
+        tracer.count(info, cost, nbytes, act)
+        return out
+
+    @staticmethod
+    def _cost(info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, int, int]:
+        cost = info.rule(args, kwargs, out) if info.rule is not None else FREE
+        if info.aliases or not info.allocates:
+            return cost, 0, 0
+        outs = [out] if isinstance(out, torch.Tensor) else list(_tensors(out if isinstance(out, (tuple, list)) else ()))
+        written = sum(_tensor_bytes(o) for o in outs)
+        read = sum(_tensor_bytes(t) for t in _tensors(args)) + sum(
+            _tensor_bytes(t) for t in _tensors(kwargs.values())
+        )
+        return cost, read + written, written
+
+
+class _Tracer:
+    """Module-call stack, per-call records and the meta-result cache of one trace."""
+
+    def __init__(self, facts: dict[int, ModuleFacts], reuse: bool) -> None:
+        self.facts = facts
+        self.reuse = reuse
+        self.cache: dict[Any, _Cached] = {}
+        self.stack: list[_Call] = []
+        self.calls: list[_Call] = []
+        self.call_counts: Counter = Counter()
+        self.uncounted: dict[str, tuple[int, list[str]]] = {}
+
+    def enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        facts = self.facts[id(module)]
+        index = self.call_counts[facts.path]
+        self.call_counts[facts.path] = index + 1
+        shapes = _shapes(args) + _shapes(kwargs)
+        record = _Call(facts, index, shapes)
+        self.calls.append(record)
+        self.stack.append(record)
+
+    def leave(self, module: nn.Module, output: Any) -> None:
+        record = self.stack.pop()
+        record.output_shapes = _shapes(output)
+        if self.stack:
+            self.stack[-1].absorb(record)
+
+    def count(self, info: _OpInfo, cost: OpCost, nbytes: int, activation: int) -> None:
+        if not self.stack:
+            return
+        record = self.stack[-1]
+        record.macs += cost.macs
+        record.flops += cost.flops
+        record.bytes += nbytes
+        record.activation_bytes += activation
+        record.ops[info.name] += 1
+        if cost.formula is not None:
+            record.formulas.append(cost.formula)
+        if info.rule is None:
+            count, paths = self.uncounted.get(info.name, (0, []))
+            if record.facts.path not in paths:
+                paths.append(record.facts.path)
+            self.uncounted[info.name] = (count + 1, paths)
+
+    def innermost(self) -> _Call | None:
+        return self.stack[-1] if self.stack else None
+
+
+def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
+    """Path, type and recursive parameter counts of every module, keyed by ``id``.
+
+    Like fvcore's parameter_count, each tensor is summed into every prefix of its
+    dotted name, so a shared tensor counts once, under its first name.
+    """
+    params: Counter = Counter()
+    state_bytes: Counter = Counter()
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        size = tensor.element_size() if dtype is None or not tensor.is_floating_point() else (
+            torch.empty((), dtype=dtype, device="meta").element_size()
+        )
+        parts = name.split(".")
+        for i in range(len(parts)):
+            prefix = ".".join(parts[:i])
+            if isinstance(tensor, nn.Parameter):
+                params[prefix] += tensor.numel()
+            state_bytes[prefix] += tensor.numel() * size
+    facts: dict[int, ModuleFacts] = {}
+    for path, module in model.named_modules():
+        facts[id(module)] = ModuleFacts(
+            path=path, type=type(module).__name__,
+            depth=0 if path == "" else path.count(".") + 1,
+            leaf=next(module.children(), None) is None,
+            params=params[path], weight_bytes=state_bytes[path],
+        )
+    return facts
+
+
+@contextlib.contextmanager
+def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
+    handles = []
+    try:
+        for module in model.modules():
+            handles.append(module.register_forward_pre_hook(
+                lambda m, a, k: tracer.enter(m, a, k), with_kwargs=True))
+            handles.append(module.register_forward_hook(lambda m, a, o: tracer.leave(m, o)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module, train: bool) -> Iterator[None]:
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.train(train)
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
+def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """Parameters and buffers as they must be for this trace, when they differ from the model's."""
+    swapped: dict[str, torch.Tensor] = {}
+    named = list(model.named_parameters(remove_duplicate=False)) + list(
+        model.named_buffers(remove_duplicate=False)
+    )
+    for name, t in named:
+        want = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
+        if t.device.type == device.type and t.dtype == want:
+            continue
+        if device.type == "meta":
+            swapped[name] = torch.empty_like(t, device="meta", dtype=want)
+        else:
+            swapped[name] = t.detach().to(device=device, dtype=want)
+    return swapped
+
+
+def trace(
+    model: nn.Module,
+    inputs: Sequence[torch.Tensor],
+    *,
+    train: bool = False,
+    dtype: torch.dtype | None = None,
+) -> TraceResult:
+    """Run ``model`` once on ``inputs`` and return one ``LayerCost`` per module call.
+
+    The device is the inputs' device; parameters on another device or dtype are
+    substituted for the trace (``torch.func.functional_call``), never moved, so the
+    model is left as found: hooks removed, train/eval modes restored, even when its
+    forward raises.
+    """
+    device = inputs[0].device
+    tracer = _Tracer(module_facts(model, dtype), reuse=device.type == "meta")
+    stand_ins = _stand_ins(model, device, dtype)
+    try:
+        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), \
+                torch.device(device), _CountingMode(tracer):
+            if stand_ins:
+                torch.func.functional_call(model, stand_ins, tuple(inputs), strict=False)
+            else:
+                model(*inputs)
+    except Exception as error:  # the user's forward can raise anything
+        raise _forward_error(tracer.innermost(), error) from error
+    return TraceResult([c.freeze() for c in tracer.calls], tracer.uncounted)
+
+
+def _forward_error(call: _Call | None, error: Exception) -> ModelError:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if call is None:
+        return ModelError(f"the model's forward failed: {message}")
+    where = call.facts.path or "<root>"
+    shapes = ", ".join("x".join(map(str, s)) for s in call.input_shapes) or "no tensors"
+    return ModelError(
+        f"layer '{where}' ({call.facts.type}) failed on input {shapes}: {message}"
+    )

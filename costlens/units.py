@@ -1,0 +1,68 @@
+"""Numbers as people read and write them: 1,234,567 / 1.23M / "12.4M" / 1x3x224x224."""
+
+from __future__ import annotations
+
+import re
+
+from costlens.errors import InputShapeError
+
+_PREFIXES = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
+_BINARY = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+_HUMAN = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?|\.[0-9]+)\s*([kKMGT]?)\s*$")
+
+
+def grouped(value: int | float) -> str:
+    """Thousands separators: 120422400 -> '120,422,400'."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+
+
+def human(value: float, digits: int = 3) -> str:
+    """Short decimal units: 120422400 -> '120M', 1814073344 -> '1.81G'."""
+    for suffix, scale in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{_significant(value / scale, digits)}{suffix}"
+    return _significant(value, digits) if isinstance(value, float) else str(value)
+
+
+def human_bytes(value: float) -> str:
+    """Binary byte units: 1048576 -> '1.00 MiB'."""
+    for suffix, scale in _BINARY:
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {suffix}"
+    return f"{int(value)} B"
+
+
+def _significant(value: float, digits: int) -> str:
+    if value == int(value) and abs(value) < 10**digits:
+        return str(int(value))
+    decimals = max(0, digits - len(str(int(abs(value)))))
+    return f"{value:.{decimals}f}"
+
+
+def parse_human(text: str) -> int:
+    """'12.4M' -> 12400000, '1.5G' -> 1500000000, '120,422,400' -> 120422400."""
+    match = _HUMAN.match(str(text))
+    if not match:
+        raise ValueError(f"not a number: {text!r} (write 12400000, 12,400,000, 12.4M or 1.5G)")
+    number, suffix = match.groups()
+    scale = dict(_PREFIXES).get(suffix.upper(), 1)
+    return round(float(number.replace(",", "").replace("_", "")) * scale)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1x3x224x224' -> (1, 3, 224, 224); anything else is an ``InputShapeError``."""
+    parts = str(text).strip().lower().replace("×", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputShapeError(
+            f"malformed input shape '{text}': expected sizes joined by x, like 1x3x224x224"
+        ) from None
+    if any(s <= 0 for s in shape):
+        raise InputShapeError(f"input shape '{text}' has a size below 1")
+    return shape
+
+
+def format_shape(shape: list[int] | tuple[int, ...]) -> str:
+    """(1, 3, 224, 224) -> '1x3x224x224'."""
+    return "x".join(str(s) for s in shape)

@@ -1,0 +1,68 @@
+"""The zoo's registry: ``@register`` a builder under a name; ``create(name)`` builds it."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from costlens.errors import UnknownModelError
+
+FAMILIES = ("lenet", "alexnet", "vgg", "resnet", "nin", "inception")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A registered architecture: how to build it, its default input, its source."""
+
+    name: str
+    build: Callable[..., nn.Module]
+    input: tuple[int, ...]
+    cite: str
+
+
+_ZOO: dict[str, ZooEntry] = {}
+
+
+def register(
+    name: str, *, input: tuple[int, ...], cite: str
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a zero-argument (options optional) builder; a duplicate name raises."""
+
+    def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _ZOO:
+            raise ValueError(f"zoo name {name!r} is already registered")
+        _ZOO[name] = ZooEntry(name, build, tuple(input), cite)
+        return build
+
+    return add
+
+
+def _load_families() -> None:
+    for family in FAMILIES:
+        importlib.import_module(f"costlens.zoo.{family}")
+
+
+def names() -> list[str]:
+    """Every registered model name, in registration (lecture) order."""
+    _load_families()
+    return list(_ZOO)
+
+
+def entry(name: str) -> ZooEntry:
+    """The registered entry of ``name``; an unknown name suggests the nearest ones."""
+    _load_families()
+    if name in _ZOO:
+        return _ZOO[name]
+    close = difflib.get_close_matches(name.lower(), list(_ZOO), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see 'costlens list'"
+    raise UnknownModelError(f"unknown model '{name}'{hint}")
+
+
+def create(name: str, **options: Any) -> nn.Module:
+    """Build the architecture registered as ``name`` (in the current default device)."""
+    return entry(name).build(**options)
