@@ -30,6 +30,14 @@ from costlens.profile import LayerCost
 
 Shape = tuple[int, ...]
 
+# Norms also return the batch statistics they saved for backward; their size differs
+# between kernels (meta keeps them in eval mode, cpu does not), so only the
+# normalized output counts as written data.
+_STATISTICS_OUTPUTS = {
+    "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+    "cudnn_batch_norm", "native_layer_norm", "native_group_norm", "_batch_norm_with_update",
+}
+
 
 @dataclass
 class ModuleFacts:
@@ -86,6 +94,7 @@ class _OpInfo:
     cacheable: bool
     aliases: bool  # returns a view of an input (or the mutated input itself)
     allocates: bool  # writes data: its outputs count as activations
+    primary_only: bool  # only the first output is data; the rest is saved statistics
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,7 @@ def _learn(func: Any) -> _OpInfo:
     allocates = not aliases and not name.startswith(("empty", "new_empty"))
     return _OpInfo(
         name=f"aten.{name}", rule=rule_for(func.overloadpacket), cacheable=cacheable,
-        aliases=aliases, allocates=allocates,
+        aliases=aliases, allocates=allocates, primary_only=name in _STATISTICS_OUTPUTS,
     )
 
 
@@ -203,6 +212,8 @@ class _CountingMode(TorchDispatchMode):
         if info.aliases or not info.allocates:
             return cost, 0, 0
         outs = [out] if isinstance(out, torch.Tensor) else list(_tensors(out if isinstance(out, (tuple, list)) else ()))
+        if info.primary_only:
+            outs = outs[:1]
         written = sum(_tensor_bytes(o) for o in outs)
         read = sum(_tensor_bytes(t) for t in _tensors(args)) + sum(
             _tensor_bytes(t) for t in _tensors(kwargs.values())
