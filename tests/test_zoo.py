@@ -86,7 +86,8 @@ def test_lecture_and_paper_parameter_counts(zoo_profile) -> None:  # type: ignor
 
 
 # Szegedy et al. 2014, Table 1: ops per Inception module in millions (multiply-adds).
-# The table truncates (4a is 73.6M by its own widths); 5a is checked by hand below.
+# The table rounds loosely (4a is 73.6M, 4c 99.85M by its own widths): within 1M.
+# 5a is checked by hand below.
 GOOGLENET_OPS = {
     "inception3a": 128, "inception3b": 304, "inception4a": 73, "inception4b": 88,
     "inception4c": 100, "inception4d": 119, "inception4e": 170, "inception5b": 71,
@@ -95,7 +96,7 @@ GOOGLENET_OPS = {
 
 @pytest.mark.parametrize(("module", "millions"), list(GOOGLENET_OPS.items()))
 def test_googlenet_table1_ops(module: str, millions: int, zoo_profile) -> None:  # type: ignore[no-untyped-def]
-    assert 0 <= zoo_profile("googlenet").find(module).macs / 1e6 - millions < 1
+    assert abs(zoo_profile("googlenet").find(module).macs / 1e6 - millions) < 1
 
 
 def test_googlenet_5a_follows_its_table_widths(zoo_profile) -> None:  # type: ignore[no-untyped-def]
