@@ -81,7 +81,13 @@ def profile(
     torch_device = torch.device(device)
     net, name, default_input, cite = build(model, torch_device)
     shape = input_shape_for(default_input, input_shape, batch, name)
-    example = torch.randn(shape, device=torch_device, dtype=DTYPES[dtype])
+    try:
+        example = torch.randn(shape, device=torch_device, dtype=DTYPES[dtype])
+    except (RuntimeError, MemoryError) as error:
+        raise InputShapeError(
+            f"cannot allocate a {'x'.join(map(str, shape))} {dtype} input on {device}: "
+            f"{str(error).splitlines()[0]} (the meta device needs no memory)"
+        ) from error
     result = trace(net, [example], train=train, dtype=DTYPES[dtype])
     root = result.layers[0]
     unique_params = list(net.parameters())

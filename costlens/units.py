@@ -6,9 +6,9 @@ import re
 
 from costlens.errors import InputShapeError
 
-_PREFIXES = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
-_BINARY = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
-_HUMAN = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?|\.[0-9]+)\s*([kKMGT]?)\s*$")
+_PREFIXES = (("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3))
+_BINARY = (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+_HUMAN = re.compile(r"^\s*([0-9][0-9_,]*(?:\.[0-9]+)?|\.[0-9]+)\s*([kKMGTPE]?)\s*$")
 
 
 def grouped(value: int | float) -> str:

@@ -1,0 +1,151 @@
+"""End to end through the CLI: the commands a user types, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from costlens.cli import cli
+from costlens.zoo import names
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Invoke the CLI in an empty working directory; returns the click Result."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def _one_line_error(result, needle: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("costlens: error: "), result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_profile_inception_prints_the_table_and_saves_json(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("profile", "inception")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    branch3 = next(line for line in lines if line.startswith("branch3"))
+    assert "12,443,648" in branch3  # the lecture's bottleneck number, with separators
+    assert any(line.startswith("Total") and "128,049,152" in line for line in lines)
+    assert "Convention: MACs count multiply-accumulates" in result.stdout
+    assert "Uncounted ops: none" in result.stdout
+    saved = json.loads((tmp_path / "reports" / "inception.json").read_text())
+    assert saved["schema"] == "costlens.profile/1"
+    assert saved["totals"]["macs"] == 128_049_152
+
+
+def test_depth_limits_the_table(run) -> None:  # type: ignore[no-untyped-def]
+    shallow = run("profile", "inception").stdout
+    deep = run("profile", "inception", "--depth", "3").stdout
+    assert "reduce" not in shallow
+    assert "\n    conv " in deep  # branch3.conv.conv at depth 3: two spaces per level below 1
+
+
+def test_json_format_follows_the_contract(run) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("profile", "conv5x5", "--format", "json").stdout)
+    assert set(data) >= {"schema", "model", "input_shape", "dtype", "device", "environment",
+                         "convention", "totals", "layers", "uncounted", "timing"}
+    assert data["input_shape"] == [1, 192, 28, 28]
+    conv = next(layer for layer in data["layers"] if layer["path"] == "conv")
+    assert conv["formula"] == "28·28·32 × 5·5·192 = 120,422,400"
+    assert conv["ops"] == {"aten.convolution": 1}
+
+
+def test_csv_and_markdown_and_output_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv_text = run("profile", "lenet5", "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("path,type,depth,call,leaf")
+    assert len(csv_text.strip().splitlines()) == 1 + 13  # header + root + 12 layers
+    result = run("profile", "lenet5", "--format", "markdown", "-o", "out/lenet.md")
+    assert result.exit_code == 0
+    text = (tmp_path / "out" / "lenet.md").read_text()
+    assert "| Layer |" in text and "**61,706**" in text
+
+
+def test_batch_and_input_options(run) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("profile", "conv5x5", "--batch", "4", "--format", "json").stdout)
+    assert data["totals"]["macs"] == 4 * 120_422_400
+    data = json.loads(run("profile", "conv5x5", "--input", "1x192x14x14", "--format", "json").stdout)
+    assert data["totals"]["macs"] == 14 * 14 * 32 * 5 * 5 * 192  # 30,105,600
+
+
+def test_list_shows_every_model(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("list")
+    assert result.exit_code == 0
+    listed = {line.split()[0] for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert set(names()) <= listed
+    vgg16 = next(line for line in result.stdout.splitlines() if line.startswith("vgg16 "))
+    assert "138M" in vgg16 and "15.5G" in vgg16 and "Simonyan" in vgg16
+
+
+def test_user_model_by_import_path(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "usernet.py").write_text(textwrap.dedent("""
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            def forward(self, x):
+                return F.relu(self.conv(x)) @ x.new_ones(64, 2)
+
+        def build_net():
+            return Net()
+    """))
+    result = run("profile", "usernet:build_net", "--input", "1x3x64x64", "--format", "json")
+    data = json.loads(result.stdout)
+    # conv: 64·64·8 × 3·3·3 = 884,736; matmul (1·8·64 × 64)·2 = 512·64·2 = 65,536
+    assert data["totals"]["macs"] == 884_736 + 65_536
+    assert (tmp_path / "reports" / "usernet-build_net.json").exists()
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["profile", "resnet5O"], "unknown model 'resnet5O'; did you mean resnet50"),
+    (["profile", "vgg16", "--input", "1x3xfoo"], "malformed input shape '1x3xfoo'"),
+    (["profile", "vgg16", "--input", "1x3x0x4"], "has a size below 1"),
+    (["profile", "vgg16", "--input", "1x3x32x32"], "layer 'classifier.fc6' (Conv2d) failed on input 1x512x1x1"),
+    (["profile", "lenet5", "--input", "1x3x32x32"], "layer 'conv1' (Conv2d) failed on input 1x3x32x32"),
+    (["profile", "nosuchpkg.models:net", "--input", "1x3x8x8"], "cannot import 'nosuchpkg.models'"),
+    (["profile", "vgg16", "--format", "xml"], "Invalid value for '--format'"),
+    (["profile", "inception", "-o", "/proc/costlens/x.txt"], "cannot write /proc/costlens/x.txt"),
+    (["profile", "inception", "--device", "cpu", "--input", "1x192x100000x100000"], "cannot allocate"),
+])
+def test_bad_input_is_one_line_and_exit_2(run, args: list[str], needle: str) -> None:  # type: ignore[no-untyped-def]
+    _one_line_error(run(*args), needle)
+
+
+def test_forward_that_raises_names_the_layer(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "badnet.py").write_text(textwrap.dedent("""
+        from torch import nn
+        class Boom(nn.Module):
+            def forward(self, x):
+                raise RuntimeError("boom")
+        def build():
+            return nn.Sequential(nn.Conv2d(3, 4, 3), Boom())
+    """))
+    _one_line_error(run("profile", "badnet:build", "--input", "1x3x8x8"), "layer '1' (Boom) failed on input 1x4x6x6: boom")
+
+
+def test_help_and_version_do_not_import_torch() -> None:
+    code = "import sys; from costlens.cli import cli; cli.main(['--help'], standalone_mode=False); " \
+           "assert 'torch' not in sys.modules, 'torch imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "profile" in done.stdout
+    version = subprocess.run([sys.executable, "-m", "costlens", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "0.1.0" in version.stdout
