@@ -103,6 +103,7 @@ class _Cached:
 
     metas: tuple[tuple[Shape, Shape, torch.dtype], ...]
     single: bool
+    as_tuple: bool
     cost: OpCost
     bytes: int
     activation_bytes: int
@@ -145,13 +146,22 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield from (t for t in v if isinstance(t, torch.Tensor))
 
 
-def _key_of(value: Any) -> Any:
-    """A hashable key for an op argument; tensors by shape, stride, dtype and device."""
-    if isinstance(value, torch.Tensor):
-        return (value.shape, value.stride(), value.dtype, value.device.type)
-    if isinstance(value, (list, tuple)):
-        return tuple(_key_of(v) for v in value)
-    return value
+def _key_of(values: tuple | list) -> tuple:
+    """A hashable key for op arguments: tensors by shape, stride and dtype.
+
+    The device is left out: only results whose outputs are all on meta are cached,
+    and a meta result depends on nothing else.
+    """
+    key: list[Any] = []
+    for v in values:
+        kind = type(v)
+        if kind is torch.Tensor or isinstance(v, torch.Tensor):
+            key.append((v.shape, v.stride(), v.dtype))
+        elif kind is list or kind is tuple:
+            key.append(_key_of(v))
+        else:
+            key.append(v)
+    return tuple(key)
 
 
 def _learn(func: Any) -> _OpInfo:
@@ -163,7 +173,10 @@ def _learn(func: Any) -> _OpInfo:
     dynamic = torch.Tag.dynamic_output_shape in func.tags or (
         torch.Tag.data_dependent_output in func.tags
     )
-    cacheable = not schema.is_mutable and not aliases and returns_tensors and not dynamic
+    # An op that returns fresh tensors only updates *values* of any argument it mutates
+    # (batch norm's running statistics); on meta there are no values, so its result
+    # can be reused like any other.
+    cacheable = not aliases and returns_tensors and not dynamic
     name = func.overloadpacket.__name__
     allocates = not aliases and not name.startswith(("empty", "new_empty"))
     return _OpInfo(
@@ -180,6 +193,12 @@ class _CountingMode(TorchDispatchMode):
         self.tracer = tracer
         self.infos: dict[Any, _OpInfo] = {}
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Nothing is compiled inside this mode. Left True, torch wraps every dispatch in
+        # a dynamo-disable frame and imports torch._dynamo (about a second) on first use.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         info = self.infos.get(func)
@@ -187,18 +206,23 @@ class _CountingMode(TorchDispatchMode):
             info = self.infos[func] = _learn(func)
         tracer = self.tracer
         if info.cacheable and tracer.reuse:
-            key = (func, _key_of(args), _key_of(tuple(kwargs.items())))
+            key = (func, _key_of(args), _key_of(tuple(kwargs.values())), tuple(kwargs)) if kwargs else (
+                func, _key_of(args))
             hit = tracer.cache.get(key)
             if hit is not None:
                 tracer.count(info, hit.cost, hit.bytes, hit.activation_bytes)
+                if hit.single:
+                    shape, stride, dtype = hit.metas[0]
+                    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
                 outs = [torch.empty_strided(s, st, dtype=d, device="meta") for s, st, d in hit.metas]
-                return outs[0] if hit.single else outs
+                return tuple(outs) if hit.as_tuple else outs
             out = func(*args, **kwargs)
             cost, nbytes, act = self._cost(info, args, kwargs, out)
             outs = [out] if isinstance(out, torch.Tensor) else list(out)
             if all(o.device.type == "meta" for o in outs):
                 metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
-                tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), cost, nbytes, act)
+                tracer.cache[key] = _Cached(
+                    metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, nbytes, act)
             tracer.count(info, cost, nbytes, act)
             return out
         out = func(*args, **kwargs)
@@ -242,7 +266,7 @@ class _Tracer:
         self.calls.append(record)
         self.stack.append(record)
 
-    def leave(self, module: nn.Module, output: Any) -> None:
+    def leave(self, module: nn.Module, args: tuple, output: Any) -> None:
         record = self.stack.pop()
         record.output_shapes = _shapes(output)
         if self.stack:
@@ -277,18 +301,26 @@ def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, Modul
     """
     params: Counter = Counter()
     state_bytes: Counter = Counter()
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-        size = tensor.element_size() if dtype is None or not tensor.is_floating_point() else (
-            torch.empty((), dtype=dtype, device="meta").element_size()
-        )
-        parts = name.split(".")
-        for i in range(len(parts)):
-            prefix = ".".join(parts[:i])
+    seen: set[int] = set()
+    modules = list(model.named_modules())
+    for path, module in modules:
+        own_params = own_bytes = 0
+        for tensor in list(module._parameters.values()) + list(module._buffers.values()):
+            if tensor is None or id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            size = _element_size(tensor, dtype)
+            own_bytes += tensor.numel() * size
             if isinstance(tensor, nn.Parameter):
-                params[prefix] += tensor.numel()
-            state_bytes[prefix] += tensor.numel() * size
+                own_params += tensor.numel()
+        if own_params or own_bytes:
+            parts = path.split(".") if path else []
+            for i in range(len(parts) + 1):
+                prefix = ".".join(parts[:i])
+                params[prefix] += own_params
+                state_bytes[prefix] += own_bytes
     facts: dict[int, ModuleFacts] = {}
-    for path, module in model.named_modules():
+    for path, module in modules:
         facts[id(module)] = ModuleFacts(
             path=path, type=type(module).__name__,
             depth=0 if path == "" else path.count(".") + 1,
@@ -298,14 +330,20 @@ def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, Modul
     return facts
 
 
+def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
+    """Bytes per element once floating-point state is cast to the trace's dtype."""
+    if dtype is not None and tensor.is_floating_point():
+        return dtype.itemsize
+    return tensor.element_size()
+
+
 @contextlib.contextmanager
 def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
     handles = []
     try:
         for module in model.modules():
-            handles.append(module.register_forward_pre_hook(
-                lambda m, a, k: tracer.enter(m, a, k), with_kwargs=True))
-            handles.append(module.register_forward_hook(lambda m, a, o: tracer.leave(m, o)))
+            handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
+            handles.append(module.register_forward_hook(tracer.leave))
         yield
     finally:
         for handle in handles:
