@@ -82,7 +82,9 @@ def profile(
     net, name, default_input, cite = build(model, torch_device)
     shape = input_shape_for(default_input, input_shape, batch, name)
     try:
-        example = torch.randn(shape, device=torch_device, dtype=DTYPES[dtype])
+        # values do not matter on meta; torch.randn's meta path imports sympy (0.5 s)
+        make = torch.empty if torch_device.type == "meta" else torch.randn
+        example = make(shape, device=torch_device, dtype=DTYPES[dtype])
     except (RuntimeError, MemoryError) as error:
         raise InputShapeError(
             f"cannot allocate a {'x'.join(map(str, shape))} {dtype} input on {device}: "
@@ -106,3 +108,17 @@ def profile(
         convention=CONVENTION, totals=totals, layers=result.layers,
         uncounted=uncounted, citation=cite,
     )
+
+
+def is_saved_profile(spec: str) -> bool:
+    """A compare/check argument that names a saved profile JSON rather than a model."""
+    return spec.endswith(".json") or ("/" in spec and ":" not in spec)
+
+
+def obtain(spec: str, input_shape: Sequence[int] | None = None, **options: object) -> Profile:
+    """A profile for ``spec``: read from a saved JSON file, or traced from a model."""
+    if is_saved_profile(spec):
+        from costlens.profile import load
+
+        return load(spec)
+    return profile(spec, input_shape, **options)  # type: ignore[arg-type]

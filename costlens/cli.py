@@ -7,6 +7,7 @@ reused by the commands that take it.
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -19,7 +20,7 @@ from costlens.errors import CostlensError, InputShapeError
 from costlens.units import parse_shape
 
 REPORTS = Path("reports")
-FORMATS = ("table", "csv", "json", "markdown")
+FORMATS = ("table", "csv", "json", "markdown", "html")
 
 
 class CostlensGroup(click.Group):
@@ -77,6 +78,9 @@ save_option = click.option("--save", type=click.Path(dir_okay=False),
                            help="Where to save the profile JSON (default: reports/NAME.json).")
 device_option = click.option("--device", type=click.Choice(("meta", "cpu", "cuda")), default="meta", show_default=True,
                              help="Device to trace on: meta counts without weights or arithmetic.")
+plotlyjs_option = click.option(
+    "--plotlyjs", type=click.Path(file_okay=False), metavar="DIRECTORY",
+    help="Write one shared plotly.min.js into DIRECTORY and link it, instead of embedding it in each page.")
 dtype_option = click.option("--dtype", type=click.Choice(("float32", "float16", "bfloat16")), default="float32",
                             show_default=True, help="Data type of inputs and weights.")
 
@@ -114,34 +118,88 @@ def list_models() -> None:
 @format_option
 @output_option
 @save_option
+@plotlyjs_option
 @device_option
 @dtype_option
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
 def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int | None, depth: int,
-                    fmt: str, output: str | None, save: str | None, device: str, dtype: str,
-                    crosscheck: bool) -> int:
-    """Per-layer cost of NAME (a zoo name or pkg.module:factory); saves reports/NAME.json."""
+                    fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str,
+                    dtype: str, crosscheck: bool) -> int:
+    """Per-layer cost of NAME (a zoo name or pkg.module:factory).
+
+    Saves reports/NAME.json and the page reports/NAME.html (or -o with --format html).
+    """
     from costlens.api import profile
     from costlens.files import report_stem, write_atomic
-    from costlens.report import text
+    from costlens.report import html, text
 
     result = profile(name, input_shape, batch=batch, device=device, dtype=dtype)
-    saved = write_atomic(save or REPORTS / f"{report_stem(result.model)}.json", result.to_json())
+    stem = report_stem(result.model)
+    saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
+    page_path = output if (fmt == "html" and output) else REPORTS / f"{stem}.html"
+    page = html.write_page(page_path, lambda src: html.profile_page(result, src), plotlyjs)
     renderers = {
         "table": lambda: text.table(result, depth),
         "markdown": lambda: text.markdown(result, depth),
         "csv": lambda: text.csv(result),
         "json": result.to_json,
     }
-    rendered = renderers[fmt]()
+    if fmt != "html":
+        _emit(renderers[fmt](), output)
+    click.echo(f"saved {saved} and {page}", err=True)
+    if crosscheck:
+        return _crosscheck(name, result.input_shape)
+    return 0
+
+
+@cli.command("compare")
+@click.argument("models", nargs=-1, required=True)
+@input_option
+@batch_option
+@depth_option
+@format_option
+@output_option
+@plotlyjs_option
+@device_option
+@dtype_option
+def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: int | None, depth: int,
+                    fmt: str, output: str | None, plotlyjs: str | None, device: str, dtype: str) -> int:
+    """Compare MODELS (zoo names, import paths or saved .json profiles), the first as baseline.
+
+    Prints totals and matched blocks with ratios; writes reports/compare-A-vs-B.html.
+    """
+    if len(models) < 2:
+        raise click.UsageError("compare needs at least two models")
+    from costlens.api import obtain
+    from costlens.compare import compare
+    from costlens.files import report_stem, write_atomic
+    from costlens.report import html, text
+
+    profiles = [obtain(m, input_shape, batch=batch, device=device, dtype=dtype) for m in models]
+    comparison = compare(profiles, depth=max(depth, 1))
+    stem = "compare-" + "-vs-".join(report_stem(p.model) for p in profiles)
+    page_path = output if (fmt == "html" and output) else REPORTS / f"{stem}.html"
+    page = html.write_page(page_path, lambda src: html.comparison_page(comparison, src), plotlyjs)
+    renderers = {
+        "table": lambda: text.comparison_table(comparison),
+        "markdown": lambda: text.comparison_markdown(comparison),
+        "csv": lambda: text.comparison_csv(comparison),
+        "json": lambda: json.dumps(comparison.to_dict(), indent=1),
+    }
+    if fmt != "html":
+        _emit(renderers[fmt](), output)
+    click.echo(f"saved {page}", err=True)
+    return 0
+
+
+def _emit(rendered: str, output: str | None) -> None:
+    """Print ``rendered``, or write it atomically to ``output``."""
+    from costlens.files import write_atomic
+
     if output:
         click.echo(f"wrote {write_atomic(output, rendered)}", err=True)
     else:
         click.echo(rendered, nl=not rendered.endswith("\n"))
-    click.echo(f"saved profile to {saved}", err=True)
-    if crosscheck:
-        return _crosscheck(name, result.input_shape)
-    return 0
 
 
 def _crosscheck(name: str, shape: list[int]) -> int:

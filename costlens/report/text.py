@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from costlens.compare import METRICS, Comparison, ratio_row
 from costlens.profile import LayerCost, Profile
 from costlens.zoo.registry import ZooEntry
 from costlens.units import format_shape, grouped, human, human_bytes
@@ -90,21 +91,29 @@ def uncounted_line(profile: Profile) -> str:
     return "Uncounted ops (no formula, counted as 0 FLOPs): " + "; ".join(parts)
 
 
+def grid(rows: list[tuple[str, ...]], right: set[int], footer_rows: int = 0) -> list[str]:
+    """Aligned columns: a header row, a rule, the body, and a rule above the last
+    ``footer_rows`` rows; columns in ``right`` are right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    body = [line(r) for r in rows[1:]]
+    if footer_rows:
+        body.insert(len(body) - footer_rows, rule)
+    return [line(rows[0]), rule] + body
+
+
 def table(profile: Profile, depth: int = 1) -> str:
     """The per-layer terminal table, indented by depth, with totals and convention under it."""
     total = profile.totals["macs"]
     rows = [COLUMNS] + [_cells(layer, total, "  ") for layer in visible_layers(profile, depth)]
     rows.append(_total_cells(profile))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.rjust(w) if COLUMNS[i] in RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    body = [line(rows[0]), rule] + [line(r) for r in rows[1:-1]] + [rule, line(rows[-1])]
-    return "\n".join([header(profile), ""] + body + ["", footer(profile)]) + "\n"
+    right = {i for i, c in enumerate(COLUMNS) if c in RIGHT}
+    return "\n".join([header(profile), ""] + grid(rows, right, footer_rows=1) + ["", footer(profile)]) + "\n"
 
 
 def _md_escape(text: str) -> str:
@@ -137,16 +146,124 @@ def csv(profile: Profile) -> str:
 
 def zoo_table(rows: list[tuple[ZooEntry, Profile]]) -> str:
     """``costlens list``: name, default input, params, MACs and citation of each model."""
-    cells = [("Model", "Input", "Params", "MACs", "Citation")]
+    cells: list[tuple[str, ...]] = [("Model", "Input", "Params", "MACs", "Citation")]
     cells += [
         (e.name, format_shape(e.input), human(p.totals["params"]), human(p.totals["macs"]), e.cite)
         for e, p in rows
     ]
-    widths = [max(len(r[i]) for r in cells) for i in range(4)]
-    lines = []
-    for r in cells:
-        lines.append("  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
-                                r[2].rjust(widths[2]), r[3].rjust(widths[3]), r[4]]))
+    lines = grid(cells, {2, 3})
     lines.append("")
     lines.append("Any nn.Module works too: costlens profile package.module:factory --input 1x3x224x224")
     return "\n".join(lines) + "\n"
+
+
+# --- comparisons -----------------------------------------------------------------
+
+METRIC_LABELS = {
+    "params": "Params", "macs": "MACs", "flops": "FLOPs", "activation_bytes": "Activations",
+    "weight_bytes": "Weights", "latency_ms": "Latency (ms)",
+}
+
+
+def ratio_words(ratio: float | None) -> str:
+    """0.1033 -> '0.10x (9.7x less)'; 1.27 -> '1.27x (1.3x more)'; None -> '-'."""
+    if ratio is None:
+        return "-"
+    if abs(ratio - 1) < 5e-4:
+        return "1.00x (same)"
+    if ratio == 0:
+        return "0x"
+    factor = 1 / ratio if ratio < 1 else ratio
+    digits = 1 if factor >= 2 else 2
+    return f"{ratio:.2f}x ({factor:.{digits}f}x {'less' if ratio < 1 else 'more'})"
+
+
+def _metric_value(metric: str, value: int | float | None) -> str:
+    if value is None:
+        return "-"
+    if metric.endswith("_bytes"):
+        return human_bytes(value)
+    if metric == "latency_ms":
+        return f"{value:.3f}"
+    return grouped(int(value))
+
+
+def _compare_metrics(comparison: Comparison) -> list[str]:
+    return list(METRICS) + (["latency_ms"] if comparison.has_timing else [])
+
+
+def totals_rows(comparison: Comparison) -> list[tuple[str, ...]]:
+    """Header and one row per metric: each model's total, then its ratio to the first."""
+    names = comparison.names
+    head = ("Metric", names[0]) + tuple(x for n in names[1:] for x in (n, "vs " + names[0]))
+    rows: list[tuple[str, ...]] = [head]
+    for metric in _compare_metrics(comparison):
+        values, ratios = comparison.total(metric), comparison.ratios(metric)
+        cells = [METRIC_LABELS[metric], _metric_value(metric, values[0])]
+        for value, ratio in zip(values[1:], ratios[1:]):
+            cells += [_metric_value(metric, value), ratio_words(ratio)]
+        rows.append(tuple(cells))
+    return rows
+
+
+def block_rows(comparison: Comparison, metric: str = "macs") -> list[tuple[str, ...]]:
+    """Header and one row per aligned block for ``metric``, with ratios to the first model."""
+    names = comparison.names
+    label = METRIC_LABELS[metric]
+    head = ("Block", f"{names[0]} {label}") + tuple(
+        x for n in names[1:] for x in (f"{n} {label}", "vs " + names[0]))
+    rows: list[tuple[str, ...]] = [head]
+    for block in comparison.blocks:
+        values = list(block.values[metric])
+        ratios = ratio_row(values)
+        cells = ["  " * (block.depth - 1) + block.label, _metric_value(metric, values[0])]
+        for value, ratio in zip(values[1:], ratios[1:]):
+            cells += [_metric_value(metric, value), ratio_words(ratio)]
+        rows.append(tuple(cells))
+    return rows
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """Totals side by side, then MACs and params block by block."""
+    right = set(range(1, 2 * len(comparison.names)))
+    lines = ["Totals (ratios to " + comparison.names[0] + ")", ""] + grid(totals_rows(comparison), right)
+    for metric in ("macs", "params"):
+        lines += ["", f"{METRIC_LABELS[metric]} by matched block", ""] + grid(block_rows(comparison, metric), right)
+    lines += ["", f"Convention: {comparison.profiles[0].convention}"]
+    for profile in comparison.profiles:
+        if profile.uncounted:
+            lines.append(f"{profile.model}: {uncounted_line(profile)}")
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(rows: list[tuple[str, ...]]) -> list[str]:
+    head, *body = rows
+    lines = ["| " + " | ".join(_md_escape(c) for c in head) + " |",
+             "|:---|" + "|".join("---:" for _ in head[1:]) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c.strip()) if i == 0 else c for i, c in enumerate(r)) + " |" for r in body]
+    return lines
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """Totals and MACs by block as pipe tables for a pull-request comment."""
+    lines = [f"**{' vs '.join(_md_escape(n) for n in comparison.names)}**", ""]
+    lines += _md_table(totals_rows(comparison)) + ["", "MACs by matched block:", ""]
+    lines += _md_table(block_rows(comparison, "macs"))
+    lines += ["", f"_{comparison.profiles[0].convention}_"]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_csv(comparison: Comparison) -> str:
+    """One row per block and model: tidy data for pandas."""
+    import pandas as pd
+
+    rows = []
+    for block in comparison.blocks:
+        for i, name in enumerate(comparison.names):
+            if block.types[i] is None:
+                continue
+            row: dict[str, object] = {"block": block.path, "call": block.call, "depth": block.depth,
+                                      "model": name, "type": block.types[i]}
+            row.update({m: block.values[m][i] for m in METRICS})
+            rows.append(row)
+    return str(pd.DataFrame(rows).to_csv(index=False))

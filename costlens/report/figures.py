@@ -1,0 +1,243 @@
+"""Pure plotly figure builders: Profile or Comparison in, ``go.Figure`` out, no I/O.
+
+Every name that came from a model (module paths, types) is HTML-escaped before it
+goes into a hover label, so a module called ``<img src=x onerror=...>`` shows as text.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+
+import plotly.graph_objects as go
+
+from costlens.compare import Comparison
+from costlens.profile import LayerCost, Profile
+from costlens.units import format_shape, grouped, human_bytes
+
+PALETTE = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00"]
+LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 40}, "height": 420}
+
+
+def _name(text: str) -> str:
+    return html.escape(text or "<root>")
+
+
+def leaves(profile: Profile) -> list[LayerCost]:
+    """Leaf module calls in execution order: where the arithmetic happens."""
+    return [layer for layer in profile.layers if layer.leaf]
+
+
+def _hover(layer: LayerCost) -> str:
+    ins = " ".join(format_shape(s) for s in layer.input_shapes) or "-"
+    outs = " ".join(format_shape(s) for s in layer.output_shapes) or "-"
+    call = f" (call {layer.call + 1})" if layer.call else ""
+    return (f"<b>{_name(layer.path)}</b>{call} · {_name(layer.type)}<br>"
+            f"in {ins} → out {outs}<br>MACs {grouped(layer.macs)} · params {grouped(layer.params)}"
+            f"<br>FLOPs {grouped(layer.flops)} · activations {human_bytes(layer.activation_bytes)}")
+
+
+def _scale_buttons() -> list[dict]:
+    """A linear/log switch for the y axis."""
+    return [{
+        "type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1.15, "showactive": True,
+        "buttons": [
+            {"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
+            {"label": "log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
+        ],
+    }]
+
+
+def layer_bars(profile: Profile, metric: str, title: str) -> go.Figure:
+    """One bar per leaf layer call, in execution order, of ``metric`` (macs or params)."""
+    rows = leaves(profile)
+    labels = [f"{i}:{_name(layer.path)}" for i, layer in enumerate(rows)]
+    fig = go.Figure(go.Bar(
+        x=labels, y=[getattr(layer, metric) for layer in rows], marker_color=PALETTE[0 if metric == "macs" else 3],
+        hovertext=[_hover(layer) for layer in rows], hoverinfo="text", name=metric,
+    ))
+    fig.update_layout(title=title, updatemenus=_scale_buttons(), xaxis={"showticklabels": len(rows) <= 60},
+                      yaxis_title=metric.upper() if metric == "macs" else "params", **LAYOUT)
+    return fig
+
+
+def cumulative(profile: Profile) -> go.Figure:
+    """Running share of MACs and params through the network's depth (leaf calls in order)."""
+    rows = leaves(profile)
+    fig = go.Figure()
+    for metric, color in (("macs", PALETTE[0]), ("params", PALETTE[3])):
+        total = sum(getattr(layer, metric) for layer in rows) or 1
+        running, ys = 0, []
+        for layer in rows:
+            running += getattr(layer, metric)
+            ys.append(100 * running / total)
+        fig.add_trace(go.Scatter(
+            x=list(range(len(rows))), y=ys, mode="lines", name=metric, line={"color": color},
+            hovertext=[_hover(layer) for layer in rows], hoverinfo="text+y",
+        ))
+    fig.update_layout(title="Cumulative share of MACs and params over depth", xaxis_title="leaf layer (execution order)",
+                      yaxis_title="% of total", **LAYOUT)
+    return fig
+
+
+def self_flops(profile: Profile) -> list[int]:
+    """FLOPs of each record's own ops (its total minus its direct children's)."""
+    own = [layer.flops for layer in profile.layers]
+    for index in range(len(profile.layers)):
+        for child in profile.children(index):
+            own[index] -= profile.layers[child].flops
+    return own
+
+
+def share_by_type(profile: Profile) -> go.Figure:
+    """FLOPs by module type; a parent's own ops (residual add, concat) count under its type."""
+    by_type: dict[str, int] = defaultdict(int)
+    for layer, own in zip(profile.layers, self_flops(profile)):
+        if own:
+            by_type[layer.type] += own
+    ordered = sorted(by_type.items(), key=lambda kv: kv[1])
+    total = sum(by_type.values()) or 1
+    fig = go.Figure(go.Bar(
+        y=[_name(k) for k, _ in ordered], x=[v for _, v in ordered], orientation="h", marker_color=PALETTE[5],
+        text=[f"{100 * v / total:.1f}%" for _, v in ordered], textposition="auto",
+        hovertext=[f"{_name(k)}<br>{grouped(v)} FLOPs ({100 * v / total:.2f}%)" for k, v in ordered],
+        hoverinfo="text",
+    ))
+    fig.update_layout(title="Share of FLOPs by layer type", xaxis_title="FLOPs", updatemenus=_scale_buttons(),
+                      **LAYOUT)
+    fig.update_layout(updatemenus=[{**_scale_buttons()[0], "buttons": [
+        {"label": "linear", "method": "relayout", "args": [{"xaxis.type": "linear"}]},
+        {"label": "log", "method": "relayout", "args": [{"xaxis.type": "log"}]},
+    ]}])
+    return fig
+
+
+def sunburst(profile: Profile) -> go.Figure:
+    """MACs over the module hierarchy: each ring one level deeper."""
+    ids, parents, labels, values, hovers = [], [], [], [], []
+    stack: list[tuple[int, str]] = []
+    for i, layer in enumerate(profile.layers):
+        node = f"{i}"
+        while stack and stack[-1][0] >= layer.depth:
+            stack.pop()
+        ids.append(node)
+        parents.append(stack[-1][1] if stack else "")
+        labels.append(_name(layer.name))
+        values.append(layer.macs)
+        hovers.append(_hover(layer))
+        stack.append((layer.depth, node))
+    fig = go.Figure(go.Sunburst(
+        ids=ids, parents=parents, labels=labels, values=values, branchvalues="total",
+        hovertext=hovers, hoverinfo="text", maxdepth=3,
+    ))
+    fig.update_layout(title="MACs by block (click a block to zoom in)", **{**LAYOUT, "height": 520})
+    return fig
+
+
+def trunk(profile: Profile, minimum: int = 5) -> list[LayerCost]:
+    """The network's main path: the shallowest level with at least ``minimum`` calls
+    that output a 4-d feature map (ResNet's stages, GoogLeNet's modules, VGG's layers)."""
+    deepest = max(layer.depth for layer in profile.layers)
+    for depth in range(1, deepest + 1):
+        rows = [layer for layer in profile.layers
+                if layer.depth == depth and layer.output_shapes and len(layer.output_shapes[0]) == 4]
+        if len(rows) >= minimum:
+            return rows
+    return [layer for layer in leaves(profile) if layer.output_shapes and len(layer.output_shapes[0]) == 4]
+
+
+def shape_walk(profile: Profile) -> go.Figure:
+    """Spatial size n_H·n_W falling and channels n_C rising along the main path."""
+    rows = trunk(profile)
+    x = [f"{i}:{_name(r.path)}" for i, r in enumerate(rows)]
+    hovers = [_hover(layer) for layer in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=[r.output_shapes[0][2] * r.output_shapes[0][3] for r in rows],
+                             name="n_H·n_W", mode="lines+markers", line={"color": PALETTE[0]},
+                             hovertext=hovers, hoverinfo="text+y"))
+    fig.add_trace(go.Scatter(x=x, y=[r.output_shapes[0][1] for r in rows], name="n_C", yaxis="y2",
+                             mode="lines+markers", line={"color": PALETTE[1]}, hovertext=hovers, hoverinfo="text+y"))
+    fig.update_layout(
+        title="Shape walk: n_H·n_W falls, n_C rises",
+        xaxis={"showticklabels": len(rows) <= 40, "tickangle": -45},
+        yaxis={"title": "n_H·n_W (pixels, log)", "type": "log", "dtick": 1},
+        yaxis2={"title": "n_C (channels)", "overlaying": "y", "side": "right", "rangemode": "tozero",
+                "tickmode": "auto", "showgrid": False},
+        legend={"x": 0.5, "y": 1.12, "orientation": "h"}, **{**LAYOUT, "margin": {**LAYOUT["margin"], "b": 110}},
+    )
+    return fig
+
+
+def memory(profile: Profile) -> go.Figure:
+    """Per leaf layer call: bytes of activations written vs bytes of weights held."""
+    rows = leaves(profile)
+    labels = [f"{i}:{_name(layer.path)}" for i, layer in enumerate(rows)]
+    hovers = [_hover(layer) for layer in rows]
+    fig = go.Figure([
+        go.Bar(x=labels, y=[r.activation_bytes for r in rows], name="activations", marker_color=PALETTE[2],
+               hovertext=hovers, hoverinfo="text+y"),
+        go.Bar(x=labels, y=[r.weight_bytes for r in rows], name="weights", marker_color=PALETTE[4],
+               hovertext=hovers, hoverinfo="text+y"),
+    ])
+    fig.update_layout(title="Memory per layer: activations vs weights (bytes)", barmode="group",
+                      updatemenus=_scale_buttons(), xaxis={"showticklabels": len(rows) <= 60}, **LAYOUT)
+    return fig
+
+
+def profile_figures(profile: Profile) -> list[tuple[str, go.Figure]]:
+    """Every chart of a profile page, with a short id for each."""
+    return [
+        ("macs-bars", layer_bars(profile, "macs", "MACs per layer (execution order)")),
+        ("params-bars", layer_bars(profile, "params", "Parameters per layer (execution order)")),
+        ("cumulative", cumulative(profile)),
+        ("sunburst", sunburst(profile)),
+        ("by-type", share_by_type(profile)),
+        ("shape-walk", shape_walk(profile)),
+        ("memory", memory(profile)),
+    ]
+
+
+# --- comparisons -----------------------------------------------------------------
+
+
+def comparison_totals(comparison: Comparison) -> go.Figure:
+    """Grouped bars: each model's params, MACs and FLOPs as a multiple of the baseline's."""
+    metrics = ("params", "macs", "flops", "activation_bytes", "weight_bytes")
+    fig = go.Figure()
+    for i, name in enumerate(comparison.names):
+        values = [comparison.total(m)[i] for m in metrics]
+        ratios = [comparison.ratios(m)[i] for m in metrics]
+        fig.add_trace(go.Bar(
+            x=list(metrics), y=ratios, name=_name(name), marker_color=PALETTE[i % len(PALETTE)],
+            hovertext=[f"{_name(name)}<br>{m}: {grouped(int(v or 0))}<br>{(r or 0):.3f}× the baseline"
+                       for m, v, r in zip(metrics, values, ratios)], hoverinfo="text",
+        ))
+    fig.update_layout(title=f"Totals relative to {_name(comparison.names[0])}", barmode="group",
+                      yaxis_title="× baseline", **LAYOUT)
+    return fig
+
+
+def comparison_blocks(comparison: Comparison, metric: str = "macs") -> go.Figure:
+    """Grouped bars per matched block, one color per model."""
+    blocks = [b for b in comparison.blocks if any(b.values[metric])]
+    labels = [_name(b.label) for b in blocks]
+    fig = go.Figure()
+    for i, name in enumerate(comparison.names):
+        ys = [b.values[metric][i] for b in blocks]
+        fig.add_trace(go.Bar(
+            x=labels, y=ys, name=_name(name), marker_color=PALETTE[i % len(PALETTE)],
+            hovertext=[f"{_name(name)} · {lab}<br>{metric}: {grouped(y) if y is not None else 'absent'}"
+                       for lab, y in zip(labels, ys)], hoverinfo="text",
+        ))
+    fig.update_layout(title=f"{'MACs' if metric == 'macs' else 'Params'} by matched block", barmode="group",
+                      updatemenus=_scale_buttons(), **LAYOUT)
+    return fig
+
+
+def comparison_figures(comparison: Comparison) -> list[tuple[str, go.Figure]]:
+    """Every chart of a comparison page."""
+    return [
+        ("totals", comparison_totals(comparison)),
+        ("blocks-macs", comparison_blocks(comparison, "macs")),
+        ("blocks-params", comparison_blocks(comparison, "params")),
+    ]
