@@ -172,7 +172,7 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
         raise click.UsageError("compare needs at least two models")
     from costlens.api import obtain
     from costlens.compare import compare
-    from costlens.files import report_stem, write_atomic
+    from costlens.files import report_stem
     from costlens.report import html, text
 
     profiles = [obtain(m, input_shape, batch=batch, device=device, dtype=dtype) for m in models]

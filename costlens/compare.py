@@ -8,6 +8,7 @@ so ``inception-naive`` and ``inception`` align branch by branch and ``resnet34``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,7 @@ class Comparison:
         }
 
 
-def ratio_row(values: list[int | float | None]) -> list[float | None]:
+def ratio_row(values: Sequence[int | float | None]) -> list[float | None]:
     """values[i] / values[0], None where either is missing or the baseline is 0."""
     base = values[0]
     return [None if (v is None or not base) else v / base for v in values]

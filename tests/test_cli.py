@@ -149,3 +149,42 @@ def test_help_and_version_do_not_import_torch() -> None:
     assert "profile" in done.stdout
     version = subprocess.run([sys.executable, "-m", "costlens", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and "0.1.0" in version.stdout
+
+
+def test_profile_writes_the_page_and_html_format(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("profile", "conv5x5").exit_code == 0
+    page = (tmp_path / "reports" / "conv5x5.html").read_text()
+    assert "28·28·32 × 5·5·192 = 120,422,400" in page
+    result = run("profile", "conv5x5", "--format", "html", "-o", "pages/c.html", "--plotlyjs", "assets")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "assets" / "plotly.min.js").exists()
+    assert '<script src="../assets/plotly.min.js"></script>' in (tmp_path / "pages" / "c.html").read_text()
+
+
+def test_compare_prints_branches_and_writes_a_page(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("compare", "inception-naive", "inception")
+    assert result.exit_code == 0, result.stderr
+    branch3 = next(line for line in result.stdout.splitlines() if line.startswith("branch3"))
+    assert "120,422,400" in branch3 and "12,443,648" in branch3 and "9.7x less" in branch3
+    assert (tmp_path / "reports" / "compare-inception-naive-vs-inception.html").exists()
+
+
+def test_compare_mixes_saved_profiles_and_names(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("profile", "resnet34", "--save", "saved/r34.json")
+    result = run("compare", "saved/r34.json", "plain34", "--format", "json")
+    data = json.loads(result.stdout)
+    assert data["models"] == ["resnet34", "plain34"]
+    # plain34 drops three projection shortcuts: 28·28·128×64 + 14·14·256×128 + 7·7·512×256 MACs
+    assert data["totals"]["macs"][0] - data["totals"]["macs"][1] == 6_422_528 + 6_422_528 + 6_422_528
+    md = run("compare", "conv5x5", "conv1x1-5x5", "--format", "markdown").stdout
+    assert "| MACs | 120,422,400 | 12,443,648 | 0.10x (9.7x less) |" in md
+
+
+def test_compare_bad_inputs(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "foreign.json").write_text('{"schema": "other/1"}')
+    (tmp_path / "broken.json").write_text("{")
+    _one_line_error(run("compare", "inception", "inceptoin"), "unknown model 'inceptoin'")
+    _one_line_error(run("compare", "inception", "foreign.json"), "foreign.json: not a costlens profile")
+    _one_line_error(run("compare", "inception", "broken.json"), "broken.json: not JSON")
+    _one_line_error(run("compare", "inception", "missing.json"), "missing.json: cannot read profile")
+    _one_line_error(run("compare", "inception"), "at least two models")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -16,7 +17,7 @@ from costlens.profile import LayerCost, Profile
 from costlens.units import format_shape, grouped, human_bytes
 
 PALETTE = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00"]
-LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 40}, "height": 420}
+LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 40}, "height": 420}
 
 
 def _name(text: str) -> str:

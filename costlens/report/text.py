@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from costlens.compare import METRICS, Comparison, ratio_row
 from costlens.profile import LayerCost, Profile
-from costlens.zoo.registry import ZooEntry
 from costlens.units import format_shape, grouped, human, human_bytes
+from costlens.zoo.registry import ZooEntry
 
 COLUMNS = ("Layer", "Type", "Output", "Params", "MACs", "% MACs", "FLOPs", "Activations", "Weights")
 RIGHT = {"Params", "MACs", "% MACs", "FLOPs", "Activations", "Weights"}
