@@ -192,6 +192,30 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     return 0
 
 
+@cli.command("check")
+@click.argument("budget_file", default="reports/budgets.toml", metavar="[FILE]")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write the verdicts as JUnit XML here.")
+def check_command(budget_file: str, junit: str | None) -> int:
+    """Check cost budgets (default reports/budgets.toml): exit 0 all hold, 1 one fails, 2 bad file."""
+    import os
+
+    from costlens.budget import check, load_budget
+    from costlens.files import write_atomic
+    from costlens.report import junit as junit_report
+    from costlens.report import text
+
+    budget = load_budget(budget_file)
+    verdicts = check(budget)
+    click.echo(text.budget_table(verdicts, budget_file), nl=False)
+    if junit:
+        click.echo(f"wrote {write_atomic(junit, junit_report.junit_xml(verdicts))}", err=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as stream:
+            stream.write(text.budget_markdown(verdicts, budget_file))
+    return 0 if all(v.passed for v in verdicts) else 1
+
+
 def _emit(rendered: str, output: str | None) -> None:
     """Print ``rendered``, or write it atomically to ``output``."""
     from costlens.files import write_atomic

@@ -1,0 +1,320 @@
+"""Cost budgets: rules read from a TOML file, checked against traced profiles.
+
+The file (read with the standard library's tomllib)::
+
+    rules = [
+      "conv5x5.macs == 120,422,400",                              # absolute, exact
+      "resnet50.params <= 25.6M",                                 # absolute, human number
+      "inception.macs <= 0.45 * inception-naive.macs",            # relative between models
+      "inception:branch3.macs <= 0.11 * inception-naive:branch3.macs",  # block level
+      "mynet.macs <= 105% * mynet-base.macs",                     # grows by at most 5%
+    ]
+
+    [models]                       # names that are not zoo names, or zoo models at another input
+    mynet = { import = "mypkg.models:build_net", input = "1x3x64x64" }
+    mynet-base = { profile = "baselines/mynet.json" }   # saved with profile --save; relative to this file
+    vgg16-448 = { zoo = "vgg16", input = "1x3x448x448" }
+
+A reference is ``MODEL[:BLOCK].METRIC``; the metric follows the last dot, the block
+(a dotted module path) follows the colon. Counted metrics may have absolute limits.
+Measured metrics (latency, throughput) vary between machines, so they are accepted
+only as ratios of two models measured in the same run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from costlens.errors import CostlensError
+from costlens.units import grouped, parse_human, parse_shape
+
+COUNTED = ("params", "trainable_params", "macs", "flops", "activation_bytes", "weight_bytes", "bytes")
+MEASURED = ("latency_ms", "throughput")
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, "<": operator.lt, "==": operator.eq, ">=": operator.ge, ">": operator.gt,
+}
+_RULE = re.compile(r"^\s*(?P<left>\S+)\s*(?P<op><=|>=|==|<|>|=<|=>|!=|=)\s*(?P<right>.+?)\s*$")
+_SCALED = re.compile(r"^(?P<factor>[0-9.,_]+%?)\s*\*\s*(?P<ref>\S+)$")
+
+
+class BudgetFileError(CostlensError):
+    """The budget file is missing or wrong: the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``MODEL[:BLOCK].METRIC`` in a rule."""
+
+    model: str
+    block: str | None
+    metric: str
+
+    def __str__(self) -> str:
+        return f"{self.model}{':' + self.block if self.block else ''}.{self.metric}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``left OP limit`` where the limit is a number or ``factor × reference``."""
+
+    text: str
+    line: int
+    left: Reference
+    op: str
+    number: int | None = None
+    factor: float = 1.0
+    right: Reference | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to obtain one model's profile: a zoo name or import path (with input), or a file."""
+
+    alias: str
+    spec: str | None = None
+    input: tuple[int, ...] | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One rule's outcome: what was measured against what limit, and by what margin."""
+
+    rule: Rule
+    measured: float
+    limit: float
+    passed: bool
+
+    @property
+    def margin(self) -> float | None:
+        """Headroom as a fraction of the limit: positive while the rule holds."""
+        if not self.limit:
+            return None
+        if self.rule.op in ("<=", "<"):
+            return (self.limit - self.measured) / self.limit
+        if self.rule.op in (">=", ">"):
+            return (self.measured - self.limit) / self.limit
+        return -abs(self.measured - self.limit) / self.limit
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A parsed budget file."""
+
+    path: str
+    models: dict[str, ModelSpec]
+    rules: list[Rule]
+
+
+def _fail(path: str, line: int | None, message: str) -> BudgetFileError:
+    return BudgetFileError(f"{path}{f':{line}' if line else ''}: {message}")
+
+
+def _line_of(text: str, needle: str, start: int = 0) -> tuple[int, int]:
+    """1-based line of ``needle`` in ``text`` at or after offset ``start``, and its offset."""
+    at = text.find(needle, start)
+    if at < 0:
+        return 0, start
+    return text.count("\n", 0, at) + 1, at + len(needle)
+
+
+def parse_reference(text: str) -> tuple[str, str | None, str]:
+    """'inception:branch3.macs' -> ('inception', 'branch3', 'macs')."""
+    head, dot, metric = text.rpartition(".")
+    if not dot or not head or not metric:
+        raise ValueError(f"'{text}' is not MODEL[:BLOCK].METRIC")
+    model, colon, block = head.partition(":")
+    if colon and not block:
+        raise ValueError(f"'{text}' has an empty block after ':'")
+    return model, (block or None), metric
+
+
+def _factor(text: str) -> float:
+    """'0.45' -> 0.45; '105%' -> 1.05."""
+    plain = text.replace(",", "").replace("_", "")
+    return float(plain[:-1]) / 100 if plain.endswith("%") else float(plain)
+
+
+def _metric(path: str, line: int, metric: str, absolute: bool) -> None:
+    if metric in MEASURED:
+        if absolute:
+            raise _fail(path, line, f"'{metric}' is measured, and absolute times on shared machines are noise: "
+                                    "compare two models in one run instead (a.latency_ms <= 0.5 * b.latency_ms)")
+        raise _fail(path, line, f"'{metric}' needs timing, which this version of costlens does not measure yet")
+    if metric not in COUNTED:
+        close = difflib.get_close_matches(metric, COUNTED + MEASURED, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; choose from {', '.join(COUNTED)}"
+        raise _fail(path, line, f"unknown metric '{metric}'{hint}")
+
+
+def parse_rule(path: str, line: int, text: str) -> Rule:
+    """One rule string; every mistake is a ``BudgetFileError`` naming the line."""
+    match = _RULE.match(text)
+    if not match:
+        raise _fail(path, line, f"cannot read rule '{text}': write MODEL[:BLOCK].METRIC <= LIMIT")
+    op = match["op"]
+    if op not in OPERATORS:
+        raise _fail(path, line, f"bad operator '{op}' in '{text}': use one of {', '.join(OPERATORS)}")
+    try:
+        left = Reference(*parse_reference(match["left"]))
+    except ValueError as error:
+        raise _fail(path, line, str(error)) from None
+    right_text = match["right"]
+    scaled = _SCALED.match(right_text)
+    if scaled or re.match(r"^[A-Za-z]", right_text):
+        ref_text = scaled["ref"] if scaled else right_text
+        try:
+            right = Reference(*parse_reference(ref_text))
+            factor = _factor(scaled["factor"]) if scaled else 1.0
+        except ValueError as error:
+            raise _fail(path, line, f"cannot read limit '{right_text}': {error}") from None
+        _metric(path, line, left.metric, absolute=False)
+        _metric(path, line, right.metric, absolute=False)
+        return Rule(text, line, left, op, factor=factor, right=right)
+    try:
+        number = parse_human(right_text)
+    except ValueError:
+        raise _fail(path, line, f"unparsable number '{right_text}' (write 12400000, 12,400,000, 12.4M or 1.5G)") from None
+    _metric(path, line, left.metric, absolute=True)
+    return Rule(text, line, left, op, number=number)
+
+
+def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
+    if not isinstance(table, dict):
+        raise _fail(path, _line_of(text, "[models]")[0], "[models] must be a table of name = { ... }")
+    specs = {}
+    for alias, entry in table.items():
+        line = _line_of(text, alias)[0]
+        if not isinstance(entry, dict) or len({"zoo", "import", "profile"} & set(entry)) != 1:
+            raise _fail(path, line, f"model '{alias}' needs exactly one of zoo = ..., import = ... or profile = ...")
+        unknown = set(entry) - {"zoo", "import", "profile", "input"}
+        if unknown:
+            raise _fail(path, line, f"model '{alias}' has unknown key(s) {', '.join(sorted(unknown))}")
+        try:
+            shape = parse_shape(entry["input"]) if "input" in entry else None
+        except CostlensError as error:
+            raise _fail(path, line, str(error)) from None
+        if "import" in entry and shape is None:
+            raise _fail(path, line, f"model '{alias}' imports {entry['import']} and needs input = \"1x3x224x224\"")
+        specs[alias] = ModelSpec(alias, entry.get("zoo") or entry.get("import"), shape, entry.get("profile"))
+    return specs
+
+
+def load_budget(path: str | Path) -> Budget:
+    """Read and validate a budget file (models resolve later, in ``check``)."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(name, None, "no such budget file (create it, or name another: costlens check FILE)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise _fail(name, None, f"cannot read: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        found = re.search(r"\(at line (\d+)", str(error))
+        raise _fail(name, int(found.group(1)) if found else None, f"not valid TOML: {error}") from None
+    unknown = set(data) - {"models", "rules"}
+    if unknown:
+        raise _fail(name, _line_of(text, sorted(unknown)[0])[0], f"unknown key(s) {', '.join(sorted(unknown))}: "
+                                                                  "a budget file has [models] and rules = [...]")
+    models_table = data.get("models", {})
+    if "rules" not in data and isinstance(models_table, dict) and isinstance(models_table.get("rules"), list):
+        # `rules = [...]` written below [models] lands inside that table in TOML; it
+        # cannot be a model (those are tables), so take it as the rules.
+        data["rules"] = models_table.pop("rules")
+    rules_data = data.get("rules")
+    if not isinstance(rules_data, list) or not rules_data or not all(isinstance(r, str) for r in rules_data):
+        raise _fail(name, _line_of(text, "rules")[0], "rules must be a non-empty list of strings")
+    models = _model_specs(name, text, models_table)
+    rules, offset = [], 0
+    for rule_text in rules_data:
+        line, offset = _line_of(text, rule_text, offset)
+        rules.append(parse_rule(name, line, rule_text))
+    _check_models_known(name, models, rules)
+    return Budget(name, models, rules)
+
+
+def _check_models_known(path: str, models: dict[str, ModelSpec], rules: list[Rule]) -> None:
+    """Every model a rule names is a zoo name or a [models] alias: checked before any tracing."""
+    from costlens.zoo import names
+
+    known = set(names()) | set(models)
+    for rule in rules:
+        for ref in (rule.left, rule.right):
+            if ref is not None and ref.model not in known:
+                close = difflib.get_close_matches(ref.model, sorted(known), n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise _fail(path, rule.line, f"unknown model '{ref.model}'{hint} (an import path needs a [models] alias)")
+
+
+class _Profiles:
+    """Profiles of the models a budget names, each traced (or read) once."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.cache: dict[str, object] = {}
+
+    def get(self, rule: Rule, model: str):  # type: ignore[no-untyped-def]
+        if model not in self.cache:
+            self.cache[model] = self._obtain(rule, model)
+        return self.cache[model]
+
+    def _obtain(self, rule: Rule, model: str):  # type: ignore[no-untyped-def]
+        from costlens.api import profile
+        from costlens.profile import load
+
+        spec = self.budget.models.get(model)
+        try:
+            if spec is not None and spec.profile is not None:
+                return load(Path(self.budget.path).parent / spec.profile)  # an absolute path stays absolute
+            return profile(spec.spec if spec else model, spec.input if spec else None)
+        except CostlensError as error:
+            raise _fail(self.budget.path, rule.line, f"model '{model}': {error}") from None
+
+
+def _value(budget: Budget, profiles: _Profiles, rule: Rule, ref: Reference) -> float:
+    result = profiles.get(rule, ref.model)
+    if ref.block is None:
+        return result.totals[ref.metric]
+    records = [layer for layer in result.layers if layer.path == ref.block]
+    if not records:
+        paths = [layer.path for layer in result.layers if layer.path]
+        close = difflib.get_close_matches(ref.block, paths, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise _fail(budget.path, rule.line, f"{ref.model} has no block '{ref.block}'{hint}")
+    if ref.metric == "trainable_params":
+        raise _fail(budget.path, rule.line, "trainable_params is a model total; use params for a block")
+    if ref.metric in ("params", "weight_bytes"):
+        return getattr(records[0], ref.metric)  # the module's state, the same on every call
+    return sum(getattr(r, ref.metric) for r in records)
+
+
+def check(budget: Budget) -> list[Verdict]:
+    """Evaluate every rule; models are profiled on meta, each once."""
+    profiles = _Profiles(budget)
+    verdicts = []
+    for rule in budget.rules:
+        measured = _value(budget, profiles, rule, rule.left)
+        if rule.right is not None:
+            limit = rule.factor * _value(budget, profiles, rule, rule.right)
+        else:
+            limit = rule.number or 0
+        verdicts.append(Verdict(rule, measured, limit, OPERATORS[rule.op](measured, limit)))
+    return verdicts
+
+
+def describe_limit(verdict: Verdict) -> str:
+    """The limit as the rule wrote it, with its value: '0.45 × inception-naive.macs = 136,559,002'."""
+    rule = verdict.rule
+    value = grouped(round(verdict.limit))
+    if rule.right is None:
+        return value
+    factor = "" if rule.factor == 1 else f"{rule.factor:g} × "
+    return f"{factor}{rule.right} = {value}"

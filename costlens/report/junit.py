@@ -1,0 +1,25 @@
+"""Budget verdicts as JUnit XML, which CI systems show as test results."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from costlens.budget import Verdict, describe_limit
+from costlens.units import grouped
+
+
+def junit_xml(verdicts: list[Verdict], suite: str = "costlens budgets") -> str:
+    """One testcase per rule; a failed rule carries a <failure> with measured and limit."""
+    failures = sum(not v.passed for v in verdicts)
+    root = ET.Element("testsuites", name=suite, tests=str(len(verdicts)), failures=str(failures))
+    node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures),
+                         errors="0", skipped="0")
+    for verdict in verdicts:
+        case = ET.SubElement(node, "testcase", classname="costlens.budget",
+                             name=f"line {verdict.rule.line}: {verdict.rule.text}")
+        if not verdict.passed:
+            message = f"measured {grouped(round(verdict.measured))}, limit {verdict.rule.op} {describe_limit(verdict)}"
+            failure = ET.SubElement(case, "failure", message=message, type="BudgetExceeded")
+            failure.text = f"{verdict.rule.text}\n{message}"
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
