@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costlens.errors import CostlensError
+from costlens.profile import Profile, load
 from costlens.units import grouped, parse_human, parse_shape
 
 COUNTED = ("params", "trainable_params", "macs", "flops", "activation_bytes", "weight_bytes", "bytes")
@@ -259,27 +260,28 @@ class _Profiles:
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
-        self.cache: dict[str, object] = {}
+        self.cache: dict[str, Profile] = {}
 
-    def get(self, rule: Rule, model: str):  # type: ignore[no-untyped-def]
+    def get(self, rule: Rule, model: str) -> Profile:
         if model not in self.cache:
             self.cache[model] = self._obtain(rule, model)
         return self.cache[model]
 
-    def _obtain(self, rule: Rule, model: str):  # type: ignore[no-untyped-def]
+    def _obtain(self, rule: Rule, model: str) -> Profile:
         from costlens.api import profile
-        from costlens.profile import load
 
         spec = self.budget.models.get(model)
         try:
             if spec is not None and spec.profile is not None:
                 return load(Path(self.budget.path).parent / spec.profile)  # an absolute path stays absolute
-            return profile(spec.spec if spec else model, spec.input if spec else None)
+            if spec is not None:
+                return profile(spec.spec or model, spec.input)
+            return profile(model)
         except CostlensError as error:
             raise _fail(self.budget.path, rule.line, f"model '{model}': {error}") from None
 
 
-def _value(budget: Budget, profiles: _Profiles, rule: Rule, ref: Reference) -> float:
+def _value(budget: Budget, profiles: _Profiles, rule: Rule, ref: Reference) -> int:
     result = profiles.get(rule, ref.model)
     if ref.block is None:
         return result.totals[ref.metric]
@@ -292,8 +294,8 @@ def _value(budget: Budget, profiles: _Profiles, rule: Rule, ref: Reference) -> f
     if ref.metric == "trainable_params":
         raise _fail(budget.path, rule.line, "trainable_params is a model total; use params for a block")
     if ref.metric in ("params", "weight_bytes"):
-        return getattr(records[0], ref.metric)  # the module's state, the same on every call
-    return sum(getattr(r, ref.metric) for r in records)
+        return int(getattr(records[0], ref.metric))  # the module's state, the same on every call
+    return sum(int(getattr(r, ref.metric)) for r in records)
 
 
 def check(budget: Budget) -> list[Verdict]:

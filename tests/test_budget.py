@@ -130,7 +130,8 @@ def test_junit_and_github_summary(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('rules = [\n  "conv5x5.macs == 1",\n  "inceptoin.macs <= 1G",\n]\n', ":3: unknown model 'inceptoin'; did you mean inception"),
+    ('rules = [\n  "conv5x5.macs == 1",\n  "inceptoin.macs <= 1G",\n]\n',
+     ":3: unknown model 'inceptoin'; did you mean inception"),
     ('rules = [\n  "inception.maks <= 1G",\n]\n', ":2: unknown metric 'maks'; did you mean macs?"),
     ('rules = [\n  "inception.macs =< 1G",\n]\n', ":2: bad operator '=<'"),
     ('rules = [\n  "inception.macs <= 12 apples",\n]\n', ":2: unparsable number '12 apples'"),
