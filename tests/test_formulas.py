@@ -99,3 +99,13 @@ def test_meta_and_cpu_counts_agree_for_formulas() -> None:
 def test_duplicate_registration_raises() -> None:
     with pytest.raises(ValueError, match="already registered"):
         formulas.formula(torch.ops.aten.convolution)(lambda a, k, o: formulas.FREE)
+
+
+def test_bytes_and_activations_of_views_in_place_and_fresh_ops() -> None:
+    x_shape = (1, 4, 8, 8)  # 256 floats = 1,024 bytes
+    fresh = cost(F.relu, x_shape)
+    assert (fresh.bytes, fresh.activation_bytes) == (2 * 1024, 1024)  # read x, write a new tensor
+    in_place = cost(lambda x: F.relu(x, inplace=True), x_shape)
+    assert (in_place.bytes, in_place.activation_bytes) == (2 * 1024, 0)  # read and rewrite x, nothing new
+    view = cost(lambda x: x.view(1, -1), x_shape)
+    assert (view.bytes, view.activation_bytes) == (0, 0)  # a view moves no data

@@ -92,8 +92,8 @@ class _OpInfo:
     name: str
     rule: Any
     cacheable: bool
-    aliases: bool  # returns a view of an input (or the mutated input itself)
-    allocates: bool  # writes data: its outputs count as activations
+    moves_data: bool  # reads and writes tensor data: counts bytes (a view or an empty() moves none)
+    allocates: bool  # writes fresh tensors: its outputs count as activations
     primary_only: bool  # only the first output is data; the rest is saved statistics
 
 
@@ -178,10 +178,13 @@ def _learn(func: Any) -> _OpInfo:
     # can be reused like any other.
     cacheable = not aliases and returns_tensors and not dynamic
     name = func.overloadpacket.__name__
-    allocates = not aliases and not name.startswith(("empty", "new_empty"))
+    creates_uninitialized = name.startswith(("empty", "new_empty"))
+    # In-place ops (relu_, add_, copy_) return their mutated input: no new memory,
+    # but they read and write it; a pure view (view, t, slice) moves nothing.
+    moves_data = (schema.is_mutable or not aliases) and not creates_uninitialized
     return _OpInfo(
         name=f"aten.{name}", rule=rule_for(func.overloadpacket), cacheable=cacheable,
-        aliases=aliases, allocates=allocates, primary_only=name in _STATISTICS_OUTPUTS,
+        moves_data=moves_data, allocates=moves_data and not aliases, primary_only=name in _STATISTICS_OUTPUTS,
     )
 
 
@@ -233,7 +236,7 @@ class _CountingMode(TorchDispatchMode):
     @staticmethod
     def _cost(info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, int, int]:
         cost = info.rule(args, kwargs, out) if info.rule is not None else FREE
-        if info.aliases or not info.allocates:
+        if not info.moves_data:
             return cost, 0, 0
         outs = [out] if isinstance(out, torch.Tensor) else list(_tensors(out if isinstance(out, (tuple, list)) else ()))
         if info.primary_only:
@@ -242,7 +245,7 @@ class _CountingMode(TorchDispatchMode):
         read = sum(_tensor_bytes(t) for t in _tensors(args)) + sum(
             _tensor_bytes(t) for t in _tensors(kwargs.values())
         )
-        return cost, read + written, written
+        return cost, read + written, written if info.allocates else 0
 
 
 class _Tracer:
