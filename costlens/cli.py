@@ -121,10 +121,11 @@ def list_models() -> None:
 @plotlyjs_option
 @device_option
 @dtype_option
+@click.option("--train", is_flag=True, help="Trace the forward pass in training mode (batch statistics, dropout).")
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
 def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int | None, depth: int,
                     fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str,
-                    dtype: str, crosscheck: bool) -> int:
+                    dtype: str, train: bool, crosscheck: bool) -> int:
     """Per-layer cost of NAME (a zoo name or pkg.module:factory).
 
     Saves reports/NAME.json and the page reports/NAME.html (or -o with --format html).
@@ -133,7 +134,7 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int |
     from costlens.files import report_stem, write_atomic
     from costlens.report import html, text
 
-    result = profile(name, input_shape, batch=batch, device=device, dtype=dtype)
+    result = profile(name, input_shape, batch=batch, device=device, dtype=dtype, train=train)
     stem = report_stem(result.model)
     saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
     page_path = output if (fmt == "html" and output) else REPORTS / f"{stem}.html"

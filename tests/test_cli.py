@@ -188,3 +188,13 @@ def test_compare_bad_inputs(run, tmp_path: Path) -> None:  # type: ignore[no-unt
     _one_line_error(run("compare", "inception", "broken.json"), "broken.json: not JSON")
     _one_line_error(run("compare", "inception", "missing.json"), "missing.json: cannot read profile")
     _one_line_error(run("compare", "inception"), "at least two models")
+
+
+def test_train_mode_counts_batch_statistics(run) -> None:  # type: ignore[no-untyped-def]
+    eval_mode = json.loads(run("profile", "resnet18", "--format", "json").stdout)
+    train_mode = json.loads(run("profile", "resnet18", "--format", "json", "--train").stdout)
+    assert train_mode["totals"]["macs"] == eval_mode["totals"]["macs"]
+    bn1 = [next(x for x in d["layers"] if x["path"] == "bn1") for d in (eval_mode, train_mode)]
+    # 64·112·112 = 802,816 elements: 2 flops each at inference, 4 when computing statistics,
+    # plus training's num_batches_tracked += 1
+    assert [b["flops"] for b in bn1] == [2 * 802_816, 4 * 802_816 + 1]

@@ -17,7 +17,7 @@ from costlens.compare import Comparison, ratio_row
 from costlens.files import write_atomic
 from costlens.profile import LayerCost, Profile
 from costlens.report import figures
-from costlens.report.text import METRIC_LABELS, ratio_words
+from costlens.report.text import METRIC_LABELS, metric_value, ratio_words
 from costlens.units import format_shape, grouped, human, human_bytes
 
 PLOTLY_FILE = "plotly.min.js"
@@ -227,19 +227,11 @@ def _ratio_table(comparison: Comparison) -> str:
     for metric in metrics:
         values, ratios = comparison.total(metric), comparison.ratios(metric)
         cells = "".join(
-            f'<td class="num" data-model="{_e(n)}" data-metric="{metric}" data-value="{v}">{_e(_value(metric, v))}'
+            f'<td class="num" data-model="{_e(n)}" data-metric="{metric}" data-value="{v}">{_e(metric_value(metric, v))}'
             + (f"<br><small>{_e(ratio_words(r))}</small>" if i else "") + "</td>"
             for i, (n, v, r) in enumerate(zip(names, values, ratios)))
         rows.append(f"<tr><td>{METRIC_LABELS[metric]}</td>{cells}</tr>")
     return f'<table id="ratios"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-
-
-def _value(metric: str, value: int | float | None) -> str:
-    if value is None:
-        return "-"
-    if metric.endswith("_bytes"):
-        return human_bytes(value)
-    return f"{value:.3f} ms" if metric == "latency_ms" else grouped(int(value))
 
 
 def _block_table(comparison: Comparison) -> str:
@@ -255,7 +247,7 @@ def _block_table(comparison: Comparison) -> str:
             for metric, vals, rats in (("macs", macs, macs_r), ("params", params, params_r)):
                 note = f"<br><small>{_e(ratio_words(rats[i]))}</small>" if i and vals[i] is not None else ""
                 cells += (f'<td class="num" data-metric="{metric}" data-value="{vals[i] if vals[i] is not None else ""}">'
-                          f'{_e(_value(metric, vals[i]))}{note}</td>')
+                          f'{_e(metric_value(metric, vals[i]))}{note}</td>')
         indent = "&nbsp;&nbsp;" * (block.depth - 1)
         rows.append(f'<tr data-block="{_e(block.label)}"><td data-value="{_e(block.label)}">{indent}'
                     f"{_e(block.label)}</td>{cells}</tr>")

@@ -179,13 +179,14 @@ def ratio_words(ratio: float | None) -> str:
     return f"{ratio:.2f}x ({factor:.{digits}f}x {'less' if ratio < 1 else 'more'})"
 
 
-def _metric_value(metric: str, value: int | float | None) -> str:
+def metric_value(metric: str, value: int | float | None) -> str:
+    """A total as people read it: bytes in binary units, counts with separators, '-' if absent."""
     if value is None:
         return "-"
     if metric.endswith("_bytes"):
         return human_bytes(value)
     if metric == "latency_ms":
-        return f"{value:.3f}"
+        return f"{value:.3f} ms"
     return grouped(int(value))
 
 
@@ -200,9 +201,9 @@ def totals_rows(comparison: Comparison) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [head]
     for metric in _compare_metrics(comparison):
         values, ratios = comparison.total(metric), comparison.ratios(metric)
-        cells = [METRIC_LABELS[metric], _metric_value(metric, values[0])]
+        cells = [METRIC_LABELS[metric], metric_value(metric, values[0])]
         for value, ratio in zip(values[1:], ratios[1:]):
-            cells += [_metric_value(metric, value), ratio_words(ratio)]
+            cells += [metric_value(metric, value), ratio_words(ratio)]
         rows.append(tuple(cells))
     return rows
 
@@ -217,9 +218,9 @@ def block_rows(comparison: Comparison, metric: str = "macs") -> list[tuple[str, 
     for block in comparison.blocks:
         values = list(block.values[metric])
         ratios = ratio_row(values)
-        cells = ["  " * (block.depth - 1) + block.label, _metric_value(metric, values[0])]
+        cells = ["  " * (block.depth - 1) + block.label, metric_value(metric, values[0])]
         for value, ratio in zip(values[1:], ratios[1:]):
-            cells += [_metric_value(metric, value), ratio_words(ratio)]
+            cells += [metric_value(metric, value), ratio_words(ratio)]
         rows.append(tuple(cells))
     return rows
 
