@@ -198,3 +198,20 @@ def test_train_mode_counts_batch_statistics(run) -> None:  # type: ignore[no-unt
     # 64·112·112 = 802,816 elements: 2 flops each at inference, 4 when computing statistics,
     # plus training's num_batches_tracked += 1
     assert [b["flops"] for b in bn1] == [2 * 802_816, 4 * 802_816 + 1]
+
+
+def test_factory_that_needs_real_weights_still_profiles_on_meta(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "loaded.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        def build():
+            net = nn.Linear(4, 3)
+            with torch.no_grad():
+                net.weight.fill_(1.0)
+            assert net.weight.sum().item() == 12.0  # reads values: impossible on meta
+            return net
+    """))
+    data = json.loads(run("profile", "loaded:build", "--input", "2x4", "--format", "json").stdout)
+    assert data["totals"]["macs"] == 2 * 3 * 4  # 24
+    assert data["device"]["type"] == "meta"
