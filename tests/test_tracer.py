@@ -112,3 +112,15 @@ def test_cpu_model_traced_on_meta_without_moving_it() -> None:
     layers = trace(model, [torch.randn(2, 3, device="meta")]).layers
     assert layers[0].macs == 2 * 4 * 3  # 24
     assert model[0].weight.device.type == "cpu"
+
+
+def test_tensors_made_inside_forward_join_the_meta_trace() -> None:
+    class MakesTensors(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            positions = torch.arange(x.shape[1]).float()  # no device given: cpu in plain use
+            mask = torch.ones(x.shape[1], dtype=x.dtype)
+            return x * positions + mask
+
+    root = trace(MakesTensors(), [torch.randn(2, 5, device="meta")]).layers[0]
+    assert root.flops == 2 * 10  # one multiply and one add per output element
+    assert root.output_shapes == [[2, 5]]

@@ -95,6 +95,7 @@ class _OpInfo:
     moves_data: bool  # reads and writes tensor data: counts bytes (a view or an empty() moves none)
     allocates: bool  # writes fresh tensors: its outputs count as activations
     primary_only: bool  # only the first output is data; the rest is saved statistics
+    creates: bool  # a factory (zeros, arange, ...) that takes a device argument
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,11 @@ def _learn(func: Any) -> _OpInfo:
     return _OpInfo(
         name=f"aten.{name}", rule=rule_for(func.overloadpacket), cacheable=cacheable,
         moves_data=moves_data, allocates=moves_data and not aliases, primary_only=name in _STATISTICS_OUTPUTS,
+        creates=any(a.name == "device" and a.kwarg_only for a in schema.arguments),
     )
+
+
+_META = torch.device("meta")
 
 
 class _CountingMode(TorchDispatchMode):
@@ -208,6 +213,10 @@ class _CountingMode(TorchDispatchMode):
         if info is None:
             info = self.infos[func] = _learn(func)
         tracer = self.tracer
+        if info.creates and tracer.reuse and kwargs.get("device") != _META:
+            # a tensor made inside forward (torch.zeros(n), torch.arange(n)) joins the
+            # meta trace, as it would join the model's device in real use
+            kwargs = {**kwargs, "device": _META}
         if info.cacheable and tracer.reuse:
             key = (func, _key_of(args), _key_of(tuple(kwargs.values())), tuple(kwargs)) if kwargs else (
                 func, _key_of(args))
@@ -399,8 +408,7 @@ def trace(
     tracer = _Tracer(module_facts(model, dtype), reuse=device.type == "meta")
     stand_ins = _stand_ins(model, device, dtype)
     try:
-        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), \
-                torch.device(device), _CountingMode(tracer):
+        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer):
             if stand_ins:
                 torch.func.functional_call(model, stand_ins, tuple(inputs), strict=False)
             else:
