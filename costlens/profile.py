@@ -28,6 +28,9 @@ TOTAL_KEYS = (
 class LayerCost:
     """The cost of one module call; parents come before their children.
 
+    ``depth`` counts the module calls around this one (the root is 0). It equals the
+    depth of the dotted path unless a container that is never called itself (a
+    ModuleList) sits between, so a record's children are the calls directly inside it.
     ``macs``, ``flops``, ``bytes`` and ``activation_bytes`` sum every op that ran
     inside the call (children included); ``params`` and ``weight_bytes`` are the
     module's own state, children included, each tensor once.

@@ -124,3 +124,13 @@ def test_tensors_made_inside_forward_join_the_meta_trace() -> None:
     root = trace(MakesTensors(), [torch.randn(2, 5, device="meta")]).layers[0]
     assert root.flops == 2 * 10  # one multiply and one add per output element
     assert root.output_shapes == [[2, 5]]
+
+
+def test_depth_follows_calls_through_an_uncalled_module_list(zoo_profile) -> None:  # type: ignore[no-untyped-def]
+    lenet = zoo_profile("lenet5-1998")
+    index = next(i for i, layer in enumerate(lenet.layers) if layer.path == "c3")
+    kids = [lenet.layers[j] for j in lenet.children(index)]
+    assert [k.path for k in kids[:2]] == ["c3.maps.0", "c3.maps.1"] and len(kids) == 16
+    assert all(k.depth == 2 for k in kids)  # c3 (depth 1) calls maps.i directly; the ModuleList never runs
+    # Table I: maps 0-5 see 3 inputs, 6-14 see 4, map 15 sees all 6: 10·10 × 5·5 × (6·3 + 9·4 + 6) = 150,000
+    assert sum(k.macs for k in kids) == lenet.layers[index].macs == 150_000

@@ -45,7 +45,6 @@ class ModuleFacts:
 
     path: str
     type: str
-    depth: int
     leaf: bool
     params: int
     weight_bytes: int
@@ -57,6 +56,7 @@ class _Call:
 
     facts: ModuleFacts
     call: int
+    depth: int
     input_shapes: list[list[int]]
     output_shapes: list[list[int]] = field(default_factory=list)
     macs: int = 0
@@ -76,7 +76,7 @@ class _Call:
     def freeze(self) -> LayerCost:
         f = self.facts
         return LayerCost(
-            path=f.path, type=f.type, depth=f.depth, call=self.call, leaf=f.leaf,
+            path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
             params=f.params, macs=self.macs, flops=self.flops,
             activation_bytes=self.activation_bytes, weight_bytes=f.weight_bytes,
@@ -274,7 +274,7 @@ class _Tracer:
         index = self.call_counts[facts.path]
         self.call_counts[facts.path] = index + 1
         shapes = _shapes(args) + _shapes(kwargs)
-        record = _Call(facts, index, shapes)
+        record = _Call(facts, index, len(self.stack), shapes)  # depth: calls enclosing this one
         self.calls.append(record)
         self.stack.append(record)
 
@@ -335,7 +335,6 @@ def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, Modul
     for path, module in modules:
         facts[id(module)] = ModuleFacts(
             path=path, type=type(module).__name__,
-            depth=0 if path == "" else path.count(".") + 1,
             leaf=next(module.children(), None) is None,
             params=params[path], weight_bytes=state_bytes[path],
         )
