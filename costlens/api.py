@@ -78,6 +78,9 @@ def profile(
     if dtype not in DTYPES:
         raise InputShapeError(f"unknown dtype '{dtype}': choose one of {', '.join(DTYPES)}")
     torch_device = torch.device(device)
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' is not available here (torch.cuda.is_available() is False): "
+                         "count on meta, the default, or on cpu")
     net, name, default_input, cite = build(model, torch_device)
     shape = input_shape_for(default_input, input_shape, batch, name)
     try:

@@ -215,3 +215,11 @@ def test_factory_that_needs_real_weights_still_profiles_on_meta(run, tmp_path: P
     data = json.loads(run("profile", "loaded:build", "--input", "2x4", "--format", "json").stdout)
     assert data["totals"]["macs"] == 2 * 3 * 4  # 24
     assert data["device"]["type"] == "meta"
+
+
+def test_cuda_where_there_is_none(run) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _one_line_error(run("profile", "inception", "--device", "cuda"), "device 'cuda' is not available here")
