@@ -108,7 +108,7 @@ def profile(
         model=name, input_shape=list(shape), dtype=dtype,
         device={"type": torch_device.type}, environment=environment(),
         convention=CONVENTION, totals=totals, layers=result.layers,
-        uncounted=uncounted, citation=cite,
+        uncounted=uncounted, citation=cite, flops_by_op=result.flops_by_op,
     )
 
 

@@ -87,6 +87,7 @@ class Profile:
     uncounted: list[Uncounted] = field(default_factory=list)
     timing: dict[str, Any] | None = None
     citation: str | None = None
+    flops_by_op: dict[str, int] = field(default_factory=dict)
 
     @property
     def root(self) -> LayerCost:
@@ -140,6 +141,7 @@ class Profile:
             "totals": dict(self.totals),
             "layers": [asdict(layer) for layer in self.layers],
             "uncounted": [asdict(u) for u in self.uncounted],
+            "flops_by_op": dict(self.flops_by_op),
             "timing": self.timing,
         }
 
@@ -166,6 +168,7 @@ class Profile:
                 layers=layers,
                 uncounted=[Uncounted(**u) for u in data.get("uncounted", [])],
                 timing=data.get("timing"), citation=data.get("citation"),
+                flops_by_op={k: int(v) for k, v in data.get("flops_by_op", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ProfileFileError(f"{source}: malformed costlens profile ({error})") from error

@@ -134,3 +134,10 @@ def test_depth_follows_calls_through_an_uncalled_module_list(zoo_profile) -> Non
     assert all(k.depth == 2 for k in kids)  # c3 (depth 1) calls maps.i directly; the ModuleList never runs
     # Table I: maps 0-5 see 3 inputs, 6-14 see 4, map 15 sees all 6: 10·10 × 5·5 × (6·3 + 9·4 + 6) = 150,000
     assert sum(k.macs for k in kids) == lenet.layers[index].macs == 150_000
+
+
+def test_flops_by_op_add_up_to_the_total(zoo_profile) -> None:  # type: ignore[no-untyped-def]
+    result = zoo_profile("resnet18")
+    assert sum(result.flops_by_op.values()) == result.totals["flops"]
+    # conv MACs are 1,814,073,344 less the fc's 512,000; no conv has a bias
+    assert result.flops_by_op["aten.convolution"] == 2 * (1_814_073_344 - 512_000)

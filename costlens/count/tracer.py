@@ -116,6 +116,7 @@ class TraceResult:
 
     layers: list[LayerCost]
     uncounted: dict[str, tuple[int, list[str]]]
+    flops_by_op: dict[str, int]
 
 
 def _tensor_bytes(t: torch.Tensor) -> int:
@@ -268,6 +269,7 @@ class _Tracer:
         self.calls: list[_Call] = []
         self.call_counts: Counter = Counter()
         self.uncounted: dict[str, tuple[int, list[str]]] = {}
+        self.flops_by_op: Counter = Counter()
 
     def enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         facts = self.facts[id(module)]
@@ -293,6 +295,7 @@ class _Tracer:
         record.bytes += nbytes
         record.activation_bytes += activation
         record.ops[info.name] += 1
+        self.flops_by_op[info.name] += cost.flops
         if cost.formula is not None:
             record.formulas.append(cost.formula)
         if info.rule is None:
@@ -414,7 +417,8 @@ def trace(
                 model(*inputs)
     except Exception as error:  # the user's forward can raise anything
         raise _forward_error(tracer.innermost(), error) from error
-    return TraceResult([c.freeze() for c in tracer.calls], tracer.uncounted)
+    by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
+    return TraceResult([c.freeze() for c in tracer.calls], tracer.uncounted, by_op)
 
 
 def _forward_error(call: _Call | None, error: Exception) -> ModelError:

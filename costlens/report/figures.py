@@ -90,26 +90,36 @@ def self_flops(profile: Profile) -> list[int]:
     return own
 
 
-def share_by_type(profile: Profile) -> go.Figure:
-    """FLOPs by module type; a parent's own ops (residual add, concat) count under its type."""
+def _share_bar(shares: dict[str, int], color: str, visible: bool) -> go.Bar:
+    ordered = sorted(shares.items(), key=lambda kv: kv[1])
+    total = sum(shares.values()) or 1
+    return go.Bar(
+        y=[_name(k) for k, _ in ordered], x=[v for _, v in ordered], orientation="h", marker_color=color,
+        text=[f"{100 * v / total:.1f}%" for _, v in ordered], textposition="auto", visible=visible,
+        hovertext=[f"{_name(k)}<br>{grouped(v)} FLOPs ({100 * v / total:.2f}%)" for k, v in ordered],
+        hoverinfo="text",
+    )
+
+
+def share_of_flops(profile: Profile) -> go.Figure:
+    """FLOPs by layer type (a parent's own ops, like a residual add, count under its
+    type) and, on a switch, by aten op."""
     by_type: dict[str, int] = defaultdict(int)
     for layer, own in zip(profile.layers, self_flops(profile)):
         if own:
             by_type[layer.type] += own
-    ordered = sorted(by_type.items(), key=lambda kv: kv[1])
-    total = sum(by_type.values()) or 1
-    fig = go.Figure(go.Bar(
-        y=[_name(k) for k, _ in ordered], x=[v for _, v in ordered], orientation="h", marker_color=PALETTE[5],
-        text=[f"{100 * v / total:.1f}%" for _, v in ordered], textposition="auto",
-        hovertext=[f"{_name(k)}<br>{grouped(v)} FLOPs ({100 * v / total:.2f}%)" for k, v in ordered],
-        hoverinfo="text",
-    ))
-    fig.update_layout(title="Share of FLOPs by layer type", xaxis_title="FLOPs", updatemenus=_scale_buttons(),
-                      **LAYOUT)
-    fig.update_layout(updatemenus=[{**_scale_buttons()[0], "buttons": [
+    by_op = {op: flops for op, flops in profile.flops_by_op.items() if flops}
+    fig = go.Figure([_share_bar(by_type, PALETTE[5], True), _share_bar(by_op, PALETTE[6], False)])
+    views = {"type": "buttons", "direction": "right", "x": 0, "xanchor": "left", "y": 1.15, "buttons": [
+        {"label": "by layer type", "method": "update", "args": [{"visible": [True, False]}]},
+        {"label": "by op", "method": "update", "args": [{"visible": [False, True]}]},
+    ]}
+    scale = {**_scale_buttons()[0], "buttons": [
         {"label": "linear", "method": "relayout", "args": [{"xaxis.type": "linear"}]},
         {"label": "log", "method": "relayout", "args": [{"xaxis.type": "log"}]},
-    ]}])
+    ]}
+    fig.update_layout(title={"text": "Share of FLOPs", "y": 0.97}, xaxis_title="FLOPs",
+                      updatemenus=[views, scale], **{**LAYOUT, "margin": {**LAYOUT["margin"], "t": 80}})
     return fig
 
 
@@ -192,7 +202,7 @@ def profile_figures(profile: Profile) -> list[tuple[str, go.Figure]]:
         ("params-bars", layer_bars(profile, "params", "Parameters per layer (execution order)")),
         ("cumulative", cumulative(profile)),
         ("sunburst", sunburst(profile)),
-        ("by-type", share_by_type(profile)),
+        ("by-type", share_of_flops(profile)),
         ("shape-walk", shape_walk(profile)),
         ("memory", memory(profile)),
     ]
