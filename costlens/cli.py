@@ -157,13 +157,14 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int |
 @click.argument("models", nargs=-1, required=True)
 @input_option
 @batch_option
-@depth_option
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Deepest module level to align (default: the first level where 3 blocks carry MACs).")
 @format_option
 @output_option
 @plotlyjs_option
 @device_option
 @dtype_option
-def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: int | None, depth: int,
+def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: int | None, depth: int | None,
                     fmt: str, output: str | None, plotlyjs: str | None, device: str, dtype: str) -> int:
     """Compare MODELS (zoo names, import paths or saved .json profiles), the first as baseline.
 
@@ -177,7 +178,7 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     from costlens.report import html, text
 
     profiles = [obtain(m, input_shape, batch=batch, device=device, dtype=dtype) for m in models]
-    comparison = compare(profiles, depth=max(depth, 1))
+    comparison = compare(profiles, depth=depth)
     stem = "compare-" + "-vs-".join(report_stem(p.model) for p in profiles)
     page_path = output if (fmt == "html" and output) else REPORTS / f"{stem}.html"
     page = html.write_page(page_path, lambda src: html.comparison_page(comparison, src), plotlyjs)

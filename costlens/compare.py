@@ -105,11 +105,24 @@ def _aligned_keys(profiles: tuple[Profile, ...], depth: int) -> list[tuple[str, 
     return order
 
 
-def compare(profiles: list[Profile] | tuple[Profile, ...], depth: int = 1) -> Comparison:
-    """Align ``profiles`` block by block down to module depth ``depth``."""
+def auto_depth(profile: Profile, minimum: int = 3) -> int:
+    """The shallowest depth at which at least ``minimum`` blocks carry MACs: 1 for
+    ResNet's stages or Inception's branches, 2 for VGG's layers under ``features``."""
+    deepest = max(layer.depth for layer in profile.layers)
+    for depth in range(1, deepest + 1):
+        if sum(1 for layer in profile.layers if layer.depth == depth and layer.macs) >= minimum:
+            return depth
+    return 1
+
+
+def compare(profiles: list[Profile] | tuple[Profile, ...], depth: int | None = None) -> Comparison:
+    """Align ``profiles`` block by block down to module depth ``depth`` (None: ``auto_depth``
+    of the first profile)."""
     profiles = tuple(profiles)
     if len(profiles) < 2:
         raise ValueError("a comparison needs at least two profiles")
+    if depth is None:
+        depth = auto_depth(profiles[0])
     indexed = [{(layer.path, layer.call): layer for layer in p.layers} for p in profiles]
     blocks = []
     for path, call, level in _aligned_keys(profiles, depth):

@@ -67,3 +67,13 @@ def test_renderings(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(json.dumps(c.to_dict()))
     assert data["schema"] == "costlens.comparison/1"
     assert data["blocks"][2]["macs"] == [120_422_400, 12_443_648]
+
+
+def test_automatic_depth(zoo_profile) -> None:  # type: ignore[no-untyped-def]
+    from costlens.compare import auto_depth
+
+    assert auto_depth(zoo_profile("resnet34")) == 1  # conv1, layer1..layer4, fc carry MACs
+    assert auto_depth(zoo_profile("inception-naive")) == 1  # branch1..branch3
+    assert auto_depth(zoo_profile("vgg16")) == 2  # only features and classifier at depth 1
+    c = compare([zoo_profile("vgg16"), zoo_profile("vgg19")])
+    assert any(b.path == "features.conv5_4" for b in c.blocks)

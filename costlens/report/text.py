@@ -175,8 +175,8 @@ def ratio_words(ratio: float | None) -> str:
     if ratio == 0:
         return "0x"
     factor = 1 / ratio if ratio < 1 else ratio
-    digits = 1 if factor >= 2 else 2
-    return f"{ratio:.2f}x ({factor:.{digits}f}x {'less' if ratio < 1 else 'more'})"
+    digits = 1 if factor >= 2 else (2 if factor >= 1.1 else 3)  # near 1, show the small difference
+    return f"{ratio:.{max(digits, 2)}f}x ({factor:.{digits}f}x {'less' if ratio < 1 else 'more'})"
 
 
 def metric_value(metric: str, value: int | float | None) -> str:
@@ -209,7 +209,7 @@ def totals_rows(comparison: Comparison) -> list[tuple[str, ...]]:
 
 
 def block_rows(comparison: Comparison, metric: str = "macs") -> list[tuple[str, ...]]:
-    """Header and one row per aligned block for ``metric``, with ratios to the first model."""
+    """Header and one row per aligned block where some model has ``metric``, with ratios."""
     names = comparison.names
     label = METRIC_LABELS[metric]
     head = ("Block", f"{names[0]} {label}") + tuple(
@@ -217,6 +217,8 @@ def block_rows(comparison: Comparison, metric: str = "macs") -> list[tuple[str, 
     rows: list[tuple[str, ...]] = [head]
     for block in comparison.blocks:
         values = list(block.values[metric])
+        if not any(values):  # a ReLU or pool has no MACs and no params anywhere: no row
+            continue
         ratios = ratio_row(values)
         cells = ["  " * (block.depth - 1) + block.label, metric_value(metric, values[0])]
         for value, ratio in zip(values[1:], ratios[1:]):
