@@ -49,7 +49,7 @@ def build(spec: str | nn.Module, device: torch.device) -> tuple[nn.Module, str, 
         try:
             with torch.device("meta"):
                 return source.build(), source.name, source.input, source.cite
-        except Exception:  # noqa: S110 - a factory that reads real values: build it plainly below
+        except Exception:  # a factory that reads real values: build it plainly below
             pass
     real = torch.device("cpu") if device.type == "meta" else device  # the trace swaps in meta stand-ins
     try:
@@ -117,10 +117,11 @@ def is_saved_profile(spec: str) -> bool:
     return spec.endswith(".json") or ("/" in spec and ":" not in spec)
 
 
-def obtain(spec: str, input_shape: Sequence[int] | None = None, **options: object) -> Profile:
+def obtain(spec: str, input_shape: Sequence[int] | None = None, *, batch: int | None = None,
+           device: str = "meta", dtype: str = "float32") -> Profile:
     """A profile for ``spec``: read from a saved JSON file, or traced from a model."""
     if is_saved_profile(spec):
         from costlens.profile import load
 
         return load(spec)
-    return profile(spec, input_shape, **options)  # type: ignore[arg-type]
+    return profile(spec, input_shape, batch=batch, device=device, dtype=dtype)

@@ -281,7 +281,8 @@ class _Profiles:
             raise _fail(self.budget.path, rule.line, f"model '{model}': {error}") from None
 
 
-def _value(budget: Budget, profiles: _Profiles, rule: Rule, ref: Reference) -> int:
+def _value(profiles: _Profiles, rule: Rule, ref: Reference) -> int:
+    budget = profiles.budget
     result = profiles.get(rule, ref.model)
     if ref.block is None:
         return result.totals[ref.metric]
@@ -303,9 +304,9 @@ def check(budget: Budget) -> list[Verdict]:
     profiles = _Profiles(budget)
     verdicts = []
     for rule in budget.rules:
-        measured = _value(budget, profiles, rule, rule.left)
+        measured = _value(profiles, rule, rule.left)
         if rule.right is not None:
-            limit = rule.factor * _value(budget, profiles, rule, rule.right)
+            limit = rule.factor * _value(profiles, rule, rule.right)
         else:
             limit = rule.number or 0
         verdicts.append(Verdict(rule, measured, limit, OPERATORS[rule.op](measured, limit)))

@@ -137,8 +137,7 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int |
     result = profile(name, input_shape, batch=batch, device=device, dtype=dtype, train=train)
     stem = report_stem(result.model)
     saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
-    page_path = output if (fmt == "html" and output) else REPORTS / f"{stem}.html"
-    page = html.write_page(page_path, lambda src: html.profile_page(result, src), plotlyjs)
+    page = html.write_page(_page_path(fmt, output, stem), lambda src: html.profile_page(result, src), plotlyjs)
     renderers = {
         "table": lambda: text.table(result, depth),
         "markdown": lambda: text.markdown(result, depth),
@@ -180,8 +179,7 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     profiles = [obtain(m, input_shape, batch=batch, device=device, dtype=dtype) for m in models]
     comparison = compare(profiles, depth=depth)
     stem = "compare-" + "-vs-".join(report_stem(p.model) for p in profiles)
-    page_path = output if (fmt == "html" and output) else REPORTS / f"{stem}.html"
-    page = html.write_page(page_path, lambda src: html.comparison_page(comparison, src), plotlyjs)
+    page = html.write_page(_page_path(fmt, output, stem), lambda src: html.comparison_page(comparison, src), plotlyjs)
     renderers = {
         "table": lambda: text.comparison_table(comparison),
         "markdown": lambda: text.comparison_markdown(comparison),
@@ -216,6 +214,11 @@ def check_command(budget_file: str, junit: str | None) -> int:
         with open(summary, "a", encoding="utf-8") as stream:
             stream.write(text.budget_markdown(verdicts, budget_file))
     return 0 if all(v.passed for v in verdicts) else 1
+
+
+def _page_path(fmt: str, output: str | None, stem: str) -> str | Path:
+    """Where the HTML page goes: ``-o`` when the format is html, else reports/STEM.html."""
+    return output if (fmt == "html" and output) else REPORTS / f"{stem}.html"
 
 
 def _emit(rendered: str, output: str | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -268,7 +269,7 @@ def comparison_page(comparison: Comparison, plotlyjs_src: str | None = None) -> 
     return _document(title, _comparison_header(comparison), sections, plotlyjs_src)
 
 
-def write_page(path: str | Path, render: object, plotly_dir: str | Path | None = None) -> Path:
+def write_page(path: str | Path, render: Callable[[str | None], str], plotly_dir: str | Path | None = None) -> Path:
     """Write a page atomically; with ``plotly_dir``, plotly.js goes there once, shared.
 
     ``render`` is ``profile_page`` or ``comparison_page`` bound to its data: a callable
@@ -283,4 +284,4 @@ def write_page(path: str | Path, render: object, plotly_dir: str | Path | None =
 
             write_atomic(shared, get_plotlyjs())
         src = Path(os.path.relpath(shared.resolve(), target.parent.resolve())).as_posix()
-    return write_atomic(target, render(src))  # type: ignore[operator]
+    return write_atomic(target, render(src))
