@@ -1,23 +1,48 @@
 """costlens: where the cost of a convolutional network goes, layer by layer.
 
-The public API is imported lazily, so that ``costlens --help`` starts without torch.
+The public API is imported lazily, so that ``costlens --help`` starts without torch::
+
+    import costlens
+    p = costlens.profile("inception")            # a zoo name, "pkg.module:factory" or an nn.Module
+    p = costlens.profile(net, inputs={"ids": costlens.Input((1, 16), "int64")})
+    c = costlens.compare("inception-naive", "inception")
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["LayerCost", "Profile", "load", "profile", "__version__"]
+__all__ = [
+    "Comparison", "CostlensWarning", "Input", "LayerCost", "OpCost", "Profile",
+    "compare", "load", "profile", "__version__",
+]
+
+# Where each public name lives; no submodule carries a public function's name, so
+# importing one (costlens.api, costlens.records) never shadows a function.
+_EXPORTS = {
+    "profile": "costlens.api", "compare": "costlens.api", "CostlensWarning": "costlens.api",
+    "Profile": "costlens.records", "LayerCost": "costlens.records", "load": "costlens.records",
+    "Comparison": "costlens.comparison", "Input": "costlens.inputs", "OpCost": "costlens.count.formulas",
+}
+
+if TYPE_CHECKING:
+    from costlens.api import CostlensWarning, compare, profile
+    from costlens.comparison import Comparison
+    from costlens.count.formulas import OpCost
+    from costlens.inputs import Input
+    from costlens.records import LayerCost, Profile, load
 
 
 def __getattr__(name: str) -> Any:
-    if name == "profile":
-        from costlens.api import profile
+    if name in _EXPORTS:
+        import importlib
 
-        return profile
-    if name in ("Profile", "LayerCost", "load"):
-        from costlens import profile as profile_module
-
-        return getattr(profile_module, name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # found directly from now on
+        return value
     raise AttributeError(f"module 'costlens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

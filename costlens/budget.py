@@ -31,12 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from costlens import metrics
 from costlens.errors import CostlensError
-from costlens.profile import Profile, load
-from costlens.units import grouped, parse_human, parse_shape
+from costlens.records import Profile, load
+from costlens.units import parse_human, parse_shape
 
-COUNTED = ("params", "trainable_params", "macs", "flops", "activation_bytes", "weight_bytes", "bytes")
-MEASURED = ("latency_ms", "throughput")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, "==": operator.eq, ">=": operator.ge, ">": operator.gt,
 }
@@ -142,16 +141,15 @@ def _factor(text: str) -> float:
     return float(plain[:-1]) / 100 if plain.endswith("%") else float(plain)
 
 
-def _metric(path: str, line: int, metric: str, absolute: bool) -> None:
-    if metric in MEASURED:
-        if absolute:
-            raise _fail(path, line, f"'{metric}' is measured, and absolute times on shared machines are noise: "
-                                    "compare two models in one run instead (a.latency_ms <= 0.5 * b.latency_ms)")
-        raise _fail(path, line, f"'{metric}' needs timing, which this version of costlens does not measure yet")
-    if metric not in COUNTED:
-        close = difflib.get_close_matches(metric, COUNTED + MEASURED, n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; choose from {', '.join(COUNTED)}"
-        raise _fail(path, line, f"unknown metric '{metric}'{hint}")
+def _metric(path: str, line: int, key: str, absolute: bool) -> None:
+    known = metrics.all_keys()
+    if key not in known:
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; choose from {', '.join(known)}"
+        raise _fail(path, line, f"unknown metric '{key}'{hint}")
+    if absolute and metrics.get(key).kind is metrics.Kind.MEASURED:
+        raise _fail(path, line, f"'{key}' is measured, and absolute measurements on shared machines are noise: "
+                                f"compare two models in one run instead (a.{key} <= 0.5 * b.{key})")
 
 
 def parse_rule(path: str, line: int, text: str) -> Rule:
@@ -268,23 +266,27 @@ class _Profiles:
         return self.cache[model]
 
     def _obtain(self, rule: Rule, model: str) -> Profile:
-        from costlens.api import profile
+        from costlens.api import obtain
 
         spec = self.budget.models.get(model)
         try:
             if spec is not None and spec.profile is not None:
-                return load(Path(self.budget.path).parent / spec.profile)  # an absolute path stays absolute
+                # a saved profile, relative to the budget file (an absolute path stays absolute)
+                return load(Path(self.budget.path).parent / spec.profile)
             if spec is not None:
-                return profile(spec.spec or model, spec.input)
-            return profile(model)
+                return obtain(spec.spec or model, spec.input)
+            return obtain(model)
         except CostlensError as error:
             raise _fail(self.budget.path, rule.line, f"model '{model}': {error}") from None
 
 
-def _value(profiles: _Profiles, rule: Rule, ref: Reference) -> int:
+def _value(profiles: _Profiles, rule: Rule, ref: Reference) -> float:
     budget = profiles.budget
     result = profiles.get(rule, ref.model)
+    metric = metrics.get(ref.metric)
     if ref.block is None:
+        if ref.metric not in result.totals:
+            raise _fail(budget.path, rule.line, f"{ref.model} has no {metric.label.lower()} ({ref.metric}) in its profile")
         return result.totals[ref.metric]
     records = [layer for layer in result.layers if layer.path == ref.block]
     if not records:
@@ -292,11 +294,11 @@ def _value(profiles: _Profiles, rule: Rule, ref: Reference) -> int:
         close = difflib.get_close_matches(ref.block, paths, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise _fail(budget.path, rule.line, f"{ref.model} has no block '{ref.block}'{hint}")
-    if ref.metric == "trainable_params":
-        raise _fail(budget.path, rule.line, "trainable_params is a model total; use params for a block")
-    if ref.metric in ("params", "weight_bytes"):
-        return int(getattr(records[0], ref.metric))  # the module's state, the same on every call
-    return sum(int(getattr(r, ref.metric)) for r in records)
+    if not metric.per_layer:
+        raise _fail(budget.path, rule.line, f"{ref.metric} is a model total, not a block's")
+    if metric.rollup is metrics.Rollup.STATE:
+        return records[0].values[ref.metric]  # the module's state, the same on every call
+    return sum(r.values.get(ref.metric, 0) for r in records)
 
 
 def check(budget: Budget) -> list[Verdict]:
@@ -311,13 +313,3 @@ def check(budget: Budget) -> list[Verdict]:
             limit = rule.number or 0
         verdicts.append(Verdict(rule, measured, limit, OPERATORS[rule.op](measured, limit)))
     return verdicts
-
-
-def describe_limit(verdict: Verdict) -> str:
-    """The limit as the rule wrote it, with its value: '0.45 × inception-naive.macs = 136,559,002'."""
-    rule = verdict.rule
-    value = grouped(round(verdict.limit))
-    if rule.right is None:
-        return value
-    factor = "" if rule.factor == 1 else f"{rule.factor:g} × "
-    return f"{factor}{rule.right} = {value}"

@@ -7,9 +7,9 @@ reused by the commands that take it.
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,13 @@ from costlens.units import parse_shape
 
 REPORTS = Path("reports")
 FORMATS = ("table", "csv", "json", "markdown", "html")
+DTYPES = ("float32", "float16", "bfloat16")  # costlens.inputs.FLOAT_DTYPES, without importing torch here
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings reach the terminal as one line each, like errors."""
+    click.echo(f"costlens: warning: {message}", err=True)
 
 
 class CostlensGroup(click.Group):
@@ -29,6 +36,7 @@ class CostlensGroup(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        warnings.showwarning = _show_warning
         try:
             result = super().main(argv, prog_name or "costlens", complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
@@ -81,7 +89,7 @@ device_option = click.option("--device", type=click.Choice(("meta", "cpu", "cuda
 plotlyjs_option = click.option(
     "--plotlyjs", type=click.Path(file_okay=False), metavar="DIRECTORY",
     help="Write one shared plotly.min.js into DIRECTORY and link it, instead of embedding it in each page.")
-dtype_option = click.option("--dtype", type=click.Choice(("float32", "float16", "bfloat16")), default="float32",
+dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
                             show_default=True, help="Data type of inputs and weights.")
 
 
@@ -104,7 +112,7 @@ def cli(debug: bool) -> None:
 def list_models() -> None:
     """The zoo: each model's default input, params, MACs and citation."""
     from costlens.api import profile
-    from costlens.report.text import zoo_table
+    from costlens.report.profile_text import zoo_table
     from costlens.zoo import entry, names
 
     click.echo(zoo_table([(entry(name), profile(name)) for name in names()]), nl=False)
@@ -130,11 +138,13 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int |
 
     Saves reports/NAME.json and the page reports/NAME.html (or -o with --format html).
     """
-    from costlens.api import profile
+    from costlens.api import _profile
     from costlens.files import report_stem, write_atomic
-    from costlens.report import html, text
+    from costlens.report import html
+    from costlens.report import profile_text as text
 
-    result = profile(name, input_shape, batch=batch, device=device, dtype=dtype, train=train)
+    result = _profile(name, input_shape, batch=batch, device=device, dtype=dtype, train=train, formulas=None,
+                      argument="--input")
     stem = report_stem(result.model)
     saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
     page = html.write_page(_page_path(fmt, output, stem), lambda src: html.profile_page(result, src), plotlyjs)
@@ -172,19 +182,20 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     if len(models) < 2:
         raise click.UsageError("compare needs at least two models")
     from costlens.api import obtain
-    from costlens.compare import compare
+    from costlens.comparison import align
     from costlens.files import report_stem
-    from costlens.report import html, text
+    from costlens.report import comparison_text as text
+    from costlens.report import html
 
-    profiles = [obtain(m, input_shape, batch=batch, device=device, dtype=dtype) for m in models]
-    comparison = compare(profiles, depth=depth)
+    profiles = [obtain(m, input_shape, batch=batch, device=device, dtype=dtype, argument="--input") for m in models]
+    comparison = align(profiles, depth=depth)
     stem = "compare-" + "-vs-".join(report_stem(p.model) for p in profiles)
     page = html.write_page(_page_path(fmt, output, stem), lambda src: html.comparison_page(comparison, src), plotlyjs)
     renderers = {
         "table": lambda: text.comparison_table(comparison),
         "markdown": lambda: text.comparison_markdown(comparison),
         "csv": lambda: text.comparison_csv(comparison),
-        "json": lambda: json.dumps(comparison.to_dict(), indent=1),
+        "json": comparison.to_json,
     }
     if fmt != "html":
         _emit(renderers[fmt](), output)
@@ -201,8 +212,8 @@ def check_command(budget_file: str, junit: str | None) -> int:
 
     from costlens.budget import check, load_budget
     from costlens.files import write_atomic
+    from costlens.report import budget_text as text
     from costlens.report import junit as junit_report
-    from costlens.report import text
 
     budget = load_budget(budget_file)
     verdicts = check(budget)
@@ -232,7 +243,7 @@ def _emit(rendered: str, output: str | None) -> None:
 
 
 def _crosscheck(name: str, shape: list[int]) -> int:
-    from costlens.count.fvcore_check import crosscheck
+    from costlens.crosscheck import crosscheck
 
     check = crosscheck(name, tuple(shape))
     click.echo(check.summary())

@@ -6,22 +6,12 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import nn
 
 from costlens.errors import ModelError, UnknownModelError
 from costlens.zoo import registry
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """How to build a model, with its default input and citation when known."""
-
-    name: str
-    build: Callable[[], nn.Module]
-    input: tuple[int, ...] | None
-    cite: str | None
+from costlens.zoo.registry import NamedModel
 
 
 def is_import_path(spec: str) -> bool:
@@ -29,12 +19,11 @@ def is_import_path(spec: str) -> bool:
     return ":" in spec
 
 
-def resolve(spec: str) -> ModelSource:
+def resolve(spec: str) -> NamedModel:
     """The model ``spec`` names; unknown names and failing imports raise one-line errors."""
     if not is_import_path(spec):
-        found = registry.entry(spec)
-        return ModelSource(found.name, found.build, found.input, found.cite)
-    return ModelSource(spec, _user_builder(spec), None, None)
+        return registry.entry(spec)
+    return NamedModel(spec, _user_builder(spec))
 
 
 def _user_builder(spec: str) -> Callable[[], nn.Module]:

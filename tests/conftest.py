@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from costlens.api import profile
-from costlens.profile import Profile
+from costlens.records import Profile
 
 
 @functools.cache

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from costlens.api import profile
-from costlens.compare import compare
+from costlens.comparison import align
 from costlens.report import html
 from tests.evil_models import EVIL_NAME, EVIL_TYPE, build
 
@@ -73,7 +73,7 @@ def test_sorting_the_layer_table(browser, zoo_profile, tmp_path: Path) -> None: 
 
 
 def test_comparison_page(browser, zoo_profile, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    c = compare([zoo_profile("inception-naive"), zoo_profile("inception")])
+    c = align([zoo_profile("inception-naive"), zoo_profile("inception")])
     page_path = html.write_page(tmp_path / "cmp.html", lambda src: html.comparison_page(c, src))
     page, seen = _open(browser, page_path)
     traces = _traces_per_chart(page)

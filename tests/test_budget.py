@@ -135,7 +135,7 @@ def test_junit_and_github_summary(tmp_path: Path) -> None:
     ('rules = [\n  "inception.maks <= 1G",\n]\n', ":2: unknown metric 'maks'; did you mean macs?"),
     ('rules = [\n  "inception.macs =< 1G",\n]\n', ":2: bad operator '=<'"),
     ('rules = [\n  "inception.macs <= 12 apples",\n]\n', ":2: unparsable number '12 apples'"),
-    ('rules = [\n  "inception.latency_ms <= 3",\n]\n', ":2: 'latency_ms' is measured"),
+    ('rules = [\n  "inception.latency_ms <= 3",\n]\n', ":2: unknown metric 'latency_ms'"),
     ('rules = [\n  "inception:branch9.macs <= 1G",\n]\n', ":2: inception has no block 'branch9'; did you mean branch4?"),
     ('rules = [\n  "inception macs <= 1G",\n]\n', ":2: cannot read rule"),
     ('rules = [\n  "a.macs <= 1"\n', ": not valid TOML"),

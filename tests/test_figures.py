@@ -35,4 +35,4 @@ def test_layer_bars_cover_every_leaf_call(zoo_profile) -> None:  # type: ignore[
 
 def test_self_flops_partition_the_total(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     result = zoo_profile("resnet18")
-    assert sum(figures.self_flops(result)) == result.totals["flops"]
+    assert sum(result.own(i)["flops"] for i in range(len(result.layers))) == result.totals["flops"]

@@ -24,9 +24,11 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from costlens.count.formulas import FREE, OpCost, rule_for
+from costlens import metrics
+from costlens.count.formulas import FREE, Handler, OpCost, rule_for
 from costlens.errors import ModelError
-from costlens.profile import LayerCost
+from costlens.metrics import OpEvent, TensorFacts
+from costlens.records import LayerCost
 
 Shape = tuple[int, ...]
 
@@ -41,48 +43,50 @@ _STATISTICS_OUTPUTS = {
 
 @dataclass
 class ModuleFacts:
-    """What the tracer knows of a module before it runs: its path, type and state sizes."""
+    """What the tracer knows of a module before it runs: its path, type and state metrics."""
 
     path: str
     type: str
     leaf: bool
-    params: int
-    weight_bytes: int
+    state: dict[str, int]  # each tensor metric of the catalogue, children included
 
 
 @dataclass
 class _Call:
-    """A module call in progress; becomes a frozen ``LayerCost`` when the trace ends."""
+    """A module call in progress; becomes a frozen ``LayerCost`` when the trace ends.
+
+    ``sums`` holds the op metrics of the catalogue, in catalogue order.
+    """
 
     facts: ModuleFacts
     call: int
     depth: int
     input_shapes: list[list[int]]
+    sums: list[int]
     output_shapes: list[list[int]] = field(default_factory=list)
-    macs: int = 0
-    flops: int = 0
-    bytes: int = 0
-    activation_bytes: int = 0
     ops: Counter = field(default_factory=Counter)
     formulas: list[str] = field(default_factory=list)
 
     def absorb(self, child: _Call) -> None:
-        self.macs += child.macs
-        self.flops += child.flops
-        self.bytes += child.bytes
-        self.activation_bytes += child.activation_bytes
+        sums = self.sums
+        for i, value in enumerate(child.sums):
+            sums[i] += value
         self.ops.update(child.ops)
 
-    def freeze(self) -> LayerCost:
+    def freeze(self, op_keys: list[str], layer_keys: set[str]) -> LayerCost:
         f = self.facts
+        values: dict[str, float] = {k: v for k, v in f.state.items() if k in layer_keys}
+        values.update(zip(op_keys, self.sums))
         return LayerCost(
             path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
-            params=f.params, macs=self.macs, flops=self.flops,
-            activation_bytes=self.activation_bytes, weight_bytes=f.weight_bytes,
-            bytes=self.bytes, formula="; ".join(self.formulas) or None,
-            ops=dict(sorted(self.ops.items())),
+            formula="; ".join(self.formulas) or None, ops=dict(sorted(self.ops.items())),
+            values={k: values[k] for k in _ordered(layer_keys) if k in values},
         )
+
+
+def _ordered(keys: set[str]) -> list[str]:
+    return [m.key for m in metrics.catalogue() if m.key in keys]
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,7 @@ class _Cached:
     single: bool
     as_tuple: bool
     cost: OpCost
-    bytes: int
-    activation_bytes: int
+    sums: tuple[int, ...]
 
 
 @dataclass
@@ -117,6 +120,7 @@ class TraceResult:
     layers: list[LayerCost]
     uncounted: dict[str, tuple[int, list[str]]]
     flops_by_op: dict[str, int]
+    state: dict[str, int]  # the model's tensor metrics, each tensor once
 
 
 def _tensor_bytes(t: torch.Tensor) -> int:
@@ -166,7 +170,7 @@ def _key_of(values: tuple | list) -> tuple:
     return tuple(key)
 
 
-def _learn(func: Any) -> _OpInfo:
+def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
     schema = func._schema
     aliases = any(r.alias_info is not None for r in schema.returns)
     returns_tensors = all(
@@ -185,7 +189,8 @@ def _learn(func: Any) -> _OpInfo:
     # but they read and write it; a pure view (view, t, slice) moves nothing.
     moves_data = (schema.is_mutable or not aliases) and not creates_uninitialized
     return _OpInfo(
-        name=f"aten.{name}", rule=rule_for(func.overloadpacket), cacheable=cacheable,
+        name=f"aten.{name}", rule=custom.get(func.overloadpacket, custom.get(func)) or rule_for(func.overloadpacket),
+        cacheable=cacheable,
         moves_data=moves_data, allocates=moves_data and not aliases, primary_only=name in _STATISTICS_OUTPUTS,
         creates=any(a.name == "device" and a.kwarg_only for a in schema.arguments),
     )
@@ -197,9 +202,10 @@ _META = torch.device("meta")
 class _CountingMode(TorchDispatchMode):
     """Counts each op into the innermost module call on the tracer's stack."""
 
-    def __init__(self, tracer: _Tracer) -> None:
+    def __init__(self, tracer: _Tracer, custom: dict[Any, Handler]) -> None:
         super().__init__()
         self.tracer = tracer
+        self.custom = custom
         self.infos: dict[Any, _OpInfo] = {}
 
     @classmethod
@@ -212,7 +218,7 @@ class _CountingMode(TorchDispatchMode):
         kwargs = kwargs or {}
         info = self.infos.get(func)
         if info is None:
-            info = self.infos[func] = _learn(func)
+            info = self.infos[func] = _learn(func, self.custom)
         tracer = self.tracer
         if info.creates and tracer.reuse and kwargs.get("device") != _META:
             # a tensor made inside forward (torch.zeros(n), torch.arange(n)) joins the
@@ -223,39 +229,40 @@ class _CountingMode(TorchDispatchMode):
                 func, _key_of(args))
             hit = tracer.cache.get(key)
             if hit is not None:
-                tracer.count(info, hit.cost, hit.bytes, hit.activation_bytes)
+                tracer.count(info, hit.cost, hit.sums)
                 if hit.single:
                     shape, stride, dtype = hit.metas[0]
                     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
                 outs = [torch.empty_strided(s, st, dtype=d, device="meta") for s, st, d in hit.metas]
                 return tuple(outs) if hit.as_tuple else outs
             out = func(*args, **kwargs)
-            cost, nbytes, act = self._cost(info, args, kwargs, out)
+            cost, sums = self._cost(info, args, kwargs, out)
             outs = [out] if isinstance(out, torch.Tensor) else list(out)
             if all(o.device.type == "meta" for o in outs):
                 metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
-                tracer.cache[key] = _Cached(
-                    metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, nbytes, act)
-            tracer.count(info, cost, nbytes, act)
+                tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, sums)
+            tracer.count(info, cost, sums)
             return out
         out = func(*args, **kwargs)
-        cost, nbytes, act = self._cost(info, args, kwargs, out)
-        tracer.count(info, cost, nbytes, act)
+        cost, sums = self._cost(info, args, kwargs, out)
+        tracer.count(info, cost, sums)
         return out
 
-    @staticmethod
-    def _cost(info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, int, int]:
+    def _cost(self, info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, tuple[int, ...]]:
+        """The op's arithmetic, and what it adds to each op metric of the catalogue."""
         cost = info.rule(args, kwargs, out) if info.rule is not None else FREE
-        if not info.moves_data:
-            return cost, 0, 0
-        outs = [out] if isinstance(out, torch.Tensor) else list(_tensors(out if isinstance(out, (tuple, list)) else ()))
-        if info.primary_only:
-            outs = outs[:1]
-        written = sum(_tensor_bytes(o) for o in outs)
-        read = sum(_tensor_bytes(t) for t in _tensors(args)) + sum(
-            _tensor_bytes(t) for t in _tensors(kwargs.values())
-        )
-        return cost, read + written, written if info.allocates else 0
+        if not isinstance(cost, OpCost):
+            raise TypeError(f"the formula of {info.name} returned {type(cost).__name__}, not an OpCost")
+        read = written = 0
+        if info.moves_data:
+            outs = [out] if isinstance(out, torch.Tensor) else list(
+                _tensors(out if isinstance(out, (tuple, list)) else ()))
+            if info.primary_only:
+                outs = outs[:1]
+            written = sum(_tensor_bytes(o) for o in outs)
+            read = sum(_tensor_bytes(t) for t in _tensors(args)) + sum(_tensor_bytes(t) for t in _tensors(kwargs.values()))
+        event = OpEvent(cost.macs, cost.flops, read, written, written if info.allocates else 0)
+        return cost, tuple(produce(event) for produce in self.tracer.producers)
 
 
 class _Tracer:
@@ -264,6 +271,8 @@ class _Tracer:
     def __init__(self, facts: dict[int, ModuleFacts], reuse: bool) -> None:
         self.facts = facts
         self.reuse = reuse
+        self.op_metrics = metrics.op_metrics()
+        self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
         self.cache: dict[Any, _Cached] = {}
         self.stack: list[_Call] = []
         self.calls: list[_Call] = []
@@ -276,7 +285,7 @@ class _Tracer:
         index = self.call_counts[facts.path]
         self.call_counts[facts.path] = index + 1
         shapes = _shapes(args) + _shapes(kwargs)
-        record = _Call(facts, index, len(self.stack), shapes)  # depth: calls enclosing this one
+        record = _Call(facts, index, len(self.stack), shapes, [0] * len(self.producers))  # depth: calls around it
         self.calls.append(record)
         self.stack.append(record)
 
@@ -286,14 +295,13 @@ class _Tracer:
         if self.stack:
             self.stack[-1].absorb(record)
 
-    def count(self, info: _OpInfo, cost: OpCost, nbytes: int, activation: int) -> None:
+    def count(self, info: _OpInfo, cost: OpCost, contributions: tuple[int, ...]) -> None:
         if not self.stack:
             return
         record = self.stack[-1]
-        record.macs += cost.macs
-        record.flops += cost.flops
-        record.bytes += nbytes
-        record.activation_bytes += activation
+        sums = record.sums
+        for i, value in enumerate(contributions):
+            sums[i] += value
         record.ops[info.name] += 1
         self.flops_by_op[info.name] += cost.flops
         if cost.formula is not None:
@@ -309,39 +317,42 @@ class _Tracer:
 
 
 def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
-    """Path, type and recursive parameter counts of every module, keyed by ``id``.
+    """Path, type and state metrics (params, weight bytes, ...) of every module, keyed by ``id``.
 
     Like fvcore's parameter_count, each tensor is summed into every prefix of its
     dotted name, so a shared tensor counts once, under its first name.
     """
-    params: Counter = Counter()
-    state_bytes: Counter = Counter()
+    producers = [(m.key, m.of_tensor) for m in metrics.tensor_metrics() if m.of_tensor is not None]
+    state: dict[str, Counter] = {key: Counter() for key, _ in producers}
     seen: set[int] = set()
     modules = list(model.named_modules())
     for path, module in modules:
-        own_params = own_bytes = 0
-        for tensor in list(module._parameters.values()) + list(module._buffers.values()):
-            if tensor is None or id(tensor) in seen:
-                continue
+        own = [t for t in _own_tensors(module) if id(t[0]) not in seen]
+        if not own:
+            continue
+        parts = path.split(".") if path else []
+        prefixes = [".".join(parts[:i]) for i in range(len(parts) + 1)]
+        for tensor, is_parameter in own:
             seen.add(id(tensor))
-            size = _element_size(tensor, dtype)
-            own_bytes += tensor.numel() * size
-            if isinstance(tensor, nn.Parameter):
-                own_params += tensor.numel()
-        if own_params or own_bytes:
-            parts = path.split(".") if path else []
-            for i in range(len(parts) + 1):
-                prefix = ".".join(parts[:i])
-                params[prefix] += own_params
-                state_bytes[prefix] += own_bytes
-    facts: dict[int, ModuleFacts] = {}
-    for path, module in modules:
-        facts[id(module)] = ModuleFacts(
-            path=path, type=type(module).__name__,
-            leaf=next(module.children(), None) is None,
-            params=params[path], weight_bytes=state_bytes[path],
+            facts = TensorFacts(tensor.numel(), tensor.numel() * _element_size(tensor, dtype), is_parameter,
+                                is_parameter and tensor.requires_grad)
+            for key, produce in producers:
+                value = produce(facts)
+                for prefix in prefixes:
+                    state[key][prefix] += value
+    return {
+        id(module): ModuleFacts(
+            path=path, type=type(module).__name__, leaf=next(module.children(), None) is None,
+            state={key: counts[path] for key, counts in state.items()},
         )
-    return facts
+        for path, module in modules
+    }
+
+
+def _own_tensors(module: nn.Module) -> list[tuple[torch.Tensor, bool]]:
+    """The module's own parameters and buffers (not its children's), flagged as parameters or not."""
+    own = [(p, True) for _, p in module.named_parameters(recurse=False, remove_duplicate=False)]
+    return own + [(b, False) for _, b in module.named_buffers(recurse=False, remove_duplicate=False)]
 
 
 def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
@@ -394,31 +405,42 @@ def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None
 
 def trace(
     model: nn.Module,
-    inputs: Sequence[torch.Tensor],
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None = None,
     *,
     train: bool = False,
     dtype: torch.dtype | None = None,
+    formulas: dict[Any, Handler] | None = None,
 ) -> TraceResult:
-    """Run ``model`` once on ``inputs`` and return one ``LayerCost`` per module call.
+    """Run ``model(*args, **kwargs)`` once and return one ``LayerCost`` per module call.
 
-    The device is the inputs' device; parameters on another device or dtype are
+    The device is the first input tensor's; parameters on another device or dtype are
     substituted for the trace (``torch.func.functional_call``), never moved, so the
     model is left as found: hooks removed, train/eval modes restored, even when its
-    forward raises.
+    forward raises. ``formulas`` maps aten ops (packets or overloads) to handlers that
+    take precedence over the registered ones, for this trace only.
     """
-    device = inputs[0].device
-    tracer = _Tracer(module_facts(model, dtype), reuse=device.type == "meta")
+    kwargs = dict(kwargs or {})
+    tensors = [t for t in list(args) + list(kwargs.values()) if isinstance(t, torch.Tensor)]
+    if not tensors:
+        raise ModelError("the model needs at least one input tensor to trace")
+    device = tensors[0].device
+    facts = module_facts(model, dtype)
+    tracer = _Tracer(facts, reuse=device.type == "meta")
     stand_ins = _stand_ins(model, device, dtype)
     try:
-        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer):
+        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}):
             if stand_ins:
-                torch.func.functional_call(model, stand_ins, tuple(inputs), strict=False)
+                torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
             else:
-                model(*inputs)
+                model(*args, **kwargs)
     except Exception as error:  # the user's forward can raise anything
         raise _forward_error(tracer.innermost(), error) from error
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
-    return TraceResult([c.freeze() for c in tracer.calls], tracer.uncounted, by_op)
+    op_keys = [m.key for m in tracer.op_metrics]
+    layer_keys = {m.key for m in metrics.per_layer()}
+    layers = [c.freeze(op_keys, layer_keys) for c in tracer.calls]
+    return TraceResult(layers, tracer.uncounted, by_op, facts[id(model)].state)
 
 
 def _forward_error(call: _Call | None, error: Exception) -> ModelError:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import plotly.graph_objects as go
 
-from costlens.compare import Comparison
-from costlens.profile import LayerCost, Profile
-from costlens.units import format_shape, grouped, human_bytes
+from costlens import metrics
+from costlens.comparison import Comparison
+from costlens.records import LayerCost, Profile
+from costlens.units import format_shape
 
 PALETTE = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00"]
 LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 40}, "height": 420}
@@ -24,18 +26,18 @@ def _name(text: str) -> str:
     return html.escape(text or "<root>")
 
 
-def leaves(profile: Profile) -> list[LayerCost]:
-    """Leaf module calls in execution order: where the arithmetic happens."""
-    return [layer for layer in profile.layers if layer.leaf]
-
-
 def _hover(layer: LayerCost) -> str:
     ins = " ".join(format_shape(s) for s in layer.input_shapes) or "-"
-    outs = " ".join(format_shape(s) for s in layer.output_shapes) or "-"
     call = f" (call {layer.call + 1})" if layer.call else ""
+    values = [f"{m.label} {m.cell(layer.get(m.key))}" for m in metrics.columns() if m.key in layer.values]
+    lines = [" · ".join(values[i:i + 2]) for i in range(0, len(values), 2)]
     return (f"<b>{_name(layer.path)}</b>{call} · {_name(layer.type)}<br>"
-            f"in {ins} → out {outs}<br>MACs {grouped(layer.macs)} · params {grouped(layer.params)}"
-            f"<br>FLOPs {grouped(layer.flops)} · activations {human_bytes(layer.activation_bytes)}")
+            f"in {ins} → out {layer.output}<br>" + "<br>".join(lines))
+
+
+def _label(key: str) -> str:
+    metric = metrics.get(key)
+    return f"{metric.label} ({metric.unit})" if metric.unit == "bytes" else metric.label
 
 
 def _scale_buttons() -> list[dict]:
@@ -51,29 +53,29 @@ def _scale_buttons() -> list[dict]:
 
 def layer_bars(profile: Profile, metric: str, title: str) -> go.Figure:
     """One bar per leaf layer call, in execution order, of ``metric`` (macs or params)."""
-    rows = leaves(profile)
+    rows = profile.leaves()
     labels = [f"{i}:{_name(layer.path)}" for i, layer in enumerate(rows)]
     fig = go.Figure(go.Bar(
-        x=labels, y=[getattr(layer, metric) for layer in rows], marker_color=PALETTE[0 if metric == "macs" else 3],
-        hovertext=[_hover(layer) for layer in rows], hoverinfo="text", name=metric,
+        x=labels, y=[layer.get(metric) for layer in rows], marker_color=PALETTE[0 if metric == "macs" else 3],
+        hovertext=[_hover(layer) for layer in rows], hoverinfo="text", name=metrics.get(metric).label,
     ))
     fig.update_layout(title=title, updatemenus=_scale_buttons(), xaxis={"showticklabels": len(rows) <= 60},
-                      yaxis_title=metric.upper() if metric == "macs" else "params", **LAYOUT)
+                      yaxis_title=_label(metric), **LAYOUT)
     return fig
 
 
 def cumulative(profile: Profile) -> go.Figure:
     """Running share of MACs and params through the network's depth (leaf calls in order)."""
-    rows = leaves(profile)
+    rows = profile.leaves()
     fig = go.Figure()
     for metric, color in (("macs", PALETTE[0]), ("params", PALETTE[3])):
-        total = sum(getattr(layer, metric) for layer in rows) or 1
-        running, ys = 0, []
+        total = sum(layer.get(metric) or 0 for layer in rows) or 1
+        running, ys = 0.0, []
         for layer in rows:
-            running += getattr(layer, metric)
+            running += layer.get(metric) or 0
             ys.append(100 * running / total)
         fig.add_trace(go.Scatter(
-            x=list(range(len(rows))), y=ys, mode="lines", name=metric, line={"color": color},
+            x=list(range(len(rows))), y=ys, mode="lines", name=metrics.get(metric).label, line={"color": color},
             hovertext=[_hover(layer) for layer in rows], hoverinfo="text+y",
         ))
     fig.update_layout(title="Cumulative share of MACs and params over depth", xaxis_title="leaf layer (execution order)",
@@ -81,22 +83,13 @@ def cumulative(profile: Profile) -> go.Figure:
     return fig
 
 
-def self_flops(profile: Profile) -> list[int]:
-    """FLOPs of each record's own ops (its total minus its direct children's)."""
-    own = [layer.flops for layer in profile.layers]
-    for index in range(len(profile.layers)):
-        for child in profile.children(index):
-            own[index] -= profile.layers[child].flops
-    return own
-
-
-def _share_bar(shares: dict[str, int], color: str, visible: bool) -> go.Bar:
+def _share_bar(shares: Mapping[str, float], color: str, visible: bool) -> go.Bar:
     ordered = sorted(shares.items(), key=lambda kv: kv[1])
     total = sum(shares.values()) or 1
     return go.Bar(
         y=[_name(k) for k, _ in ordered], x=[v for _, v in ordered], orientation="h", marker_color=color,
         text=[f"{100 * v / total:.1f}%" for _, v in ordered], textposition="auto", visible=visible,
-        hovertext=[f"{_name(k)}<br>{grouped(v)} FLOPs ({100 * v / total:.2f}%)" for k, v in ordered],
+        hovertext=[f"{_name(k)}<br>{metrics.get('flops').format(v)} FLOPs ({100 * v / total:.2f}%)" for k, v in ordered],
         hoverinfo="text",
     )
 
@@ -104,8 +97,9 @@ def _share_bar(shares: dict[str, int], color: str, visible: bool) -> go.Bar:
 def share_of_flops(profile: Profile) -> go.Figure:
     """FLOPs by layer type (a parent's own ops, like a residual add, count under its
     type) and, on a switch, by aten op."""
-    by_type: dict[str, int] = defaultdict(int)
-    for layer, own in zip(profile.layers, self_flops(profile)):
+    by_type: dict[str, float] = defaultdict(float)
+    for index, layer in enumerate(profile.layers):
+        own = profile.own(index).get("flops", 0)
         if own:
             by_type[layer.type] += own
     by_op = {op: flops for op, flops in profile.flops_by_op.items() if flops}
@@ -134,7 +128,7 @@ def sunburst(profile: Profile) -> go.Figure:
         ids.append(node)
         parents.append(stack[-1][1] if stack else "")
         labels.append(_name(layer.name))
-        values.append(layer.macs)
+        values.append(layer.get("macs") or 0)
         hovers.append(_hover(layer))
         stack.append((layer.depth, node))
     fig = go.Figure(go.Sunburst(
@@ -145,21 +139,9 @@ def sunburst(profile: Profile) -> go.Figure:
     return fig
 
 
-def trunk(profile: Profile, minimum: int = 5) -> list[LayerCost]:
-    """The network's main path: the shallowest level with at least ``minimum`` calls
-    that output a 4-d feature map (ResNet's stages, GoogLeNet's modules, VGG's layers)."""
-    deepest = max(layer.depth for layer in profile.layers)
-    for depth in range(1, deepest + 1):
-        rows = [layer for layer in profile.layers
-                if layer.depth == depth and layer.output_shapes and len(layer.output_shapes[0]) == 4]
-        if len(rows) >= minimum:
-            return rows
-    return [layer for layer in leaves(profile) if layer.output_shapes and len(layer.output_shapes[0]) == 4]
-
-
 def shape_walk(profile: Profile) -> go.Figure:
     """Spatial size n_H·n_W falling and channels n_C rising along the main path."""
-    rows = trunk(profile)
+    rows = profile.trunk()
     x = [f"{i}:{_name(r.path)}" for i, r in enumerate(rows)]
     hovers = [_hover(layer) for layer in rows]
     fig = go.Figure()
@@ -181,16 +163,15 @@ def shape_walk(profile: Profile) -> go.Figure:
 
 def memory(profile: Profile) -> go.Figure:
     """Per leaf layer call: bytes of activations written vs bytes of weights held."""
-    rows = leaves(profile)
+    rows = profile.leaves()
     labels = [f"{i}:{_name(layer.path)}" for i, layer in enumerate(rows)]
     hovers = [_hover(layer) for layer in rows]
     fig = go.Figure([
-        go.Bar(x=labels, y=[r.activation_bytes for r in rows], name="activations", marker_color=PALETTE[2],
-               hovertext=hovers, hoverinfo="text+y"),
-        go.Bar(x=labels, y=[r.weight_bytes for r in rows], name="weights", marker_color=PALETTE[4],
-               hovertext=hovers, hoverinfo="text+y"),
+        go.Bar(x=labels, y=[r.get(key) for r in rows], name=metrics.get(key).label, marker_color=color,
+               hovertext=hovers, hoverinfo="text+y")
+        for key, color in (("activation_bytes", PALETTE[2]), ("weight_bytes", PALETTE[4]))
     ])
-    fig.update_layout(title="Memory per layer: activations vs weights (bytes)", barmode="group",
+    fig.update_layout(title="Memory per layer: activations written vs weights held (bytes)", barmode="group",
                       updatemenus=_scale_buttons(), xaxis={"showticklabels": len(rows) <= 60}, **LAYOUT)
     return fig
 
@@ -212,16 +193,16 @@ def profile_figures(profile: Profile) -> list[tuple[str, go.Figure]]:
 
 
 def comparison_totals(comparison: Comparison) -> go.Figure:
-    """Grouped bars: each model's params, MACs and FLOPs as a multiple of the baseline's."""
-    metrics = ("params", "macs", "flops", "activation_bytes", "weight_bytes")
+    """Grouped bars: each model's totals as a multiple of the baseline's."""
+    shown = [m for m in comparison.metrics if any(comparison.total(m.key))]
     fig = go.Figure()
     for i, name in enumerate(comparison.names):
-        values = [comparison.total(m)[i] for m in metrics]
-        ratios = [comparison.ratios(m)[i] for m in metrics]
+        values = [comparison.total(m.key)[i] for m in shown]
+        ratios = [comparison.ratios(m.key)[i] for m in shown]
         fig.add_trace(go.Bar(
-            x=list(metrics), y=ratios, name=_name(name), marker_color=PALETTE[i % len(PALETTE)],
-            hovertext=[f"{_name(name)}<br>{m}: {grouped(int(v or 0))}<br>{(r or 0):.3f}× the baseline"
-                       for m, v, r in zip(metrics, values, ratios)], hoverinfo="text",
+            x=[m.label for m in shown], y=ratios, name=_name(name), marker_color=PALETTE[i % len(PALETTE)],
+            hovertext=[f"{_name(name)}<br>{m.label}: {m.format(v)}<br>{(r or 0):.3f}× the baseline"
+                       for m, v, r in zip(shown, values, ratios)], hoverinfo="text",
         ))
     fig.update_layout(title=f"Totals relative to {_name(comparison.names[0])}", barmode="group",
                       yaxis_title="× baseline", **LAYOUT)
@@ -230,17 +211,18 @@ def comparison_totals(comparison: Comparison) -> go.Figure:
 
 def comparison_blocks(comparison: Comparison, metric: str = "macs") -> go.Figure:
     """Grouped bars per matched block, one color per model."""
-    blocks = [b for b in comparison.blocks if any(b.values[metric])]
+    blocks = comparison.blocks_with(metric)
     labels = [_name(b.label) for b in blocks]
+    label = metrics.get(metric).label
     fig = go.Figure()
     for i, name in enumerate(comparison.names):
         ys = [b.values[metric][i] for b in blocks]
         fig.add_trace(go.Bar(
             x=labels, y=ys, name=_name(name), marker_color=PALETTE[i % len(PALETTE)],
-            hovertext=[f"{_name(name)} · {lab}<br>{metric}: {grouped(y) if y is not None else 'absent'}"
+            hovertext=[f"{_name(name)} · {lab}<br>{label}: {metrics.get(metric).format(y) if y is not None else 'absent'}"
                        for lab, y in zip(labels, ys)], hoverinfo="text",
         ))
-    fig.update_layout(title=f"{'MACs' if metric == 'macs' else 'Params'} by matched block", barmode="group",
+    fig.update_layout(title=f"{label} by matched block", barmode="group", yaxis_title=_label(metric),
                       updatemenus=_scale_buttons(), **LAYOUT)
     return fig
 

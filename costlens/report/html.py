@@ -11,15 +11,18 @@ import html
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
-
-from costlens.compare import Comparison, ratio_row
+from costlens import metrics
+from costlens.comparison import Comparison, ratio_row
 from costlens.files import write_atomic
-from costlens.profile import LayerCost, Profile
-from costlens.report import figures
-from costlens.report.text import METRIC_LABELS, metric_value, ratio_words
-from costlens.units import format_shape, grouped, human, human_bytes
+from costlens.records import LayerCost, Profile
+from costlens.report.comparison_text import BLOCK_METRICS
+from costlens.report.grid import ratio_words
+from costlens.units import format_shape
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 PLOTLY_FILE = "plotly.min.js"
 
@@ -116,7 +119,7 @@ def _header(profile: Profile) -> str:
     cite = f'<div class="meta">{_e(profile.citation)}</div>' if profile.citation else ""
     return (
         f'<header><h1>costlens · {_e(profile.model)}</h1>{cite}'
-        f'<div class="meta">input {_e(format_shape(profile.input_shape))} · {_e(profile.dtype)} · '
+        f'<div class="meta">input {_e(profile.input_text)} · {_e(profile.dtype)} · '
         f'device {_e(device.get("type"))} · torch {_e(env.get("torch"))} · costlens {_e(env.get("costlens"))} · '
         f'python {_e(env.get("python"))}</div>'
         f'<div class="convention">Convention: {_e(profile.convention)}</div></header>'
@@ -124,24 +127,17 @@ def _header(profile: Profile) -> str:
 
 
 def _totals(profile: Profile) -> str:
-    t = profile.totals
-    cards = [
-        ("params", "Params", grouped(t["params"]), human(t["params"])),
-        ("trainable_params", "Trainable params", grouped(t["trainable_params"]), human(t["trainable_params"])),
-        ("macs", "MACs", grouped(t["macs"]), human(t["macs"])),
-        ("flops", "FLOPs", grouped(t["flops"]), human(t["flops"])),
-        ("activation_bytes", "Activations", grouped(t["activation_bytes"]) + " B", human_bytes(t["activation_bytes"])),
-        ("weight_bytes", "Weights", grouped(t["weight_bytes"]) + " B", human_bytes(t["weight_bytes"])),
-        ("bytes", "Bytes moved", grouped(t["bytes"]) + " B", human_bytes(t["bytes"])),
-        ("buffers", "Buffers", grouped(t["buffers"]), human(t["buffers"])),
-    ]
-    if profile.timing and "median_ms" in profile.timing:
-        ms = profile.timing["median_ms"]
-        cards.append(("latency_ms", "Latency (median)", f"{ms:.3f} ms", str(profile.timing.get("device", ""))))
-    return '<div class="totals">' + "".join(
-        f'<div class="total" data-metric="{key}" data-value="{t.get(key, "")}"><span class="label">{label}</span>'
-        f'<span class="value">{_e(value)}</span> <span class="short">{_e(short)}</span></div>'
-        for key, label, value, short in cards) + "</div>"
+    """One card per total in the catalogue: exact value and short form."""
+    cards = []
+    for metric in metrics.catalogue():
+        value = profile.totals.get(metric.key)
+        if value is None:
+            continue
+        cards.append(
+            f'<div class="total" data-metric="{_e(metric.key)}" data-value="{value}" title="{_e(metric.description)}">'
+            f'<span class="label">{_e(metric.label)}</span><span class="value">{_e(metric.format(value))}</span> '
+            f'<span class="short">{_e(metric.short(value))}</span></div>')
+    return '<div class="totals">' + "".join(cards) + "</div>"
 
 
 def _formula_table(profile: Profile) -> str:
@@ -150,7 +146,8 @@ def _formula_table(profile: Profile) -> str:
         return "<p>No convolution, linear or matmul ran.</p>"
     body = "".join(
         f"<tr><td>{_e(layer.path or '<root>')}</td><td>{_e(layer.type)}</td><td>{_e(layer.formula)}</td>"
-        f'<td class="num" data-value="{layer.macs}">{grouped(layer.macs)}</td></tr>' for layer in rows)
+        f'<td class="num" data-value="{layer.get("macs")}">{_e(metrics.get("macs").format(layer.get("macs")))}</td></tr>'
+        for layer in rows)
     return ('<div class="scroll"><table class="sortable" id="formulas"><thead><tr><th>Layer</th><th>Type</th>'
             f'<th>Formula (output × kernel)</th><th class="num">MACs</th></tr></thead><tbody>{body}</tbody></table></div>')
 
@@ -164,38 +161,55 @@ def _uncounted(profile: Profile) -> str:
             f'<th class="num">Count</th><th>Where</th></tr></thead><tbody>{body}</tbody></table>')
 
 
-def _layer_row(index: int, layer: LayerCost) -> str:
-    def num(value: int | float, text: str) -> str:
-        return f'<td class="num" data-value="{value}">{_e(text)}</td>'
+def _num(value: float | None, text: str) -> str:
+    return f'<td class="num" data-value="{"" if value is None else value}">{_e(text)}</td>'
 
+
+def _layer_row(index: int, layer: LayerCost) -> str:
     indent = "&nbsp;&nbsp;" * max(layer.depth - 1, 0)
     return (
-        f'<tr class="depth{layer.depth}"><td class="num" data-value="{index}">{index}</td>'
+        f'<tr class="depth{layer.depth}">{_num(index, str(index))}'
         f'<td data-value="{_e(layer.path)}">{indent}{_e(layer.path or "<root>")}</td>'
-        f'<td data-value="{_e(layer.type)}">{_e(layer.type)}</td>'
-        f'<td class="num" data-value="{layer.call}">{layer.call}</td>'
+        f'<td data-value="{_e(layer.type)}">{_e(layer.type)}</td>{_num(layer.call, str(layer.call))}'
         f'<td data-value="{_e(layer.input_shapes)}">{_e(" ".join(format_shape(s) for s in layer.input_shapes))}</td>'
-        f'<td data-value="{_e(layer.output_shapes)}">{_e(" ".join(format_shape(s) for s in layer.output_shapes))}</td>'
-        + num(layer.params, grouped(layer.params)) + num(layer.macs, grouped(layer.macs))
-        + num(layer.flops, grouped(layer.flops)) + num(layer.activation_bytes, human_bytes(layer.activation_bytes))
-        + num(layer.weight_bytes, human_bytes(layer.weight_bytes)) + num(layer.intensity, f"{layer.intensity:.1f}")
-        + "</tr>"
+        f'<td data-value="{_e(layer.output_shapes)}">{_e(layer.output)}</td>'
+        + "".join(_num(layer.get(m.key), m.cell(layer.get(m.key))) for m in metrics.per_layer())
+        + _num(layer.intensity, f"{layer.intensity:.1f}") + "</tr>"
     )
 
 
-def _layer_table(profile: Profile) -> str:
-    heads = ["#", "Layer", "Type", "Call", "Input", "Output", "Params", "MACs", "FLOPs", "Activations",
-             "Weights", "FLOPs/byte"]
-    numeric = {"#", "Call", "Params", "MACs", "FLOPs", "Activations", "Weights", "FLOPs/byte"}
-    head = "".join(f'<th class="{"num" if h in numeric else ""}">{h}</th>' for h in heads)
-    body = "".join(_layer_row(i, layer) for i, layer in enumerate(profile.layers))
-    return ('<input class="filter" data-table="layers" placeholder="Filter layers by name or type">'
-            f'<div class="scroll"><table class="sortable" id="layers"><thead><tr>{head}</tr></thead>'
+def _layer_table(profile: Profile, layers: list[LayerCost] | None = None, filter_box: bool = True) -> str:
+    heads = ["#", "Layer", "Type", "Call", "Input", "Output", *(m.label for m in metrics.per_layer()), "FLOPs/byte"]
+    text_columns = {"Layer", "Type", "Input", "Output"}
+    head = "".join(f'<th class="{"" if h in text_columns else "num"}">{_e(h)}</th>' for h in heads)
+    chosen = profile.layers if layers is None else layers
+    body = "".join(_layer_row(profile.layers.index(layer) if layers is not None else i, layer)
+                   for i, layer in enumerate(chosen))
+    box = '<input class="filter" data-table="layers" placeholder="Filter layers by name or type">' if filter_box else ""
+    return (f'{box}<div class="scroll"><table class="sortable" id="layers"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
+
+
+def profile_fragment(profile: Profile, depth: int) -> str:
+    """A notebook's view of a profile: header, totals and the table down to ``depth`` (no plotly)."""
+    return (f'<div class="costlens"><style>{_scoped(STYLE)}</style>{_header(profile)}'
+            f"{_totals(profile)}{_layer_table(profile, profile.blocks(depth), filter_box=False)}</div>")
+
+
+def _scoped(style: str) -> str:
+    """The page's style limited to a notebook cell's ``.costlens`` element."""
+    rules = [rule for rule in style.replace("\n", "").split("}") if "{" in rule]
+    scoped = []
+    for rule in rules:
+        selectors, body = rule.split("{", 1)
+        scoped.append(",".join(f".costlens {sel.strip()}" for sel in selectors.split(",")) + "{" + body + "}")
+    return "".join(scoped)
 
 
 def profile_page(profile: Profile, plotlyjs_src: str | None = None) -> str:
     """The profile's page: header, totals, charts, formulas, uncounted ops, layer table."""
+    from costlens.report import figures
+
     charts = '<div class="charts">' + "".join(_figure_div(i, f) for i, f in figures.profile_figures(profile)) + "</div>"
     sections = [
         _section("Totals", _totals(profile), "totals"),
@@ -210,7 +224,7 @@ def profile_page(profile: Profile, plotlyjs_src: str | None = None) -> str:
 def _comparison_header(comparison: Comparison) -> str:
     first = comparison.profiles[0]
     models = "".join(
-        f'<div class="meta">{_e(p.model)} — input {_e(format_shape(p.input_shape))} · {_e(p.dtype)} · '
+        f'<div class="meta">{_e(p.model)} — input {_e(p.input_text)} · {_e(p.dtype)} · '
         f'device {_e(p.device.get("type"))}{" · " + _e(p.citation) if p.citation else ""}</div>'
         for p in comparison.profiles)
     env = first.environment
@@ -222,33 +236,32 @@ def _comparison_header(comparison: Comparison) -> str:
 def _ratio_table(comparison: Comparison) -> str:
     names = comparison.names
     head = "<th>Metric</th>" + "".join(f'<th class="num">{_e(n)}</th>' for n in names)
-    metrics = ["params", "macs", "flops", "activation_bytes", "weight_bytes"] + (
-        ["latency_ms"] if comparison.has_timing else [])
     rows = []
-    for metric in metrics:
-        values, ratios = comparison.total(metric), comparison.ratios(metric)
+    for metric in comparison.metrics:
+        values, ratios = comparison.total(metric.key), comparison.ratios(metric.key)
         cells = "".join(
-            f'<td class="num" data-model="{_e(n)}" data-metric="{metric}" data-value="{v}">{_e(metric_value(metric, v))}'
-            + (f"<br><small>{_e(ratio_words(r))}</small>" if i else "") + "</td>"
+            f'<td class="num" data-model="{_e(n)}" data-metric="{_e(metric.key)}" data-value="{"" if v is None else v}">'
+            f'{_e(metric.format(v))}' + (f"<br><small>{_e(ratio_words(r))}</small>" if i else "") + "</td>"
             for i, (n, v, r) in enumerate(zip(names, values, ratios)))
-        rows.append(f"<tr><td>{METRIC_LABELS[metric]}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{_e(metric.label)}</td>{cells}</tr>")
     return f'<table id="ratios"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _block_table(comparison: Comparison) -> str:
     names = comparison.names
-    head = "<th>Block</th>" + "".join(
-        f'<th class="num">{_e(n)} MACs</th><th class="num">{_e(n)} params</th>' for n in names)
+    shown = [metrics.get(key) for key in BLOCK_METRICS]
+    head = "<th>Block</th>" + "".join(f'<th class="num">{_e(n)} {_e(m.label)}</th>' for n in names for m in shown)
     rows = []
     for block in comparison.blocks:
-        macs, params = list(block.values["macs"]), list(block.values["params"])
-        macs_r, params_r = ratio_row(macs), ratio_row(params)
+        if not any(any(block.values[m.key]) for m in shown):
+            continue  # a ReLU or a pool: nothing to compare
         cells = ""
         for i in range(len(names)):
-            for metric, vals, rats in (("macs", macs, macs_r), ("params", params, params_r)):
-                note = f"<br><small>{_e(ratio_words(rats[i]))}</small>" if i and vals[i] is not None else ""
-                cells += (f'<td class="num" data-metric="{metric}" data-value="{vals[i] if vals[i] is not None else ""}">'
-                          f'{_e(metric_value(metric, vals[i]))}{note}</td>')
+            for metric in shown:
+                values = list(block.values[metric.key])
+                note = f"<br><small>{_e(ratio_words(ratio_row(values)[i]))}</small>" if i and values[i] is not None else ""
+                cells += (f'<td class="num" data-metric="{metric.key}" data-value="{"" if values[i] is None else values[i]}">'
+                          f'{_e(metric.format(values[i]))}{note}</td>')
         indent = "&nbsp;&nbsp;" * (block.depth - 1)
         rows.append(f'<tr data-block="{_e(block.label)}"><td data-value="{_e(block.label)}">{indent}'
                     f"{_e(block.label)}</td>{cells}</tr>")
@@ -256,8 +269,16 @@ def _block_table(comparison: Comparison) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def comparison_fragment(comparison: Comparison) -> str:
+    """A notebook's view of a comparison: header, ratio table and matched blocks (no plotly)."""
+    return (f'<div class="costlens"><style>{_scoped(STYLE)}</style>{_comparison_header(comparison)}'
+            f"{_ratio_table(comparison)}{_block_table(comparison)}</div>")
+
+
 def comparison_page(comparison: Comparison, plotlyjs_src: str | None = None) -> str:
     """The comparison's page: ratio table, grouped bars, matched blocks."""
+    from costlens.report import figures
+
     charts = '<div class="charts">' + "".join(
         _figure_div(i, f) for i, f in figures.comparison_figures(comparison)) + "</div>"
     sections = [

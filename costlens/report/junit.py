@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from costlens.budget import Verdict, describe_limit
+from costlens.budget import Verdict
 from costlens.units import grouped
+
+
+def describe_limit(verdict: Verdict) -> str:
+    """The limit as the rule wrote it, with its value: '0.45 × inception-naive.macs = 136,559,002'."""
+    rule = verdict.rule
+    value = grouped(round(verdict.limit))
+    if rule.right is None:
+        return value
+    factor = "" if rule.factor == 1 else f"{rule.factor:g} × "
+    return f"{factor}{rule.right} = {value}"
 
 
 def junit_xml(verdicts: list[Verdict], suite: str = "costlens budgets") -> str:

@@ -16,16 +16,17 @@ FAMILIES = ("lenet", "alexnet", "vgg", "resnet", "nin", "inception")
 
 
 @dataclass(frozen=True)
-class ZooEntry:
-    """A registered architecture: how to build it, its default input, its source."""
+class NamedModel:
+    """A model the user named (a zoo name or an import path): how to build it, its
+    default input and its source, when known."""
 
     name: str
     build: Callable[..., nn.Module]
-    input: tuple[int, ...]
-    cite: str
+    input: tuple[int, ...] | None = None
+    cite: str | None = None
 
 
-_ZOO: dict[str, ZooEntry] = {}
+_ZOO: dict[str, NamedModel] = {}
 
 
 def register(
@@ -36,7 +37,7 @@ def register(
     def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _ZOO:
             raise ValueError(f"zoo name {name!r} is already registered")
-        _ZOO[name] = ZooEntry(name, build, tuple(input), cite)
+        _ZOO[name] = NamedModel(name, build, tuple(input), cite)
         return build
 
     return add
@@ -53,7 +54,7 @@ def names() -> list[str]:
     return list(_ZOO)
 
 
-def entry(name: str) -> ZooEntry:
+def entry(name: str) -> NamedModel:
     """The registered entry of ``name``; an unknown name suggests the nearest ones."""
     _load_families()
     if name in _ZOO:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from costlens.count.fvcore_check import crosscheck
+from costlens.crosscheck import crosscheck
 
 
 @pytest.mark.parametrize(("name", "shape"), [

@@ -1,8 +1,8 @@
 """A second opinion: fvcore's JIT-trace counter on real CPU tensors.
 
 fvcore counts one fused multiply-add as one "flop", so its conv/linear/matmul counts
-are MACs in costlens's convention. Only those ops are enabled here; every module's
-MACs must then agree exactly with the tracer's.
+are MACs in costlens's convention. Its public ``by_module_and_operator()`` is filtered
+to those ops; every module's MACs must then agree exactly with the tracer's.
 """
 
 from __future__ import annotations
@@ -10,21 +10,23 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from costlens.api import profile
+from costlens.api import build, profile
 from costlens.models import resolve
 from costlens.units import grouped
 
-# fvcore's op names for the products that carry MACs.
-MAC_OPS = ("aten::_convolution", "aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "aten::einsum")
+# fvcore's names (in by_module_and_operator) of the products that carry MACs.
+MAC_OPS = frozenset({"conv", "linear", "matmul", "addmm", "mm", "bmm", "einsum"})
+_JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
 
 
-def _import_fvcore():  # type: ignore[no-untyped-def]
+def _import_fvcore() -> Any:
     with warnings.catch_warnings():
         # fvcore's import and trace touch torch.jit, which torch 2.x deprecates.
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
         import fvcore.nn
 
     return fvcore.nn
@@ -59,27 +61,25 @@ class Crosscheck:
 
 
 def fvcore_macs(model: torch.nn.Module, example: torch.Tensor) -> dict[str, int]:
-    """fvcore's MACs per module path, conv/linear/matmul handles only."""
+    """fvcore's MACs per module path, conv/linear/matmul ops only."""
     fvnn = _import_fvcore()
     analysis = fvnn.FlopCountAnalysis(model, example)
-    # Keep only the handles of ops that carry MACs (fvcore also counts batch norm and
-    # pooling by default); set_op_handle(op=None) would not drop an existing handle.
-    analysis._op_handles = {op: h for op, h in analysis._op_handles.items() if op in MAC_OPS}
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
-        return {path: int(count) for path, count in analysis.by_module().items()}
+        warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
+        by_module = analysis.by_module_and_operator()
+    return {path: int(sum(count for op, count in ops.items() if op in MAC_OPS)) for path, ops in by_module.items()}
 
 
 def crosscheck(spec: str, shape: tuple[int, ...]) -> Crosscheck:
     """Count ``spec`` with costlens and with fvcore on real CPU tensors and compare."""
-    source = resolve(spec)
-    model = source.build().eval()
+    named = resolve(spec)
+    model = build(named, torch.device("cpu")).eval()
     example = torch.randn(shape)
     theirs = fvcore_macs(model, example)
     ours_profile = profile(model, shape, device="cpu")
     ours: Counter = Counter()
     for layer in ours_profile.layers:
-        ours[layer.path] += layer.macs
+        ours[layer.path] += int(layer.values["macs"])
     called = {p: v for p, v in theirs.items() if p in ours}
-    return Crosscheck(source.name, dict(ours), called)
+    return Crosscheck(named.name, dict(ours), called)

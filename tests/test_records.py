@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from costlens.errors import ProfileFileError
-from costlens.profile import Profile, load
+from costlens.records import Profile, load
 
 
 def test_json_round_trip(zoo_profile, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

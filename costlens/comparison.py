@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from costlens.profile import Profile
+from costlens import metrics
+from costlens.records import Profile
 
-METRICS = ("params", "macs", "flops", "activation_bytes", "weight_bytes")
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
 SCHEMA = "costlens.comparison/1"
 
 
@@ -26,7 +29,7 @@ class Block:
     call: int
     depth: int
     types: tuple[str | None, ...]
-    values: dict[str, tuple[int | None, ...]]
+    values: dict[str, tuple[float | None, ...]]
 
     @property
     def label(self) -> str:
@@ -49,29 +52,35 @@ class Comparison:
     def names(self) -> list[str]:
         return [p.model for p in self.profiles]
 
-    def total(self, metric: str) -> list[int | float | None]:
-        """Each model's total of ``metric``; latency only when the profile carries timing."""
-        if metric == "latency_ms":
-            return [(p.timing or {}).get("median_ms") for p in self.profiles]
-        return [p.totals[metric] for p in self.profiles]
+    @property
+    def metrics(self) -> list[metrics.Metric]:
+        """The catalogue's metrics that at least one profile has a total of."""
+        return [m for m in metrics.catalogue() if any(m.key in p.totals for p in self.profiles)]
+
+    def total(self, metric: str) -> list[float | None]:
+        """Each model's total of ``metric`` (None where a profile lacks it)."""
+        return [p.totals.get(metric) for p in self.profiles]
 
     def ratios(self, metric: str) -> list[float | None]:
         """Each model's ``metric`` divided by the baseline's (None when undefined)."""
         return ratio_row(self.total(metric))
 
-    @property
-    def has_timing(self) -> bool:
-        return all(p.timing for p in self.profiles)
+    def blocks_with(self, metric: str) -> list[Block]:
+        """Blocks where some model has a non-zero ``metric``, leaves of the alignment only
+        when a parent and its children both carry it (one block set, no parent beside its children)."""
+        carrying = [b for b in self.blocks if any(b.values.get(metric, ()))]
+        paths = {b.path for b in carrying}
+        return [b for b in carrying if not any(p.startswith(b.path + ".") for p in paths)]
 
     def to_dict(self) -> dict[str, Any]:
         """The comparison as JSON-ready data (schema ``costlens.comparison/1``)."""
-        metrics = list(METRICS) + (["latency_ms"] if self.has_timing else [])
+        keys = [m.key for m in self.metrics]
         return {
             "schema": SCHEMA,
             "models": self.names,
             "baseline": self.names[0],
-            "totals": {m: self.total(m) for m in metrics},
-            "ratios": {m: self.ratios(m) for m in metrics},
+            "totals": {k: self.total(k) for k in keys},
+            "ratios": {k: self.ratios(k) for k in keys},
             "blocks": [
                 {"path": b.path, "call": b.call, "depth": b.depth, "types": list(b.types),
                  **{m: list(v) for m, v in b.values.items()},
@@ -80,6 +89,50 @@ class Comparison:
             ],
             "profiles": [p.to_dict() for p in self.profiles],
         }
+
+    def to_json(self) -> str:
+        """The comparison as JSON text, schema ``costlens.comparison/1``."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=1)
+
+    def to_frame(self) -> Any:
+        """One row per block and model (tidy data for pandas)."""
+        import pandas as pd
+
+        keys = [m.key for m in metrics.per_layer()]
+        rows = []
+        for block in self.blocks:
+            for i, name in enumerate(self.names):
+                if block.types[i] is None:
+                    continue
+                row: dict[str, object] = {"block": block.path, "call": block.call, "depth": block.depth,
+                                          "model": name, "type": block.types[i]}
+                row.update({k: block.values[k][i] for k in keys if k in block.values})
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def figures(self) -> dict[str, go.Figure]:
+        """The comparison page's plotly figures by id."""
+        from costlens.report.figures import comparison_figures
+
+        return dict(comparison_figures(self))
+
+    def __repr__(self) -> str:
+        base = self.names[0]
+        parts = [f"{n}: MACs {r:.3g}x" if r is not None else f"{n}: MACs -"
+                 for n, r in zip(self.names[1:], self.ratios("macs")[1:])]
+        return f"<Comparison of {len(self.names)} models, baseline {base!r}: {'; '.join(parts)}; {len(self.blocks)} blocks>"
+
+    def _repr_markdown_(self) -> str:
+        from costlens.report.comparison_text import comparison_markdown
+
+        return comparison_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from costlens.report.html import comparison_fragment
+
+        return comparison_fragment(self)
 
 
 def ratio_row(values: Sequence[int | float | None]) -> list[float | None]:
@@ -105,28 +158,19 @@ def _aligned_keys(profiles: tuple[Profile, ...], depth: int) -> list[tuple[str, 
     return order
 
 
-def auto_depth(profile: Profile, minimum: int = 3) -> int:
-    """The shallowest depth at which at least ``minimum`` blocks carry MACs: 1 for
-    ResNet's stages or Inception's branches, 2 for VGG's layers under ``features``."""
-    deepest = max(layer.depth for layer in profile.layers)
-    for depth in range(1, deepest + 1):
-        if sum(1 for layer in profile.layers if layer.depth == depth and layer.macs) >= minimum:
-            return depth
-    return 1
-
-
-def compare(profiles: list[Profile] | tuple[Profile, ...], depth: int | None = None) -> Comparison:
-    """Align ``profiles`` block by block down to module depth ``depth`` (None: ``auto_depth``
-    of the first profile)."""
+def align(profiles: list[Profile] | tuple[Profile, ...], depth: int | None = None) -> Comparison:
+    """Align ``profiles`` block by block down to module depth ``depth`` (None: the first
+    profile's ``useful_depth``)."""
     profiles = tuple(profiles)
     if len(profiles) < 2:
         raise ValueError("a comparison needs at least two profiles")
     if depth is None:
-        depth = auto_depth(profiles[0])
+        depth = profiles[0].useful_depth()
     indexed = [{(layer.path, layer.call): layer for layer in p.layers} for p in profiles]
+    keys = [m.key for m in metrics.per_layer()]
     blocks = []
     for path, call, level in _aligned_keys(profiles, depth):
         found = [records.get((path, call)) for records in indexed]
-        values = {m: tuple(getattr(r, m) if r else None for r in found) for m in METRICS}
+        values = {k: tuple(r.get(k) if r else None for r in found) for k in keys}
         blocks.append(Block(path, call, level, tuple(r.type if r else None for r in found), values))
     return Comparison(profiles, tuple(blocks))

@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from costlens.compare import compare, ratio_row
-from costlens.report import text
+from costlens.comparison import align, ratio_row
+from costlens.report import comparison_text as text
+from costlens.report import grid
 
 
 def test_inception_branch_by_branch(zoo_profile) -> None:  # type: ignore[no-untyped-def]
-    c = compare([zoo_profile("inception-naive"), zoo_profile("inception")])
+    c = align([zoo_profile("inception-naive"), zoo_profile("inception")])
     blocks = {b.path: b for b in c.blocks}
     assert list(blocks) == ["branch1", "branch2", "branch3", "branch4"]
     assert blocks["branch3"].values["macs"] == (120_422_400, 12_443_648)
@@ -22,7 +23,7 @@ def test_inception_branch_by_branch(zoo_profile) -> None:  # type: ignore[no-unt
 
 
 def test_lecture_pair_keeps_blocks_only_one_side_has(zoo_profile) -> None:  # type: ignore[no-untyped-def]
-    c = compare([zoo_profile("conv5x5"), zoo_profile("conv1x1-5x5")])
+    c = align([zoo_profile("conv5x5"), zoo_profile("conv1x1-5x5")])
     assert [(b.path, b.values["macs"]) for b in c.blocks] == [
         ("reduce", (None, 2_408_448)),      # 28·28·16 × 192
         ("conv", (120_422_400, 10_035_200)),  # 28·28·32 × 5·5·16
@@ -31,14 +32,14 @@ def test_lecture_pair_keeps_blocks_only_one_side_has(zoo_profile) -> None:  # ty
 
 
 def test_resnet_vs_plain_stage_by_stage(zoo_profile) -> None:  # type: ignore[no-untyped-def]
-    c = compare([zoo_profile("resnet34"), zoo_profile("plain34")])
+    c = align([zoo_profile("resnet34"), zoo_profile("plain34")])
     layer2 = next(b for b in c.blocks if b.path == "layer2")
     # the shortcut's projection in layer2.0: 28·28·128 × 1·1·64 = 6,422,528 MACs
     assert layer2.values["macs"][0] - layer2.values["macs"][1] == 6_422_528
 
 
 def test_vgg16_vs_vgg19_deeper(zoo_profile) -> None:  # type: ignore[no-untyped-def]
-    c = compare([zoo_profile("vgg16"), zoo_profile("vgg19")], depth=2)
+    c = align([zoo_profile("vgg16"), zoo_profile("vgg19")], depth=2)
     only19 = [b.path for b in c.blocks if b.values["macs"][0] is None]
     assert only19 == ["features.conv3_4", "features.relu3_4", "features.conv4_4", "features.relu4_4",
                       "features.conv5_4", "features.relu5_4"]
@@ -49,20 +50,20 @@ def test_vgg16_vs_vgg19_deeper(zoo_profile) -> None:  # type: ignore[no-untyped-
 def test_ratio_row_and_words() -> None:
     assert ratio_row([10, 5, None, 20]) == [1.0, 0.5, None, 2.0]
     assert ratio_row([0, 5]) == [None, None]
-    assert text.ratio_words(12_443_648 / 120_422_400) == "0.10x (9.7x less)"
-    assert text.ratio_words(2.5) == "2.50x (2.5x more)"
-    assert text.ratio_words(None) == "-"
+    assert grid.ratio_words(12_443_648 / 120_422_400) == "0.10x (9.7x less)"
+    assert grid.ratio_words(2.5) == "2.50x (2.5x more)"
+    assert grid.ratio_words(None) == "-"
 
 
 def test_renderings(zoo_profile) -> None:  # type: ignore[no-untyped-def]
-    c = compare([zoo_profile("inception-naive"), zoo_profile("inception")])
+    c = align([zoo_profile("inception-naive"), zoo_profile("inception")])
     table = text.comparison_table(c)
     branch3 = next(line for line in table.splitlines() if line.startswith("branch3"))
     assert "120,422,400" in branch3 and "12,443,648" in branch3 and "9.7x less" in branch3
     md = text.comparison_markdown(c)
     assert "| branch3 | 120,422,400 | 12,443,648 | 0.10x (9.7x less) |" in md
     csv_lines = text.comparison_csv(c).strip().splitlines()
-    assert csv_lines[0] == "block,call,depth,model,type,params,macs,flops,activation_bytes,weight_bytes"
+    assert csv_lines[0] == "block,call,depth,model,type,params,macs,flops,activation_bytes,weight_bytes,bytes"
     assert len(csv_lines) == 1 + 8  # 4 blocks × 2 models
     data = json.loads(json.dumps(c.to_dict()))
     assert data["schema"] == "costlens.comparison/1"
@@ -70,10 +71,10 @@ def test_renderings(zoo_profile) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_automatic_depth(zoo_profile) -> None:  # type: ignore[no-untyped-def]
-    from costlens.compare import auto_depth
+    from costlens.comparison import align
 
-    assert auto_depth(zoo_profile("resnet34")) == 1  # conv1, layer1..layer4, fc carry MACs
-    assert auto_depth(zoo_profile("inception-naive")) == 1  # branch1..branch3
-    assert auto_depth(zoo_profile("vgg16")) == 2  # only features and classifier at depth 1
-    c = compare([zoo_profile("vgg16"), zoo_profile("vgg19")])
+    assert zoo_profile("resnet34").useful_depth() == 1  # conv1, layer1..layer4, fc carry MACs
+    assert zoo_profile("inception-naive").useful_depth() == 1  # branch1..branch3
+    assert zoo_profile("vgg16").useful_depth() == 2  # only features and classifier at depth 1
+    c = align([zoo_profile("vgg16"), zoo_profile("vgg19")])
     assert any(b.path == "features.conv5_4" for b in c.blocks)

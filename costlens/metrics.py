@@ -1,0 +1,180 @@
+"""The metric catalogue: every number costlens reports, defined once.
+
+Totals, JSON, comparisons, budgets, the terminal/markdown/CSV tables, the HTML tables
+and the figures all loop over ``METRICS``. Adding a counted metric is one entry here
+plus the function that produces its value: ``of_op`` (what one aten op contributes,
+summed over the ops that ran inside a module call, children included) or
+``of_tensor`` (what one parameter or buffer contributes, summed over a module's own
+tensors, children included, each tensor once).
+
+Measured metrics (time) have neither producer: the timing code fills them in.
+
+This module imports nothing from torch, so the CLI can read it before torch loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from costlens.units import grouped, human, human_bytes
+
+
+class Kind(StrEnum):
+    """Where a value comes from: counted from the trace, or measured on a device."""
+
+    COUNTED = "counted"
+    MEASURED = "measured"
+
+
+class Rollup(StrEnum):
+    """How a module call's value relates to its children."""
+
+    CALLS = "calls"  # sum of the ops that ran inside the call, children included
+    STATE = "state"  # the module's parameters and buffers, children included, each once
+
+
+@dataclass(frozen=True)
+class OpEvent:
+    """What the tracer learned about one aten op: the input of every ``of_op``."""
+
+    macs: int
+    flops: int
+    read_bytes: int
+    written_bytes: int
+    allocated_bytes: int  # bytes of fresh tensors written (views and in-place ops write none)
+
+
+@dataclass(frozen=True)
+class TensorFacts:
+    """One parameter or buffer of a module: the input of every ``of_tensor``."""
+
+    numel: int
+    bytes: int  # in the trace's dtype
+    is_parameter: bool
+    trainable: bool
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How values of one unit are written: exactly, and in short form."""
+
+    exact: Callable[[float], str]
+    short: Callable[[float], str]
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3f} ms"
+
+
+UNITS: dict[str, Unit] = {
+    "count": Unit(lambda v: grouped(int(v)), human),
+    "bytes": Unit(lambda v: f"{grouped(int(v))} B", human_bytes),
+    "ms": Unit(_ms, _ms),
+    "per_s": Unit(lambda v: f"{v:,.1f}/s", lambda v: f"{human(v)}/s"),
+    "flop_per_s": Unit(lambda v: f"{human(v)}FLOP/s", lambda v: f"{human(v)}FLOP/s"),
+    "ratio": Unit(lambda v: f"{v:.3g}", lambda v: f"{v:.3g}"),
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported number: its key in JSON and budgets, its label, unit and origin."""
+
+    key: str
+    label: str
+    unit: str
+    kind: Kind
+    rollup: Rollup
+    description: str
+    of_op: Callable[[OpEvent], int] | None = None
+    of_tensor: Callable[[TensorFacts], int] | None = None
+    per_layer: bool = True  # False: a model total only (no per-call value)
+    column: bool = True  # a column of the terminal and markdown tables
+    share: bool = False  # those tables add its share of the total beside it
+    compact: bool = False  # table cells in short units (1.81G) rather than exact
+
+    def format(self, value: float | None) -> str:
+        """The value written exactly ('120,422,400', '1,024 B'); '-' when absent."""
+        return "-" if value is None else UNITS[self.unit].exact(value)
+
+    def short(self, value: float | None) -> str:
+        """The value in short units ('120M', '1.00 KiB'); '-' when absent."""
+        return "-" if value is None else UNITS[self.unit].short(value)
+
+    def cell(self, value: float | None) -> str:
+        """The value as a table cell shows it."""
+        return self.short(value) if self.compact else self.format(value)
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("params", "Params", "count", Kind.COUNTED, Rollup.STATE,
+           "parameters of the module, its children included, each tensor once",
+           of_tensor=lambda t: t.numel if t.is_parameter else 0),
+    Metric("trainable_params", "Trainable params", "count", Kind.COUNTED, Rollup.STATE,
+           "parameters that require a gradient", per_layer=False,
+           of_tensor=lambda t: t.numel if t.is_parameter and t.trainable else 0),
+    Metric("buffers", "Buffers", "count", Kind.COUNTED, Rollup.STATE,
+           "elements of buffers such as batch norm's running statistics", per_layer=False,
+           of_tensor=lambda t: 0 if t.is_parameter else t.numel),
+    Metric("macs", "MACs", "count", Kind.COUNTED, Rollup.CALLS,
+           "multiply-accumulates of convolution, linear and matmul ops", share=True,
+           of_op=lambda e: e.macs),
+    Metric("flops", "FLOPs", "count", Kind.COUNTED, Rollup.CALLS,
+           "2 x MACs plus one per element of every other arithmetic op", compact=True,
+           of_op=lambda e: e.flops),
+    Metric("activation_bytes", "Activations", "bytes", Kind.COUNTED, Rollup.CALLS,
+           "bytes of every fresh tensor the ops wrote (outputs, pooling indices, temporaries); "
+           "in-place ops and views write none", compact=True,
+           of_op=lambda e: e.allocated_bytes),
+    Metric("weight_bytes", "Weights", "bytes", Kind.COUNTED, Rollup.STATE,
+           "bytes of parameters and buffers in the traced dtype", compact=True,
+           of_tensor=lambda t: t.bytes),
+    Metric("bytes", "Bytes moved", "bytes", Kind.COUNTED, Rollup.CALLS,
+           "bytes the ops read (inputs, weights) plus wrote; views move none", column=False, compact=True,
+           of_op=lambda e: e.read_bytes + e.written_bytes),
+)
+
+
+def catalogue() -> tuple[Metric, ...]:
+    """Every metric, in report order (read at call time, so the catalogue can grow)."""
+    return METRICS
+
+
+def all_keys() -> list[str]:
+    """Every metric's key."""
+    return [m.key for m in METRICS]
+
+
+def get(key: str) -> Metric:
+    """The metric called ``key``; KeyError when there is none."""
+    for metric in METRICS:
+        if metric.key == key:
+            return metric
+    raise KeyError(key)
+
+
+def per_layer() -> tuple[Metric, ...]:
+    """Metrics with a value for every module call."""
+    return tuple(m for m in METRICS if m.per_layer)
+
+
+def columns() -> tuple[Metric, ...]:
+    """Metrics shown as columns of the terminal and markdown tables."""
+    return tuple(m for m in METRICS if m.per_layer and m.column)
+
+
+def of_kind(kind: Kind) -> tuple[Metric, ...]:
+    """Counted or measured metrics."""
+    return tuple(m for m in METRICS if m.kind is kind)
+
+
+def op_metrics() -> tuple[Metric, ...]:
+    """Counted metrics produced op by op (summed over calls)."""
+    return tuple(m for m in METRICS if m.of_op is not None)
+
+
+def tensor_metrics() -> tuple[Metric, ...]:
+    """Counted metrics produced tensor by tensor (a module's state)."""
+    return tuple(m for m in METRICS if m.of_tensor is not None)
