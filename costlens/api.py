@@ -7,9 +7,11 @@ file is read, and a zoo name, an import path or an ``nn.Module`` is built and tr
 
 from __future__ import annotations
 
+import copy
 import platform
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,6 +25,7 @@ from costlens.errors import CostlensError, InputShapeError, ModelError
 from costlens.inputs import Inputs, prepare, trace_dtype
 from costlens.models import resolve
 from costlens.records import Profile, Uncounted, load
+from costlens.timing.measure import TimingOptions
 from costlens.zoo.registry import NamedModel
 
 
@@ -95,6 +98,7 @@ def profile(
     dtype: str | torch.dtype = "float32",
     train: bool = False,
     formulas: Mapping[Any, Callable[[tuple, dict, Any], Any]] | None = None,
+    time: bool | TimingOptions = False,
 ) -> Profile:
     """Trace ``model`` once and return its per-layer cost.
 
@@ -106,8 +110,53 @@ def profile(
     give the same counts. ``formulas`` maps aten ops (``torch.ops.aten.foo`` or
     ``"aten.foo"``) to ``handler(args, kwargs, out) -> OpCost`` for ops costlens lacks
     or counts otherwise, for this call only.
+
+    ``time=True`` (or a ``TimingOptions``) also measures the model: counting stays on
+    meta, and ``device`` (``"auto"`` when left at meta: cuda if available, else cpu)
+    is where it is timed, with real random weights; ``batch`` may then be a list of
+    batch sizes, each timed (the first is the one counted).
     """
-    return _profile(model, inputs, batch=batch, device=device, dtype=dtype, train=train, formulas=formulas)
+    if not time:
+        return _profile(model, inputs, batch=_one_batch(batch), device=device, dtype=dtype, train=train,
+                        formulas=formulas)
+    return timed([model], inputs, batch=batch, device=device, dtype=dtype, options=time)[0]
+
+
+def _one_batch(batch: int | Sequence[int] | None) -> int | None:
+    if batch is None or isinstance(batch, int):
+        return batch
+    raise InputShapeError("batch: a list of batch sizes needs time=True (each size is timed)")
+
+
+def timed(models: Sequence[str | nn.Module], inputs: Inputs, *, batch: int | Sequence[int] | None,
+          device: str | torch.device, dtype: str | torch.dtype, options: bool | TimingOptions,
+          argument: str = "inputs") -> list[Profile]:
+    """Count each model on meta, then time them together (interleaved) on ``device``."""
+    from costlens.timing.measure import Job, time_profiles
+
+    batches = tuple([batch] if isinstance(batch, int) else (batch or ()))
+    if any(not isinstance(b, int) or b < 1 for b in batches):
+        raise InputShapeError(f"batch: batch sizes must be positive integers, got {list(batches)}")
+    settings = options if isinstance(options, TimingOptions) else TimingOptions()
+    where = str(device) if str(device) != "meta" else settings.device
+    settings = replace(settings, device=where, batches=batches or settings.batches)
+    jobs = []
+    for model in models:
+        counted = _profile(model, inputs, batch=batches[0] if batches else None, device="meta", dtype=dtype,
+                           train=False, formulas=None, argument=argument)
+        jobs.append(Job(counted, _real_builder(model), inputs if inputs is not None else counted.input_shape))
+    return time_profiles(jobs, settings)
+
+
+def _real_builder(model: str | nn.Module) -> Callable[[torch.device], nn.Module]:
+    """How to get the model with real weights on a device (a copy when a given module lives elsewhere)."""
+    if isinstance(model, nn.Module):
+        def place(device: torch.device) -> nn.Module:
+            on = {p.device for p in model.parameters()}
+            return model if on <= {device} else copy.deepcopy(model).to(device)
+        return place
+    named = resolve(model)
+    return lambda device: build(named, device)
 
 
 def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, device: str | torch.device,
@@ -180,11 +229,23 @@ def obtain(spec: str | nn.Module | Profile, inputs: Inputs = None, *, batch: int
 
 def compare(*models: str | nn.Module | Profile, inputs: Inputs = None, batch: int | None = None,
             device: str | torch.device = "meta", dtype: str | torch.dtype = "float32",
-            depth: int | None = None) -> Comparison:
+            depth: int | None = None, time: bool | TimingOptions = False) -> Comparison:
     """Compare models (zoo names, import paths, modules, saved .json files or Profiles), the
     first as the baseline of every ratio, block by block down to ``depth`` (default: the
-    first level where three blocks carry MACs)."""
+    first level where three blocks carry MACs). ``time=True`` measures every model (not
+    saved profiles) in the same run, interleaved, on ``device`` (auto when left at meta)."""
     if len(models) < 2:
         raise InputShapeError("compare needs at least two models")
-    profiles = [obtain(m, inputs, batch=batch, device=device, dtype=dtype) for m in models]
-    return align(profiles, depth=depth)
+    if not time:
+        return align([obtain(m, inputs, batch=batch, device=device, dtype=dtype) for m in models], depth=depth)
+    return align(timed_or_read(models, inputs, batch=batch, device=device, dtype=dtype, options=time), depth=depth)
+
+
+def timed_or_read(specs: Sequence[str | nn.Module | Profile], inputs: Inputs, *, batch: int | Sequence[int] | None,
+                  device: str | torch.device, dtype: str | torch.dtype, options: bool | TimingOptions,
+                  argument: str = "inputs") -> list[Profile]:
+    """Models timed together; saved profiles and Profiles are taken as they are."""
+    live = [s for s in specs if not isinstance(s, Profile) and not (isinstance(s, str) and is_saved_profile(s))]
+    measured = iter(timed(live, inputs, batch=batch, device=device, dtype=dtype, options=options, argument=argument)
+                    if live else [])
+    return [next(measured) if any(s is m for m in live) else obtain(s) for s in specs]

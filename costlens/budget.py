@@ -152,6 +152,10 @@ def _metric(path: str, line: int, key: str, absolute: bool) -> None:
                                 f"compare two models in one run instead (a.{key} <= 0.5 * b.{key})")
 
 
+def _measured(ref: Reference) -> bool:
+    return metrics.get(ref.metric).kind is metrics.Kind.MEASURED
+
+
 def parse_rule(path: str, line: int, text: str) -> Rule:
     """One rule string; every mistake is a ``BudgetFileError`` naming the line."""
     match = _RULE.match(text)
@@ -175,6 +179,9 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
             raise _fail(path, line, f"cannot read limit '{right_text}': {error}") from None
         _metric(path, line, left.metric, absolute=False)
         _metric(path, line, right.metric, absolute=False)
+        if _measured(left) != _measured(right):
+            raise _fail(path, line, f"'{text}' compares a measured metric with a counted one: "
+                                    "compare measured with measured (a.latency_ms <= 0.5 * b.latency_ms)")
         return Rule(text, line, left, op, factor=factor, right=right)
     try:
         number = parse_human(right_text)
@@ -265,6 +272,33 @@ class _Profiles:
             self.cache[model] = self._obtain(rule, model)
         return self.cache[model]
 
+    def time_measured(self) -> None:
+        """Time, in one interleaved run, every model that a rule names with a measured metric."""
+        from costlens.api import _real_builder
+        from costlens.timing.measure import Job, TimingOptions, time_profiles
+
+        first: dict[str, Rule] = {}
+        for rule in self.budget.rules:
+            for ref in (rule.left, rule.right):
+                if ref is not None and _measured(ref):
+                    first.setdefault(ref.model, rule)
+        jobs = []
+        for model, rule in first.items():
+            spec = self.budget.models.get(model)
+            if spec is not None and spec.profile is not None:
+                raise _fail(self.budget.path, rule.line, f"model '{model}' is a saved profile: measured metrics "
+                                                         "compare models timed in this run")
+            counted = self.get(rule, model)
+            jobs.append(Job(counted, _real_builder(spec.spec if spec and spec.spec else model), counted.input_shape))
+        if not jobs:
+            return
+        try:
+            timed = time_profiles(jobs, TimingOptions(layers=False))
+        except CostlensError as error:
+            raise _fail(self.budget.path, next(iter(first.values())).line, str(error)) from None
+        for model, profile in zip(first, timed):
+            self.cache[model] = profile
+
     def _obtain(self, rule: Rule, model: str) -> Profile:
         from costlens.api import obtain
 
@@ -302,8 +336,10 @@ def _value(profiles: _Profiles, rule: Rule, ref: Reference) -> float:
 
 
 def check(budget: Budget) -> list[Verdict]:
-    """Evaluate every rule; models are profiled on meta, each once."""
+    """Evaluate every rule; models are profiled on meta, each once; models named with a
+    measured metric are timed first, all together (interleaved), on cuda if available, else cpu."""
     profiles = _Profiles(budget)
+    profiles.time_measured()
     verdicts = []
     for rule in budget.rules:
         measured = _value(profiles, rule, rule.left)

@@ -76,7 +76,20 @@ def _shape_option(ctx: click.Context, param: click.Parameter, value: str | None)
 input_option = click.option(
     "--input", "input_shape", callback=_shape_option, metavar="NxCxHxW",
     help="Input shape, e.g. 1x3x224x224 (default: the model's own).")
-batch_option = click.option("--batch", type=click.IntRange(min=1), help="Batch size (replaces the first input size).")
+def _batches_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        batches = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a batch size or a list like 1,8,32") from None
+    if any(b < 1 or b > 2**31 for b in batches):
+        raise click.BadParameter(f"batch sizes must be between 1 and {2**31}, got {value}")
+    return batches
+
+
+batch_option = click.option("--batch", callback=_batches_option, metavar="N[,N...]",
+                            help="Batch size (replaces the first input size); with --time, a list: each is timed.")
 depth_option = click.option("--depth", type=click.IntRange(min=0), default=1, show_default=True,
                             help="Deepest module level shown in tables (0: totals only).")
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -84,8 +97,74 @@ format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), defa
 output_option = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output here instead of stdout.")
 save_option = click.option("--save", type=click.Path(dir_okay=False),
                            help="Where to save the profile JSON (default: reports/NAME.json).")
-device_option = click.option("--device", type=click.Choice(("meta", "cpu", "cuda")), default="meta", show_default=True,
-                             help="Device to trace on: meta counts without weights or arithmetic.")
+device_option = click.option("--device", type=click.Choice(("meta", "auto", "cpu", "cuda")), default=None,
+                             help="Where to count (default meta: no weights, no arithmetic) or, with --time, where to time "
+                                  "(default auto: cuda when available, else cpu).")
+
+
+def _timing_options(func: Any) -> Any:
+    """The options of measured time, shared by profile and compare."""
+    options = [
+        click.option("--time", "time_it", is_flag=True, help="Also measure latency, per-layer time and the roofline."),
+        click.option("--compile", "compile_it", is_flag=True, help="With --time: time the torch.compile'd model."),
+        click.option("--channels-last", is_flag=True, help="With --time: channels-last memory format."),
+        click.option("--layer-time", type=click.FloatRange(min=0.001, max=60), default=0.05, show_default=True,
+                     help="With --time: seconds of runs per distinct layer."),
+        click.option("--no-layers", is_flag=True, help="With --time: end-to-end time only."),
+        *_device_override_options(),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _human_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from costlens.units import parse_human
+
+    if value is None:
+        return None
+    try:
+        number = float(parse_human(value))
+    except (ValueError, OverflowError):
+        raise click.BadParameter(f"'{value}' is not a number (write 989T or 3.35e12)") from None
+    if not 0 < number < 1e21:
+        raise click.BadParameter(f"'{value}' must be positive and finite")
+    return number
+
+
+def _device_override_options() -> list[Any]:
+    return [
+        click.option("--peak-flops", callback=_human_option, metavar="FLOP/s",
+                     help="Use this peak instead of calibrating (e.g. 989T)."),
+        click.option("--bandwidth", callback=_human_option, metavar="BYTES/s",
+                     help="Use this memory bandwidth instead of calibrating (e.g. 3.35T)."),
+        click.option("--device-file", type=click.Path(dir_okay=False), metavar="JSON",
+                     help="Describe the device with a JSON file (as `costlens device --format json` writes)."),
+    ]
+
+
+def _device_overrides(func: Any) -> Any:
+    for option in reversed(_device_override_options()):
+        func = option(func)
+    return func
+
+
+def _timing(time_it: bool, device: str | None, batch: tuple[int, ...] | None, **options: Any) -> Any:
+    """The TimingOptions of a command line, or False without --time."""
+    if not time_it:
+        if batch is not None and len(batch) > 1:
+            raise click.UsageError("a list of batch sizes needs --time (each size is timed)")
+        if options.get("compile_it") or options.get("channels_last"):
+            raise click.UsageError("--compile and --channels-last need --time")
+        return False
+    if device == "meta":
+        raise click.UsageError("--time needs a real device: --device auto, cpu or cuda (meta has no arithmetic)")
+    from costlens.timing.measure import TimingOptions
+
+    return TimingOptions(device=device or "auto", batches=batch or (), compile=options["compile_it"],
+                         channels_last=options["channels_last"], layers=not options["no_layers"],
+                         layer_time=options["layer_time"], peak_flops=options["peak_flops"],
+                         bandwidth=options["bandwidth"], device_file=options["device_file"])
 plotlyjs_option = click.option(
     "--plotlyjs", type=click.Path(file_okay=False), metavar="DIRECTORY",
     help="Write one shared plotly.min.js into DIRECTORY and link it, instead of embedding it in each page.")
@@ -131,9 +210,10 @@ def list_models() -> None:
 @dtype_option
 @click.option("--train", is_flag=True, help="Trace the forward pass in training mode (batch statistics, dropout).")
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
-def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int | None, depth: int,
-                    fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str,
-                    dtype: str, train: bool, crosscheck: bool) -> int:
+@_timing_options
+def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int,
+                    fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str | None,
+                    dtype: str, train: bool, crosscheck: bool, time_it: bool, **timing_flags: Any) -> int:
     """Per-layer cost of NAME (a zoo name or pkg.module:factory).
 
     Saves reports/NAME.json and the page reports/NAME.html (or -o with --format html).
@@ -143,8 +223,15 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int |
     from costlens.report import html
     from costlens.report import profile_text as text
 
-    result = _profile(name, input_shape, batch=batch, device=device, dtype=dtype, train=train, formulas=None,
-                      argument="--input")
+    timing = _timing(time_it, device, batch, **timing_flags)
+    if timing:
+        from costlens.api import timed
+
+        result = timed([name], input_shape, batch=batch, device=timing.device, dtype=dtype, options=timing,
+                       argument="--input")[0]
+    else:
+        result = _profile(name, input_shape, batch=batch[0] if batch else None, device=device or "meta", dtype=dtype,
+                          train=train, formulas=None, argument="--input")
     stem = report_stem(result.model)
     saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
     page = html.write_page(_page_path(fmt, output, stem), lambda src: html.profile_page(result, src), plotlyjs)
@@ -159,7 +246,7 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int |
     click.echo(f"saved {saved} and {page}", err=True)
     if crosscheck:
         return _crosscheck(name, result.input_shape)
-    return 0
+    return _interrupted([result])
 
 
 @cli.command("compare")
@@ -173,8 +260,10 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: int |
 @plotlyjs_option
 @device_option
 @dtype_option
-def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: int | None, depth: int | None,
-                    fmt: str, output: str | None, plotlyjs: str | None, device: str, dtype: str) -> int:
+@_timing_options
+def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None,
+                    depth: int | None, fmt: str, output: str | None, plotlyjs: str | None, device: str | None, dtype: str,
+                    time_it: bool, **timing_flags: Any) -> int:
     """Compare MODELS (zoo names, import paths or saved .json profiles), the first as baseline.
 
     Prints totals and matched blocks with ratios; writes reports/compare-A-vs-B.html.
@@ -187,7 +276,15 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     from costlens.report import comparison_text as text
     from costlens.report import html
 
-    profiles = [obtain(m, input_shape, batch=batch, device=device, dtype=dtype, argument="--input") for m in models]
+    timing = _timing(time_it, device, batch, **timing_flags)
+    if timing:
+        from costlens.api import timed_or_read
+
+        profiles = timed_or_read(models, input_shape, batch=batch, device=timing.device, dtype=dtype, options=timing,
+                                 argument="--input")
+    else:
+        profiles = [obtain(m, input_shape, batch=batch[0] if batch else None, device=device or "meta", dtype=dtype,
+                           argument="--input") for m in models]
     comparison = align(profiles, depth=depth)
     stem = "compare-" + "-vs-".join(report_stem(p.model) for p in profiles)
     page = html.write_page(_page_path(fmt, output, stem), lambda src: html.comparison_page(comparison, src), plotlyjs)
@@ -200,6 +297,35 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     if fmt != "html":
         _emit(renderers[fmt](), output)
     click.echo(f"saved {page}", err=True)
+    return _interrupted(profiles)
+
+
+def _interrupted(profiles: list[Any]) -> int:
+    """130 when Ctrl-C cut a measurement short (what was measured is written), else 0."""
+    if any((p.timing or {}).get("interrupted") for p in profiles):
+        click.echo("costlens: interrupted: what was measured before Ctrl-C is in the output", err=True)
+        return 130
+    return 0
+
+
+@cli.command("device")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True,
+              help="The device to describe.")
+@click.option("--recalibrate", is_flag=True, help="Measure again instead of using the cached calibration.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output here instead of stdout.")
+@_device_overrides
+def device_command(device: str, recalibrate: bool, fmt: str, output: str | None, peak_flops: float | None,
+                   bandwidth: float | None, device_file: str | None) -> int:
+    """The device's name, calibrated peak FLOP/s per dtype and memory bandwidth (cached per machine)."""
+    import json
+
+    from costlens.report.timing_text import device_table
+    from costlens.timing.device import device_facts, resolve_device
+
+    facts = device_facts(resolve_device(device), recalibrate=recalibrate, file=device_file, peak_flops=peak_flops,
+                         bandwidth=bandwidth, progress=lambda step: click.echo(f"calibrating: {step}", err=True))
+    _emit(json.dumps(facts.to_dict(), indent=1) if fmt == "json" else device_table(facts), output)
     return 0
 
 

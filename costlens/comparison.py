@@ -100,7 +100,7 @@ class Comparison:
         """One row per block and model (tidy data for pandas)."""
         import pandas as pd
 
-        keys = [m.key for m in metrics.per_layer()]
+        keys = [m.key for m in self.metrics if m.per_layer]
         rows = []
         for block in self.blocks:
             for i, name in enumerate(self.names):
@@ -167,7 +167,7 @@ def align(profiles: list[Profile] | tuple[Profile, ...], depth: int | None = Non
     if depth is None:
         depth = profiles[0].useful_depth()
     indexed = [{(layer.path, layer.call): layer for layer in p.layers} for p in profiles]
-    keys = [m.key for m in metrics.per_layer()]
+    keys = [m.key for m in metrics.per_layer() if any(m.key in p.totals for p in profiles)]
     blocks = []
     for path, call, level in _aligned_keys(profiles, depth):
         found = [records.get((path, call)) for records in indexed]

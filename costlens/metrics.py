@@ -7,7 +7,8 @@ summed over the ops that ran inside a module call, children included) or
 ``of_tensor`` (what one parameter or buffer contributes, summed over a module's own
 tensors, children included, each tensor once).
 
-Measured metrics (time) have neither producer: the timing code fills them in.
+Measured metrics (time) have neither producer: the timing code (``costlens/timing``)
+fills them in, and a profile without timing simply has no value for them.
 
 This module imports nothing from torch, so the CLI can read it before torch loads.
 """
@@ -33,6 +34,7 @@ class Rollup(StrEnum):
 
     CALLS = "calls"  # sum of the ops that ran inside the call, children included
     STATE = "state"  # the module's parameters and buffers, children included, each once
+    DERIVED = "derived"  # computed from the call's other values (a rate, a share): never summed
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ UNITS: dict[str, Unit] = {
     "per_s": Unit(lambda v: f"{v:,.1f}/s", lambda v: f"{human(v)}/s"),
     "flop_per_s": Unit(lambda v: f"{human(v)}FLOP/s", lambda v: f"{human(v)}FLOP/s"),
     "ratio": Unit(lambda v: f"{v:.3g}", lambda v: f"{v:.3g}"),
+    "percent": Unit(lambda v: f"{100 * v:.1f}%", lambda v: f"{100 * v:.0f}%"),
 }
 
 
@@ -134,6 +137,24 @@ METRICS: tuple[Metric, ...] = (
     Metric("bytes", "Bytes moved", "bytes", Kind.COUNTED, Rollup.CALLS,
            "bytes the ops read (inputs, weights) plus wrote; views move none", column=False, compact=True,
            of_op=lambda e: e.read_bytes + e.written_bytes),
+    Metric("latency_ms", "Latency", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median end-to-end time of one forward pass (torch.utils.benchmark)", per_layer=False),
+    Metric("throughput", "Throughput", "per_s", Kind.MEASURED, Rollup.DERIVED,
+           "examples per second at the profiled batch size: batch / median latency", per_layer=False),
+    Metric("peak_memory_bytes", "Peak memory", "bytes", Kind.MEASURED, Rollup.CALLS,
+           "memory the timed forward needed beyond what was allocated before it "
+           "(CUDA: max_memory_allocated; cpu: growth of the resident set)", per_layer=False),
+    Metric("time_ms", "Time", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median time of the layer replayed alone on its captured input; a parent's is the sum of its "
+           "leaves (functional ops between them are not timed)", share=True),
+    Metric("time_iqr_ms", "Time IQR", "ms", Kind.MEASURED, Rollup.CALLS,
+           "interquartile range of the layer's time; a parent's is the sum of its leaves'", column=False),
+    Metric("predicted_ms", "Roofline time", "ms", Kind.MEASURED, Rollup.CALLS,
+           "the time the roofline predicts: FLOPs / attainable FLOP/s", column=False),
+    Metric("achieved_flop_s", "Achieved", "flop_per_s", Kind.MEASURED, Rollup.DERIVED,
+           "FLOPs / measured time", column=False),
+    Metric("roof_share", "% of roof", "percent", Kind.MEASURED, Rollup.DERIVED,
+           "achieved FLOP/s as a share of what the roofline allows at the layer's intensity", column=False),
 )
 
 

@@ -8,7 +8,8 @@ from costlens.report.grid import grid, md_escape
 
 
 def _format(verdict: Verdict, value: float) -> str:
-    return metrics.get(verdict.rule.left.metric).format(round(value))
+    metric = metrics.get(verdict.rule.left.metric)
+    return metric.format(round(value) if metric.unit in ("count", "bytes") else value)
 
 
 def _margin(verdict: Verdict) -> str:

@@ -7,6 +7,7 @@ from costlens.comparison import Comparison, ratio_row
 from costlens.report.grid import grid, md_escape, md_table, ratio_words
 
 BLOCK_METRICS = ("macs", "params")  # the per-block tables of the terminal report
+TIMED_BLOCK_METRICS = ("time_ms",)  # added when every model was timed
 
 
 def totals_rows(comparison: Comparison) -> list[tuple[str, ...]]:
@@ -40,11 +41,17 @@ def block_rows(comparison: Comparison, key: str = "macs") -> list[tuple[str, ...
     return rows
 
 
+def block_metrics(comparison: Comparison) -> tuple[str, ...]:
+    """The metrics compared block by block: MACs and params, and time when every model was timed."""
+    timed = all("time_ms" in p.totals for p in comparison.profiles)
+    return BLOCK_METRICS + (TIMED_BLOCK_METRICS if timed else ())
+
+
 def comparison_table(comparison: Comparison) -> str:
     """Totals side by side, then MACs and params block by block."""
     right = set(range(1, 2 * len(comparison.names)))
     lines = ["Totals (ratios to " + comparison.names[0] + ")", ""] + grid(totals_rows(comparison), right)
-    for key in BLOCK_METRICS:
+    for key in block_metrics(comparison):
         lines += ["", f"{metrics.get(key).label} by matched block", ""] + grid(block_rows(comparison, key), right)
     lines += ["", f"Convention: {comparison.profiles[0].convention}"]
     for profile in comparison.profiles:

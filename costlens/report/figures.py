@@ -178,7 +178,12 @@ def memory(profile: Profile) -> go.Figure:
 
 def profile_figures(profile: Profile) -> list[tuple[str, go.Figure]]:
     """Every chart of a profile page, with a short id for each."""
-    return [
+    timed: list[tuple[str, go.Figure]] = []
+    if profile.timing and profile.timing.get("device") and "time_ms" in profile.totals:
+        from costlens.report import timing_figures
+
+        timed = [("roofline", timing_figures.roofline_chart(profile)), ("time-bars", timing_figures.time_bars(profile))]
+    return timed + [
         ("macs-bars", layer_bars(profile, "macs", "MACs per layer (execution order)")),
         ("params-bars", layer_bars(profile, "params", "Parameters per layer (execution order)")),
         ("cumulative", cumulative(profile)),
@@ -229,8 +234,13 @@ def comparison_blocks(comparison: Comparison, metric: str = "macs") -> go.Figure
 
 def comparison_figures(comparison: Comparison) -> list[tuple[str, go.Figure]]:
     """Every chart of a comparison page."""
+    timed: list[tuple[str, go.Figure]] = []
+    if all("time_ms" in p.totals for p in comparison.profiles):
+        from costlens.report import timing_figures
+
+        timed = [("mac-vs-time", timing_figures.mac_vs_time(comparison))]
     return [
-        ("totals", comparison_totals(comparison)),
+        ("totals", comparison_totals(comparison)), *timed,
         ("blocks-macs", comparison_blocks(comparison, "macs")),
         ("blocks-params", comparison_blocks(comparison, "params")),
     ]

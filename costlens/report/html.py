@@ -140,6 +140,13 @@ def _totals(profile: Profile) -> str:
     return '<div class="totals">' + "".join(cards) + "</div>"
 
 
+def _timing(profile: Profile) -> str:
+    """How the profile was timed, as the terminal shows it."""
+    from costlens.report.timing_text import timing_summary
+
+    return f'<pre class="timing">{_e(timing_summary(profile))}</pre>'
+
+
 def _formula_table(profile: Profile) -> str:
     rows = [layer for layer in profile.layers if layer.formula]
     if not rows:
@@ -165,7 +172,12 @@ def _num(value: float | None, text: str) -> str:
     return f'<td class="num" data-value="{"" if value is None else value}">{_e(text)}</td>'
 
 
-def _layer_row(index: int, layer: LayerCost) -> str:
+def _layer_metrics(profile: Profile) -> list[metrics.Metric]:
+    """Per-layer metrics this profile has values for (measured ones only when it was timed)."""
+    return [m for m in metrics.per_layer() if m.key in profile.totals or m.key in profile.root.values]
+
+
+def _layer_row(index: int, layer: LayerCost, shown: list[metrics.Metric]) -> str:
     indent = "&nbsp;&nbsp;" * max(layer.depth - 1, 0)
     return (
         f'<tr class="depth{layer.depth}">{_num(index, str(index))}'
@@ -173,17 +185,18 @@ def _layer_row(index: int, layer: LayerCost) -> str:
         f'<td data-value="{_e(layer.type)}">{_e(layer.type)}</td>{_num(layer.call, str(layer.call))}'
         f'<td data-value="{_e(layer.input_shapes)}">{_e(" ".join(format_shape(s) for s in layer.input_shapes))}</td>'
         f'<td data-value="{_e(layer.output_shapes)}">{_e(layer.output)}</td>'
-        + "".join(_num(layer.get(m.key), m.cell(layer.get(m.key))) for m in metrics.per_layer())
+        + "".join(_num(layer.get(m.key), m.cell(layer.get(m.key))) for m in shown)
         + _num(layer.intensity, f"{layer.intensity:.1f}") + "</tr>"
     )
 
 
 def _layer_table(profile: Profile, layers: list[LayerCost] | None = None, filter_box: bool = True) -> str:
-    heads = ["#", "Layer", "Type", "Call", "Input", "Output", *(m.label for m in metrics.per_layer()), "FLOPs/byte"]
+    shown = _layer_metrics(profile)
+    heads = ["#", "Layer", "Type", "Call", "Input", "Output", *(m.label for m in shown), "FLOPs/byte"]
     text_columns = {"Layer", "Type", "Input", "Output"}
     head = "".join(f'<th class="{"" if h in text_columns else "num"}">{_e(h)}</th>' for h in heads)
     chosen = profile.layers if layers is None else layers
-    body = "".join(_layer_row(profile.layers.index(layer) if layers is not None else i, layer)
+    body = "".join(_layer_row(profile.layers.index(layer) if layers is not None else i, layer, shown)
                    for i, layer in enumerate(chosen))
     box = '<input class="filter" data-table="layers" placeholder="Filter layers by name or type">' if filter_box else ""
     return (f'{box}<div class="scroll"><table class="sortable" id="layers"><thead><tr>{head}</tr></thead>'
@@ -213,6 +226,7 @@ def profile_page(profile: Profile, plotlyjs_src: str | None = None) -> str:
     charts = '<div class="charts">' + "".join(_figure_div(i, f) for i, f in figures.profile_figures(profile)) + "</div>"
     sections = [
         _section("Totals", _totals(profile), "totals"),
+        *([_section("Measured time", _timing(profile), "timing")] if profile.timing else []),
         _section("Where the cost goes", charts, "charts"),
         _section("Formulas of convolution, linear and matmul layers", _formula_table(profile), "formulas"),
         _section("Uncounted ops", _uncounted(profile), "uncounted"),

@@ -16,24 +16,45 @@ from costlens.units import format_shape, human
 from costlens.zoo.registry import NamedModel
 
 
-def _columns() -> list[tuple[str, metrics.Metric | None]]:
-    """(heading, metric) per numeric column; a share column has metric None after its metric."""
+def _columns(profile: Profile) -> list[tuple[str, metrics.Metric | None]]:
+    """(heading, metric) per numeric column the profile has values for; a share column has
+    metric None after its metric."""
     found: list[tuple[str, metrics.Metric | None]] = []
     for metric in metrics.columns():
+        if metric.key not in profile.totals:
+            continue  # a measured metric of a profile that was not timed
         found.append((metric.label, metric))
         if metric.share:
             found.append((f"% {metric.label}", None))
     return found
 
 
-def headings() -> tuple[str, ...]:
+def headings(profile: Profile) -> tuple[str, ...]:
     """The table's column headings."""
-    return ("Layer", "Type", "Output", *(heading for heading, _ in _columns()))
+    bound = ("Bound",) if _timed(profile) else ()
+    return ("Layer", "Type", "Output", *(heading for heading, _ in _columns(profile)), *bound)
 
 
-def _numbers(values: dict[str, float], totals: dict[str, float]) -> list[str]:
+def _timed(profile: Profile) -> bool:
+    return bool(profile.timing and profile.timing.get("device"))
+
+
+def _bound(profile: Profile, layer: LayerCost | None) -> tuple[str, ...]:
+    """The roofline's verdict for a layer that was timed: memory- or compute-bound."""
+    if not _timed(profile):
+        return ()
+    if layer is None or layer.values.get("time_ms") is None or not layer.values.get("bytes"):
+        return ("-",)
+    from costlens.timing.roofline import bound
+
+    device = profile.timing["device"] if profile.timing else {}
+    peak = device["peak_flops"].get(profile.dtype) or device["peak_flops"].get("float32")
+    return (bound(layer.intensity, peak, device["bandwidth"]),)
+
+
+def _numbers(profile: Profile, values: dict[str, float], totals: dict[str, float]) -> list[str]:
     cells, previous = [], None
-    for _, metric in _columns():
+    for _, metric in _columns(profile):
         if metric is None and previous is not None:
             total = totals.get(previous.key)
             value = values.get(previous.key)
@@ -49,16 +70,18 @@ def _label(layer: LayerCost, indent: str) -> str:
     return indent * (layer.depth - 1) + layer.name + call
 
 
-def _cells(layer: LayerCost, totals: dict[str, float], indent: str) -> tuple[str, ...]:
-    return (_label(layer, indent), layer.type, layer.output, *_numbers(layer.values, totals))
+def _cells(profile: Profile, layer: LayerCost, indent: str) -> tuple[str, ...]:
+    return (_label(layer, indent), layer.type, layer.output, *_numbers(profile, layer.values, profile.totals),
+            *_bound(profile, layer))
 
 
 def _total_cells(profile: Profile) -> tuple[str, ...]:
-    return ("Total", profile.root.type, profile.root.output, *_numbers(profile.totals, profile.totals))
+    return ("Total", profile.root.type, profile.root.output, *_numbers(profile, profile.totals, profile.totals),
+            *_bound(profile, None))
 
 
-def _right() -> set[int]:
-    return set(range(3, len(headings())))
+def _right(profile: Profile) -> set[int]:
+    return set(range(3, len(headings(profile)) - (1 if _timed(profile) else 0)))
 
 
 def header(profile: Profile) -> str:
@@ -92,8 +115,12 @@ def totals_line(profile: Profile) -> str:
 
 
 def footer(profile: Profile) -> str:
-    """Totals in words, the counting convention, and what was not counted."""
-    return "\n".join([totals_line(profile), f"Convention: {profile.convention}", uncounted_line(profile)])
+    """Totals in words, how time was measured, the counting convention, and what was not counted."""
+    from costlens.report.timing_text import timing_summary
+
+    timing = timing_summary(profile)
+    return "\n".join([totals_line(profile)] + ([timing.rstrip("\n")] if timing else [])
+                     + [f"Convention: {profile.convention}", uncounted_line(profile)])
 
 
 def uncounted_line(profile: Profile) -> str:
@@ -107,22 +134,22 @@ def uncounted_line(profile: Profile) -> str:
 
 def table(profile: Profile, depth: int = 1) -> str:
     """The per-layer terminal table, indented by depth, with totals and convention under it."""
-    rows = [headings()] + [_cells(layer, profile.totals, "  ") for layer in profile.blocks(depth)]
+    rows = [headings(profile)] + [_cells(profile, layer, "  ") for layer in profile.blocks(depth)]
     rows.append(_total_cells(profile))
-    return "\n".join([header(profile), ""] + grid(rows, _right(), footer_rows=1) + ["", footer(profile)]) + "\n"
+    return "\n".join([header(profile), ""] + grid(rows, _right(profile), footer_rows=1) + ["", footer(profile)]) + "\n"
 
 
 def markdown(profile: Profile, depth: int = 1) -> str:
     """A compact pipe table fit for a pull-request comment or a README."""
-    right = _right()
+    right, heads = _right(profile), headings(profile)
     lines = [
         f"**{md_escape(profile.model)}** — input `{profile.input_text}`, {profile.dtype}",
         "",
-        "| " + " | ".join(headings()) + " |",
-        "|" + "|".join("---:" if i in right else ":---" for i in range(len(headings()))) + "|",
+        "| " + " | ".join(heads) + " |",
+        "|" + "|".join("---:" if i in right else ":---" for i in range(len(heads))) + "|",
     ]
     for layer in profile.blocks(depth):
-        cells = [md_escape(c) for c in _cells(layer, profile.totals, "&nbsp;&nbsp;")]
+        cells = [md_escape(c) for c in _cells(profile, layer, "&nbsp;&nbsp;")]
         cells[0] = cells[0].replace(md_escape(layer.name), f"`{md_escape(layer.name)}`", 1)
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("| " + " | ".join(f"**{md_escape(c)}**" for c in _total_cells(profile)) + " |")
