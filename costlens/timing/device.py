@@ -24,7 +24,8 @@ import torch
 from costlens.errors import CostlensError
 
 # Matmul sizes tried per device type; the best FLOP/s of them is the peak.
-MATMUL_SIZES = {"cpu": (512, 1024, 2048), "cuda": (4096, 8192)}
+MATMUL_SIZES = {"cpu": (512, 1024, 2048), "cuda": (4096, 8192, 16384)}
+WARM_SECONDS = 0.3  # run each product this long first: GPU clocks rise from idle only under load
 COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
 CALIBRATED_DTYPES = {"cpu": ("float32", "bfloat16"), "cuda": ("float32", "float16", "bfloat16")}
 
@@ -108,13 +109,16 @@ def _cache_file(device: torch.device) -> Path:
 
 
 def _time_seconds(stmt: Callable[[], Any], min_run_time: float) -> float:
+    """Median seconds of ``stmt`` after running it for ``WARM_SECONDS`` (clocks, caches, autotuning)."""
     from torch.utils.benchmark import Timer
 
-    return float(Timer("f()", globals={"f": stmt}).blocked_autorange(min_run_time=min_run_time).median)
+    timer = Timer("f()", globals={"f": stmt})
+    timer.blocked_autorange(min_run_time=WARM_SECONDS)
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, sizes: tuple[int, ...],
-                min_run_time: float = 0.2) -> tuple[float, dict[str, float]]:
+                min_run_time: float = 0.3) -> tuple[float, dict[str, float]]:
     """The best matmul FLOP/s over ``sizes`` (2·n³ FLOPs per n×n product) and each size's."""
     reached: dict[str, float] = {}
     for n in sizes:
