@@ -280,3 +280,15 @@ def test_load_profile_data_end_to_end(tmp_path: Path, valid: dict[str, Any]) -> 
     with pytest.raises(ProfileFileError) as caught:
         load_profile_data(link)
     assert str(caught.value) == f'{link}: layers[1].macs: expected a non-negative integer, got "many"'
+
+
+def test_a_device_is_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # opening is itself an action on some devices (a watchdog starts counting): stat must refuse first
+    opened: list[object] = []
+    monkeypatch.setattr(validate.os, "open", lambda *args: opened.append(args) or -1)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path in ("/dev/null", fifo, tmp_path):
+        with pytest.raises(ProfileFileError, match="not a regular file"):
+            read_profile_text(path)
+    assert opened == []
