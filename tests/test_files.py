@@ -186,7 +186,9 @@ def test_dev_stdout_redirected_to_a_file_is_appended_not_replaced(tmp_path: Path
     log = tmp_path / "out.txt"
     code = ("import sys\nfrom costlens.files import write_atomic\n"
             "print('before', flush=True)\nwrite_atomic(sys.argv[1], 'report')\n")
-    for target in ("/dev/stdout", "/proc/self/fd/1"):
+    link = tmp_path / "fd-link"
+    link.symlink_to("/proc/self/fd/1")
+    for target in ("/dev/stdout", "/proc/self/fd/1", str(link)):
         with log.open("w") as stream:
             inode = os.fstat(stream.fileno()).st_ino
             child = subprocess.run([sys.executable, "-c", code, target], cwd=REPO, stdout=stream, timeout=60)
@@ -371,3 +373,9 @@ def test_dev_stdout_on_a_terminal_is_written_into() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_dev_stdout_on_a_pipe_is_written_into() -> None:
+    code = "import sys\nfrom costlens.files import write_atomic\nwrite_atomic('/dev/stdout', 'down the pipe')\n"
+    child = subprocess.run([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, timeout=60)
+    assert (child.returncode, child.stdout) == (0, b"down the pipe")

@@ -285,7 +285,12 @@ def test_load_profile_data_end_to_end(tmp_path: Path, valid: dict[str, Any]) -> 
 def test_a_device_is_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # opening is itself an action on some devices (a watchdog starts counting): stat must refuse first
     opened: list[object] = []
-    monkeypatch.setattr(validate.os, "open", lambda *args: opened.append(args) or -1)
+
+    def spy(*args: object) -> int:
+        opened.append(args)
+        return -1
+
+    monkeypatch.setattr(validate.os, "open", spy)
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     for path in ("/dev/null", fifo, tmp_path):
