@@ -1,0 +1,463 @@
+"""A saved profile checked before it becomes a ``Profile``: file, JSON text, then every field.
+
+A profile file may come from anywhere (a CI artifact, a colleague, a hand edit), so
+reading one never trusts it:
+
+* ``read_profile_text`` refuses a path that is not a regular file before opening it
+  (``/dev/zero`` would be read forever, a fifo blocks, opening some devices acts on
+  them), refuses a file over ``MAX_PROFILE_BYTES``, and decodes UTF-8.
+* ``parse_profile_json`` rejects what Python's ``json`` accepts but JSON does not
+  (``NaN``, ``Infinity``, numbers beyond a double) and turns the RecursionError of a
+  deeply nested document into a one-line error.
+* ``check_profile_data`` walks the parsed data in document order and names the first
+  bad field by its JSON path: ``layers[3].macs: expected a non-negative integer, got "many"``.
+  Every count is an ``int`` (``true`` is not 1, ``1.0`` is not 1) in ``[0, 10**30)``;
+  every string is valid Unicode (no lone surrogates, which no UTF-8 report can hold);
+  depths go down one level at a time from a root at depth 0, as a trace records them.
+  Keys the schema does not name are allowed (later versions add keys), but their values
+  must be plain JSON: finite numbers, strings, and at most ``MAX_NESTING`` levels deep.
+
+Each failure is a ``ProfileFileError`` whose message starts with the ``source`` given
+(the path as the user wrote it); values are quoted with JSON escapes, so a hostile
+value cannot reach the terminal raw.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import operator
+import os
+import re
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeGuard, cast
+
+from costlens.errors import ProfileFileError
+
+SCHEMA = "costlens.profile/1"
+# The per-layer metrics of schema costlens.profile/1; totals carry these and the two after.
+METRIC_KEYS = ("params", "macs", "flops", "activation_bytes", "weight_bytes", "bytes")
+TOTAL_KEYS = METRIC_KEYS + ("trainable_params", "buffers")
+# Larger than any real count (a 10**15-MAC network is far beyond any CNN), small enough
+# that a ratio or a sum of counts stays an exact float-convertible figure.
+INTEGER_BOUND = 10**30
+INTEGER_BOUND_TEXT = "10**30"
+# A valid profile nests 4 levels (layers[i].input_shapes[j][k]); added keys get room to spare.
+MAX_NESTING = 32
+# A 330,000-layer profile is about 200 MB; a file beyond this is not a profile.
+MAX_PROFILE_BYTES = 512 * 2**20
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Bad(Exception):
+    """A field that fails its check; the path is prefixed on the way up, only on failure."""
+
+    def __init__(self, expected: str, value: object, path: list[str | int]) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.value = value
+        self.path = path
+
+
+class _Missing:
+    """Stands for an absent key in a message."""
+
+
+_MISSING = _Missing()
+
+
+def _fail(expected: str, value: object, *path: str | int) -> NoReturn:
+    """Raise for ``value``; ``path`` leads from the value being checked to the bad one."""
+    raise _Bad(expected, value, list(path))
+
+
+def _missing(key: str) -> NoReturn:
+    raise _Bad("present", _MISSING, [key])
+
+
+def _describe(value: object) -> str:
+    """A short, terminal-safe rendering of a bad value."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value) if abs(value) < INTEGER_BOUND else f"an integer of {len(str(abs(value)))} digits"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 40 else value[:40] + "...")
+    if isinstance(value, list):
+        return "[]" if not value else f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "{}" if not value else "an object"
+    return f"a Python {type(value).__name__}"
+
+
+def _format_path(parts: list[str | int]) -> str:
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _IDENTIFIER.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part)}]"
+    return text
+
+
+# -- leaf checks: each returns nothing or raises _Bad ------------------------------------------
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not 1
+
+
+def _count(value: object) -> None:
+    if not _is_int(value) or value < 0:
+        _fail("a non-negative integer", value)
+    if value >= INTEGER_BOUND:
+        _fail(f"a non-negative integer below {INTEGER_BOUND_TEXT}", value)
+
+
+def _positive(value: object) -> None:
+    if not _is_int(value) or not 0 < value < INTEGER_BOUND:
+        _fail(f"a positive integer below {INTEGER_BOUND_TEXT}", value)
+
+
+def _string(value: object) -> None:
+    # isinstance, not type: data built in Python may hold str subclasses such as torch's version string
+    if not isinstance(value, str):
+        _fail("a string", value)
+    if not value.isascii() and _SURROGATE.search(value):
+        _fail("a string of valid Unicode (no lone surrogates)", value)
+
+
+def _optional_string(value: object) -> None:
+    if value is not None:
+        _string(value)
+
+
+def _boolean(value: object) -> None:
+    if not isinstance(value, bool):
+        _fail("true or false", value)
+
+
+def _list(value: object, expected: str) -> list[Any]:
+    if not isinstance(value, list):
+        _fail(expected, value)
+    return value
+
+
+def _dict(value: object, expected: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        _fail(expected, value)
+    return value
+
+
+def _each(items: list[Any], check: Callable[[Any], None]) -> None:
+    for index, item in enumerate(items):
+        try:
+            check(item)
+        except _Bad as bad:
+            bad.path.insert(0, index)
+            raise
+
+
+def _each_value(mapping: dict[str, Any], check: Callable[[Any], None]) -> None:
+    for key, item in mapping.items():
+        try:
+            _string(key)
+            check(item)
+        except _Bad as bad:
+            bad.path.insert(0, key)
+            raise
+
+
+def _sane(value: object, depth_left: int = MAX_NESTING) -> None:
+    """Plain JSON, bounded: for values under keys the schema does not name."""
+    if value is None or isinstance(value, int):  # bool is an int
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            _fail("a finite number", value)
+    elif isinstance(value, str):
+        _string(value)
+    elif not isinstance(value, list | dict):
+        _fail("a JSON value", value)
+    elif depth_left <= 0:
+        _fail(f"at most {MAX_NESTING} levels of nesting", value)
+    elif isinstance(value, list):
+        _each(value, lambda item: _sane(item, depth_left - 1))
+    else:
+        _each_value(value, lambda item: _sane(item, depth_left - 1))
+
+
+# -- composite checks ------------------------------------------------------------------------
+
+def _shape(value: object) -> None:
+    _each(_list(value, "a shape (a list of non-negative integers)"), _count)
+
+
+def _shapes(value: object) -> None:
+    _each(_list(value, "a list of shapes"), _shape)
+
+
+def _input_shape(value: object) -> None:
+    shape = _list(value, "a non-empty list of positive integers")
+    if not shape:
+        _fail("a non-empty list of positive integers", value)
+    _each(shape, _positive)
+
+
+def _op_counts(value: object) -> None:
+    _each_value(_dict(value, "an object of op name -> non-negative integer"), _count)
+
+
+def _environment(value: object) -> None:
+    _each_value(_dict(value, "an object of strings"), _string)
+
+
+def _device(value: object) -> None:
+    _sane(_dict(value, "an object"))
+
+
+def _timing(value: object) -> None:
+    if value is not None:
+        _sane(_dict(value, "an object or null"))
+
+
+Check = Callable[[Any], None]
+
+
+def _record(value: object, required: dict[str, Check], expected: str, optional: dict[str, Check] | None = None) -> dict[str, Any]:
+    """A dict whose required fields are present; every field valid, in document order; other keys plain JSON."""
+    record = _dict(value, expected)
+    fields = required | optional if optional else required
+    for key, item in record.items():
+        try:
+            fields.get(key, _sane)(item)
+        except _Bad as bad:
+            bad.path.insert(0, key)
+            raise
+    for key in required:
+        if key not in record:
+            _missing(key)
+    return record
+
+
+UNCOUNTED_FIELDS: dict[str, Check] = {
+    "op": _string,
+    "count": _count,
+    "paths": lambda value: _each(_list(value, "a list of module paths"), _string),
+}
+
+
+def _uncounted_entry(value: object) -> None:
+    _record(value, UNCOUNTED_FIELDS, "an object with op, count and paths")
+
+
+def _uncounted(value: object) -> None:
+    _each(_list(value, "a list of uncounted ops"), _uncounted_entry)
+
+
+LAYER_FIELDS: dict[str, Check] = {
+    "path": _string,
+    "type": _string,
+    "depth": _count,
+    "call": _count,
+    "leaf": _boolean,
+    "input_shapes": _shapes,
+    "output_shapes": _shapes,
+    **dict.fromkeys(METRIC_KEYS, _count),
+    "formula": _optional_string,
+    "ops": _op_counts,
+}
+
+
+_INT = {int}
+_LIST = {list}
+_LAYER_COUNT_KEYS = ("depth", "call") + METRIC_KEYS
+_count_values = operator.itemgetter(*_LAYER_COUNT_KEYS)
+_text_values = operator.itemgetter("path", "type")
+
+
+def _plain_layer(layer: object, deepest_allowed: int) -> bool:
+    """A quick test that accepts nothing the field-by-field walk refuses; its loops run in C,
+    which makes checking a profile of hundreds of thousands of layers a fraction of parsing it."""
+    if type(layer) is not dict or layer.keys() != LAYER_FIELDS.keys():
+        return False  # a missing or an added key: the walk checks it
+    inputs, outputs, ops, formula = layer["input_shapes"], layer["output_shapes"], layer["ops"], layer["formula"]
+    if type(inputs) is not list or type(outputs) is not list or type(ops) is not dict or type(layer["leaf"]) is not bool:
+        return False
+    shapes = inputs + outputs
+    if (shapes and set(map(type, shapes)) != _LIST) or not (formula is None or type(formula) is str):
+        return False
+    try:
+        text = "".join((*_text_values(layer), *ops, formula or ""))  # TypeError unless every part is a str
+    except TypeError:
+        return False
+    counts = [*_count_values(layer), *ops.values(), *itertools.chain.from_iterable(shapes)]
+    return (
+        set(map(type, counts)) == _INT and min(counts) >= 0 and max(counts) < INTEGER_BOUND
+        and layer["depth"] <= deepest_allowed and (text.isascii() or not _SURROGATE.search(text))
+    )
+
+
+def _layers(value: object) -> None:
+    layers = _list(value, "a non-empty list of layer records")
+    if not layers:
+        _fail("a non-empty list of layer records", value)
+    deepest_allowed = 0  # the root is at depth 0; each record is at most one below the one before
+    for index, item in enumerate(layers):
+        if _plain_layer(item, deepest_allowed):
+            deepest_allowed = item["depth"] + 1
+            continue
+        try:  # the field-by-field walk, slower, finds and names what the quick test refused
+            layer = _record(item, LAYER_FIELDS, "a layer record (an object)")
+            if layer["depth"] > deepest_allowed:
+                _fail(f"a depth of at most {deepest_allowed} (one below the record before)",
+                      layer["depth"], "depth")
+        except _Bad as bad:
+            bad.path.insert(0, index)
+            raise
+        deepest_allowed = layer["depth"] + 1
+
+
+def _totals(value: object) -> None:
+    totals = _dict(value, "an object of totals")
+    _each_value(totals, _count)
+    for key in TOTAL_KEYS:
+        if key not in totals:
+            _missing(key)
+
+
+TOP_FIELDS: dict[str, Check] = {
+    "schema": _string,
+    "model": _string,
+    "input_shape": _input_shape,
+    "dtype": _string,
+    "device": _device,
+    "environment": _environment,
+    "convention": _string,
+    "totals": _totals,
+    "layers": _layers,
+}
+OPTIONAL_TOP_FIELDS: dict[str, Check] = {
+    "citation": _optional_string,
+    "uncounted": _uncounted,
+    "flops_by_op": _op_counts,
+    "timing": _timing,
+}
+
+
+def _message(bad: _Bad) -> str:
+    where = _format_path(bad.path)
+    if bad.value is _MISSING:
+        return f"{where}: missing"
+    return f"{where}: expected {bad.expected}, got {_describe(bad.value)}"
+
+
+def check_profile_data(data: object, source: str) -> None:
+    """Raise ``ProfileFileError`` naming the first field of ``data`` that schema costlens.profile/1 forbids."""
+    if type(data) is not dict:
+        raise ProfileFileError(f"{source}: not a costlens profile (a JSON object is expected, got {_describe(data)})")
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise ProfileFileError(f"{source}: not a costlens profile (schema {_describe(schema)}, expected {SCHEMA!r})")
+    try:
+        _record(data, TOP_FIELDS, "a JSON object", OPTIONAL_TOP_FIELDS)
+    except _Bad as bad:
+        raise ProfileFileError(f"{source}: {_message(bad)}") from None
+
+
+# -- reading and parsing ---------------------------------------------------------------------
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _refuse_unless_regular(path: str | Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise ProfileFileError(f"{path}: not a regular file ({_kind(info.st_mode)}); a saved profile is a JSON file")
+    if info.st_size > MAX_PROFILE_BYTES:
+        raise ProfileFileError(f"{path}: {info.st_size:,} bytes, more than any profile ({MAX_PROFILE_BYTES:,} bytes at most)")
+
+
+def _read_bounded(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(descriptor, min(1 << 24, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def read_profile_text(path: str | Path) -> str:
+    """The text of a saved profile; anything but a regular UTF-8 file of sane size is a ``ProfileFileError``."""
+    try:
+        # stat before open: opening a fifo blocks and opening some devices acts on them
+        _refuse_unless_regular(path, os.stat(path))
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            _refuse_unless_regular(path, os.fstat(descriptor))  # the same checks on what was opened, in case it changed
+            data = _read_bounded(descriptor, MAX_PROFILE_BYTES)
+        finally:
+            os.close(descriptor)
+    except OSError as error:
+        raise ProfileFileError(f"{path}: cannot read profile ({error.strerror or error})") from error
+    except ValueError:  # a NUL character, or a surrogate no file name can hold
+        raise ProfileFileError(f"{path}: cannot read profile (not a valid file name)") from None
+    if len(data) > MAX_PROFILE_BYTES:
+        raise ProfileFileError(f"{path}: grew past {MAX_PROFILE_BYTES:,} bytes while being read")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ProfileFileError(
+            f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start:,})"
+        ) from None
+
+
+class _NotJSONNumber(ValueError):
+    """A number the JSON grammar or a double cannot hold."""
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise _NotJSONNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJSONNumber(f"{text[:20]} is beyond the range of a double")
+    return value
+
+
+def parse_profile_json(text: str, source: str) -> object:
+    """Parse JSON text strictly: no NaN or Infinity, no huge numbers, nesting the interpreter can hold."""
+    try:
+        # no parse_int hook: it would cost a Python call per integer; Python refuses integers
+        # of more than 4,300 digits itself (a ValueError below), check_profile_data bounds the rest
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _NotJSONNumber as error:
+        raise ProfileFileError(f"{source}: not a costlens profile ({error})") from None
+    except json.JSONDecodeError as error:
+        raise ProfileFileError(f"{source}: not JSON ({error.msg}, line {error.lineno} column {error.colno})") from None
+    except ValueError:  # the only other ValueError json raises: an integer too long to convert
+        raise ProfileFileError(f"{source}: not a costlens profile (an integer of more than 4,300 digits)") from None
+    except RecursionError:
+        raise ProfileFileError(f"{source}: not a costlens profile (nested too deeply)") from None
+
+
+def load_profile_data(path: str | Path) -> dict[str, Any]:
+    """Read, parse and check a saved profile: the data ``Profile.from_dict`` can trust."""
+    data = parse_profile_json(read_profile_text(path), str(path))
+    check_profile_data(data, str(path))
+    return cast(dict[str, Any], data)
