@@ -24,6 +24,12 @@ FORMATS = ("table", "csv", "json", "markdown", "html")
 DTYPES = ("float32", "float16", "bfloat16")  # costlens.inputs.FLOAT_DTYPES, without importing torch here
 
 
+def _one_line(text: str) -> str:
+    from costlens.sanitize import terminal_text
+
+    return terminal_text(text)
+
+
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
     """Warnings reach the terminal as one line each, like errors."""
@@ -49,7 +55,7 @@ class CostlensGroup(click.Group):
         except CostlensError as error:
             if "--debug" in argv:
                 traceback.print_exc()
-            click.echo(f"costlens: error: {error}", err=True)
+            click.echo(f"costlens: error: {_one_line(str(error))}", err=True)
             code = error.exit_code
         except Exception as error:  # a bug of ours: still one line, unless --debug
             if "--debug" in argv:

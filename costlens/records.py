@@ -313,11 +313,9 @@ class Profile:
 
 
 def load(path: str | Path) -> Profile:
-    """Read a profile saved with ``--save`` or ``--format json``."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else "unreadable"
-        raise ProfileFileError(f"{path}: cannot read profile ({reason})") from error
-    return Profile.from_json(text, str(path))
+    """Read a profile saved with ``--save`` or ``--format json``: the file, its JSON and
+    every field are checked first (``costlens/validate.py``), so a bad file is one error
+    naming the first bad field."""
+    from costlens.validate import load_profile_data
+
+    return Profile.from_dict(load_profile_data(path), str(path))

@@ -35,10 +35,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeGuard, cast
 
+from costlens import metrics
 from costlens.errors import ProfileFileError
 
 SCHEMA = "costlens.profile/1"
-# The per-layer metrics of schema costlens.profile/1; totals carry these and the two after.
+# The per-layer metrics every profile of schema costlens.profile/1 has; totals carry these and
+# the two after. Other metrics of the catalogue (costlens/metrics.py) are optional, checked
+# by their unit: counts and bytes are integers, times and rates finite non-negative numbers.
 METRIC_KEYS = ("params", "macs", "flops", "activation_bytes", "weight_bytes", "bytes")
 TOTAL_KEYS = METRIC_KEYS + ("trainable_params", "buffers")
 # Larger than any real count (a 10**15-MAC network is far beyond any CNN), small enough
@@ -120,6 +123,25 @@ def _count(value: object) -> None:
         _fail("a non-negative integer", value)
     if value >= INTEGER_BOUND:
         _fail(f"a non-negative integer below {INTEGER_BOUND_TEXT}", value)
+
+
+def _number(value: object) -> None:
+    """A measured value: a finite, non-negative number (JSON has no NaN; the parser refuses it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < INTEGER_BOUND:
+        _fail(f"a non-negative number below {INTEGER_BOUND_TEXT}", value)
+
+
+def _metric_check(key: str) -> Check:
+    """How a catalogue metric's value is checked; a key the catalogue lacks is plain JSON."""
+    try:
+        metric = metrics.get(key)
+    except KeyError:
+        return _sane
+    return _count if metric.unit in ("count", "bytes") and metric.kind is metrics.Kind.COUNTED else _number
+
+
+def _optional_metrics() -> dict[str, Check]:
+    return {m.key: _metric_check(m.key) for m in metrics.per_layer() if m.key not in METRIC_KEYS}
 
 
 def _positive(value: object) -> None:
@@ -316,7 +338,7 @@ def _layers(value: object) -> None:
             deepest_allowed = item["depth"] + 1
             continue
         try:  # the field-by-field walk, slower, finds and names what the quick test refused
-            layer = _record(item, LAYER_FIELDS, "a layer record (an object)")
+            layer = _record(item, LAYER_FIELDS, "a layer record (an object)", _optional_metrics())
             if layer["depth"] > deepest_allowed:
                 _fail(f"a depth of at most {deepest_allowed} (one below the record before)",
                       layer["depth"], "depth")
@@ -328,7 +350,13 @@ def _layers(value: object) -> None:
 
 def _totals(value: object) -> None:
     totals = _dict(value, "an object of totals")
-    _each_value(totals, _count)
+    for key, item in totals.items():
+        try:
+            check = _metric_check(key)
+            (_count if key in TOTAL_KEYS or check is _sane else check)(item)  # an unknown total: a count
+        except _Bad as bad:
+            bad.path.insert(0, key)
+            raise
     for key in TOTAL_KEYS:
         if key not in totals:
             _missing(key)
@@ -345,7 +373,18 @@ TOP_FIELDS: dict[str, Check] = {
     "totals": _totals,
     "layers": _layers,
 }
+def _input(value: object) -> None:
+    entry = _record(value, {"name": _optional_string, "shape": _input_shape, "dtype": _string},
+                    "an input: an object with name, shape and dtype")
+    del entry
+
+
+def _inputs(value: object) -> None:
+    _each(_list(value, "a list of inputs"), _input)
+
+
 OPTIONAL_TOP_FIELDS: dict[str, Check] = {
+    "inputs": _inputs,
     "citation": _optional_string,
     "uncounted": _uncounted,
     "flops_by_op": _op_counts,

@@ -128,7 +128,7 @@ def test_reprs_for_notebooks() -> None:
     text = repr(result)
     assert len(text) < 200 and "inception" in text and "128M" in text  # 128,049,152 MACs
     markdown = result._repr_markdown_()
-    assert "128,049,152" in markdown and "| `branch3`" in markdown
+    assert "128,049,152" in markdown and "| branch3 |" in markdown
     page = result._repr_html_()
     assert "128,049,152" in page and "branch3" in page and "<script" not in page
     parser = _Balanced()

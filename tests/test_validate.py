@@ -15,7 +15,7 @@ import pytest
 from costlens import validate
 from costlens.api import profile
 from costlens.errors import ProfileFileError
-from costlens.profile import Profile
+from costlens.records import Profile
 from costlens.validate import check_profile_data, load_profile_data, parse_profile_json, read_profile_text
 
 
@@ -145,13 +145,13 @@ def test_not_a_profile_at_all(valid: dict[str, Any]) -> None:
 
 
 def test_the_first_bad_field_in_document_order_is_named(valid: dict[str, Any]) -> None:
-    data = _set(valid, ("layers", 1, "ops"), {"aten.convolution": "x"})  # ops comes after macs in a record
+    data = _set(valid, ("layers", 1, "ops"), {"aten.convolution": "x"})  # ops comes before the metrics in a record
     data = _set(data, ("layers", 1, "macs"), "many")
     data["layers"] += [copy.deepcopy(data["layers"][1]) for _ in range(3)]
     data["layers"][3]["flops"] = -1
-    assert _refused(data).startswith("layers[1].macs:")
-    data["layers"][1]["macs"] = 1
     assert _refused(data).startswith('layers[1].ops["aten.convolution"]:')
+    data["layers"][1]["ops"] = {"aten.convolution": 1}
+    assert _refused(data).startswith("layers[1].macs:")
 
 
 def test_hostile_values_are_quoted_with_escapes(valid: dict[str, Any]) -> None:

@@ -1,11 +1,18 @@
-"""Text tables shared by every text report: aligned columns, pipe tables, escaping, ratios."""
+"""Text tables shared by every text report: aligned columns, pipe tables, escaping, ratios.
+
+Every cell passes through ``costlens/sanitize.py``: a module named with a newline, an
+ESC sequence or a bidi override cannot break a table or reach the terminal raw.
+"""
 
 from __future__ import annotations
+
+from costlens.sanitize import markdown_cell, terminal_text
 
 
 def grid(rows: list[tuple[str, ...]], right: set[int], footer_rows: int = 0) -> list[str]:
     """Aligned columns: a header row, a rule, the body, and a rule above the last
     ``footer_rows`` rows; columns in ``right`` are right-aligned."""
+    rows = [tuple(terminal_text(c) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -20,8 +27,8 @@ def grid(rows: list[tuple[str, ...]], right: set[int], footer_rows: int = 0) -> 
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside a markdown table cell."""
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Text safe inside a markdown table cell: no control characters, nothing that formats."""
+    return markdown_cell(text)
 
 
 def md_table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from costlens.budget import Verdict
+from costlens.sanitize import xml_text
 from costlens.units import grouped
 
 
@@ -26,10 +27,10 @@ def junit_xml(verdicts: list[Verdict], suite: str = "costlens budgets") -> str:
                          errors="0", skipped="0")
     for verdict in verdicts:
         case = ET.SubElement(node, "testcase", classname="costlens.budget",
-                             name=f"line {verdict.rule.line}: {verdict.rule.text}")
+                             name=xml_text(f"line {verdict.rule.line}: {verdict.rule.text}"))
         if not verdict.passed:
             message = f"measured {grouped(round(verdict.measured))}, limit {verdict.rule.op} {describe_limit(verdict)}"
-            failure = ET.SubElement(case, "failure", message=message, type="BudgetExceeded")
-            failure.text = f"{verdict.rule.text}\n{message}"
+            failure = ET.SubElement(case, "failure", message=xml_text(message), type="BudgetExceeded")
+            failure.text = xml_text(f"{verdict.rule.text}\n{message}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -149,11 +149,11 @@ def markdown(profile: Profile, depth: int = 1) -> str:
         "|" + "|".join("---:" if i in right else ":---" for i in range(len(heads))) + "|",
     ]
     for layer in profile.blocks(depth):
-        cells = [md_escape(c) for c in _cells(profile, layer, "&nbsp;&nbsp;")]
-        cells[0] = cells[0].replace(md_escape(layer.name), f"`{md_escape(layer.name)}`", 1)
+        cells = [md_escape(c) for c in _cells(profile, layer, "")]
+        cells[0] = "&nbsp;&nbsp;" * (layer.depth - 1) + cells[0]  # indent after escaping: &nbsp; stays markup
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("| " + " | ".join(f"**{md_escape(c)}**" for c in _total_cells(profile)) + " |")
-    lines += ["", md_escape(totals_line(profile)).replace("\n", " "), "",
+    lines += ["", md_escape(totals_line(profile).replace("\n", "  ")), "",
               f"_{profile.convention}_", "", md_escape(uncounted_line(profile))]
     return "\n".join(lines) + "\n"
 
