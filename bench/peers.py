@@ -448,18 +448,28 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = arguments(argv)
+    from costlens.errors import CostlensError
     from costlens.zoo import entry, names
 
-    models = args.models.split(",") if args.models else names()
+    models = list(dict.fromkeys(args.models.split(","))) if args.models else names()  # a model once, in given order
     wanted = set(args.tools.split(",")) if args.tools else None
+    unknown = wanted - {tool.key for tool in tools()} - {"by-name"} if wanted else set()
+    if unknown:
+        print(f"unknown --tools: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in models:
+        try:
+            shapes[name] = tuple(getattr(entry(name), INPUT_FIELD))
+        except CostlensError as error:  # an unknown name: the message suggests the nearest ones
+            print(error, file=sys.stderr)
+            return 2
     chosen = [tool for tool in tools() if wanted is None or tool.key in wanted or tool.key == "costlens"]
     by_name = wanted is None or "by-name" in wanted
     runners = load_runners(chosen)
     load_at_start = os.getloadavg()[0]
     results: dict[str, dict[str, Job]] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
     for name in models:
-        shapes[name] = tuple(getattr(entry(name), INPUT_FIELD))
         started = time.perf_counter()
         jobs = model_given_jobs(name, shapes[name], chosen, runners, args.cpu_rounds)
         if by_name:
