@@ -151,6 +151,29 @@ def baddbmm(args: tuple, kwargs: dict, out: Any) -> OpCost:
     return _matrix_product(a.shape[0], a.shape[1], a.shape[2], b.shape[2], out.numel())
 
 
+@formula(aten.mv)
+def mv(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """(m×k)·(k): m dot products of k terms (``x @ v`` with a vector v)."""
+    a = args[0]
+    macs = a.shape[0] * a.shape[1]
+    return OpCost(macs, 2 * macs, _product([a.shape[0]], [a.shape[1]], macs))
+
+
+@formula(aten.addmv)
+def addmv(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """bias + (m×k)·(k): the product's MACs plus one add per output element."""
+    a = args[1]
+    macs = a.shape[0] * a.shape[1]
+    return OpCost(macs, 2 * macs + out.numel(), _product([a.shape[0]], [a.shape[1]], macs))
+
+
+@formula(aten.dot, aten.vdot)
+def dot(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """(k)·(k): one dot product of k terms."""
+    macs = args[0].shape[0]
+    return OpCost(macs, 2 * macs, _product([1], [macs], macs))
+
+
 # --- families of per-element rules -------------------------------------------
 
 

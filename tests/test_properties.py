@@ -1,0 +1,40 @@
+"""Counterexamples found by property-based tests of random CNNs, kept as plain tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from costlens.api import profile
+
+# --- Counterexamples the generator found, kept as plain tests -------------------------------
+
+
+class VectorProduct(nn.Module):
+    """``x @ v`` with a vector v, as written in a forward: aten.mv (or aten.dot for a vector x)."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(length))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.v).unsqueeze(-1)
+
+
+class BiasedVectorProduct(nn.Module):
+    def __init__(self, rows: int, length: int) -> None:
+        super().__init__()
+        self.b, self.v = nn.Parameter(torch.randn(rows)), nn.Parameter(torch.randn(length))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmv(self.b, x, self.v)
+
+
+def test_matrix_vector_products_count_their_macs() -> None:
+    # generated: (x @ v).unsqueeze(-1) on a 1x1x1 input was aten.mv, uncounted: 0 MACs instead of 1
+    assert (profile(VectorProduct(1), (1, 1, 1)).totals["macs"], profile(VectorProduct(1), (1, 1, 1)).uncounted) == (1, [])
+    folded = profile(VectorProduct(5), (2, 3, 5)).root  # folded to (6x5)·(5): 6 dot products of 5 terms = 30
+    assert (folded.macs, folded.flops, folded.formula) == (30, 60, "6 × 5 = 30")
+    assert profile(VectorProduct(5), (5,)).root.macs == 5  # aten.dot: one dot product of 5 terms
+    biased = profile(BiasedVectorProduct(4, 3), (4, 3)).root  # 4 dot products of 3 terms = 12, + 4 bias adds
+    assert (biased.macs, biased.flops) == (12, 2 * 12 + 4)
