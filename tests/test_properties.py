@@ -38,3 +38,12 @@ def test_matrix_vector_products_count_their_macs() -> None:
     assert profile(VectorProduct(5), (5,)).root.macs == 5  # aten.dot: one dot product of 5 terms
     biased = profile(BiasedVectorProduct(4, 3), (4, 3)).root  # 4 dot products of 3 terms = 12, + 4 bias adds
     assert (biased.macs, biased.flops) == (12, 2 * 12 + 4)
+
+
+def test_adaptive_max_pool_3d_has_a_rule() -> None:
+    # generated: AdaptiveMaxPool3d(1) over 1x1x1x2x1 was uncounted: 0 flops instead of 1 comparison
+    single = profile(nn.AdaptiveMaxPool3d(1), (1, 1, 1, 2, 1))
+    assert (single.totals["flops"], single.uncounted) == (1, [])
+    # windows per axis: T 3->2: 2+2 = 4; H 2->1: 2; W 5->3: 2+3+2 = 7; 4·2·7 = 56 elements in 6 windows
+    # of each of 2 planes: (56 - 6) comparisons · 2 = 100
+    assert profile(nn.AdaptiveMaxPool3d((2, 1, 3)), (1, 2, 3, 2, 5)).totals["flops"] == 100

@@ -328,7 +328,7 @@ _register_family(adaptive_pool(0), [
     "_adaptive_avg_pool2d", "adaptive_avg_pool2d", "_adaptive_avg_pool3d",
     "adaptive_avg_pool1d",
 ])
-_register_family(adaptive_pool(-1), ["adaptive_max_pool2d", "adaptive_max_pool1d"])
+_register_family(adaptive_pool(-1), ["adaptive_max_pool2d", "adaptive_max_pool1d", "adaptive_max_pool3d"])
 
 # --- no arithmetic: views, copies, creation, indexing --------------------------
 
