@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -47,3 +48,15 @@ def test_adaptive_max_pool_3d_has_a_rule() -> None:
     # windows per axis: T 3->2: 2+2 = 4; H 2->1: 2; W 5->3: 2+3+2 = 7; 4·2·7 = 56 elements in 6 windows
     # of each of 2 planes: (56 - 6) comparisons · 2 = 100
     assert profile(nn.AdaptiveMaxPool3d((2, 1, 3)), (1, 2, 3, 2, 5)).totals["flops"] == 100
+
+
+@pytest.mark.parametrize(("conv", "shape", "macs"), [
+    (nn.Conv1d(1, 1, 1, bias=False, padding_mode="reflect"), (1, 1, 1), 1),  # generated: 1 output × 1 term
+    (nn.Conv1d(2, 3, 3, padding=1, bias=False, padding_mode="replicate"), (1, 2, 5), 3 * 5 * 2 * 3),  # 90
+    (nn.Conv3d(1, 2, 3, padding=1, bias=False, padding_mode="reflect"), (1, 1, 3, 3, 3), 2 * 27 * 27),  # 1,458
+    (nn.Conv3d(1, 2, 3, padding=1, bias=False, padding_mode="replicate"), (1, 1, 3, 3, 3), 2 * 27 * 27),
+])
+def test_reflect_and_replicate_padding_in_1d_and_3d_have_rules(conv: nn.Module, shape: tuple[int, ...], macs: int) -> None:
+    # generated: a reflect-padded Conv1d listed aten.reflection_pad1d as uncounted
+    result = profile(conv, shape)
+    assert (result.totals["macs"], result.totals["flops"], result.uncounted) == (macs, 2 * macs, [])
