@@ -151,6 +151,29 @@ def baddbmm(args: tuple, kwargs: dict, out: Any) -> OpCost:
     return _matrix_product(a.shape[0], a.shape[1], a.shape[2], b.shape[2], out.numel())
 
 
+@formula(aten.mv)
+def mv(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """(m×k)·(k): m dot products of k terms (``x @ v`` with a vector v)."""
+    a = args[0]
+    macs = a.shape[0] * a.shape[1]
+    return OpCost(macs, 2 * macs, _product([a.shape[0]], [a.shape[1]], macs))
+
+
+@formula(aten.addmv)
+def addmv(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """bias + (m×k)·(k): the product's MACs plus one add per output element."""
+    a = args[1]
+    macs = a.shape[0] * a.shape[1]
+    return OpCost(macs, 2 * macs + out.numel(), _product([a.shape[0]], [a.shape[1]], macs))
+
+
+@formula(aten.dot, aten.vdot)
+def dot(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """(k)·(k): one dot product of k terms."""
+    macs = args[0].shape[0]
+    return OpCost(macs, 2 * macs, _product([1], [macs], macs))
+
+
 # --- families of per-element rules -------------------------------------------
 
 
@@ -305,7 +328,7 @@ _register_family(adaptive_pool(0), [
     "_adaptive_avg_pool2d", "adaptive_avg_pool2d", "_adaptive_avg_pool3d",
     "adaptive_avg_pool1d",
 ])
-_register_family(adaptive_pool(-1), ["adaptive_max_pool2d", "adaptive_max_pool1d"])
+_register_family(adaptive_pool(-1), ["adaptive_max_pool2d", "adaptive_max_pool1d", "adaptive_max_pool3d"])
 
 # --- no arithmetic: views, copies, creation, indexing --------------------------
 
@@ -313,8 +336,9 @@ _register_family(_free, [
     "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "squeeze",
     "unsqueeze", "flatten", "slice", "select", "narrow", "split", "split_with_sizes",
     "chunk", "unbind", "detach", "alias", "as_strided", "clone", "contiguous",
-    "_to_copy", "copy_", "cat", "stack", "constant_pad_nd", "pad", "reflection_pad2d",
-    "replication_pad2d", "index_select", "index", "gather", "empty", "empty_like",
+    "_to_copy", "copy_", "cat", "stack", "constant_pad_nd", "pad", "reflection_pad1d",
+    "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
+    "replication_pad3d", "index_select", "index", "gather", "empty", "empty_like",
     "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like",
     "fill_", "zero_", "randn", "rand", "randn_like", "rand_like", "normal_", "uniform_",
     "lift_fresh", "lift_fresh_copy", "_local_scalar_dense", "repeat", "roll", "flip",
