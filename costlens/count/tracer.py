@@ -386,8 +386,10 @@ def _eval_mode(model: nn.Module, train: bool) -> Iterator[None]:
             module.training = mode
 
 
-def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    """Parameters and buffers as they must be for this trace, when they differ from the model's."""
+def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None,
+               train: bool = False) -> dict[str, torch.Tensor]:
+    """Parameters and buffers as they must be for this trace, when they differ from the model's;
+    in training mode on a real device, copies of the buffers, which the forward updates."""
     swapped: dict[str, torch.Tensor] = {}
     named = list(model.named_parameters(remove_duplicate=False)) + list(
         model.named_buffers(remove_duplicate=False)
@@ -395,6 +397,8 @@ def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None
     for name, t in named:
         want = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
         if t.device.type == device.type and t.dtype == want:
+            if train and device.type != "meta" and not isinstance(t, nn.Parameter):
+                swapped[name] = t.detach().clone()  # batch norm's running statistics stay the model's
             continue
         if device.type == "meta":
             swapped[name] = torch.empty_like(t, device="meta", dtype=want)
@@ -427,7 +431,7 @@ def trace(
     device = tensors[0].device
     facts = module_facts(model, dtype)
     tracer = _Tracer(facts, reuse=device.type == "meta")
-    stand_ins = _stand_ins(model, device, dtype)
+    stand_ins = _stand_ins(model, device, dtype, train)
     try:
         with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}):
             if stand_ins:
