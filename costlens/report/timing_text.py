@@ -58,9 +58,11 @@ def timing_summary(profile: Profile) -> str:
     layers = timing.get("layers")
     if layers and layers.get("sum_ms") is not None and layers.get("end_to_end_ms"):
         share = 100 * layers["sum_ms"] / layers["end_to_end_ms"]
+        why = ("the rest is time outside leaf modules: functional ops, Python, launch overhead" if share <= 100 else
+               "layers replayed alone take longer than inside the forward: per-call overhead of small layers, caches")
         lines.append(f"Layers: the sum of {layers['timed_calls']} leaf medians is {layers['sum_ms']:.3f} ms, "
                      f"{share:.0f}% of end to end ({layers['distinct_computations']} distinct computations replayed; "
-                     "the rest is functional ops between layers, Python and launch overhead)")
+                     f"{why})")
     if timing.get("interrupted"):
         lines.append("Interrupted: figures above are what was measured before Ctrl-C")
     return "\n".join(lines) + "\n"
