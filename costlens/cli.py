@@ -391,6 +391,54 @@ def _interrupted(profiles: list[Any]) -> int:
     return 0
 
 
+@cli.command("sweep")
+@click.argument("name")
+@click.option("--input", "input_text", metavar="SHAPES",
+              help="Input shapes to sweep, e.g. 1x3x{112,160,224,320,448}x{same} ({same} repeats the group before).")
+@click.option("--batch", "batch_text", metavar="N,N,...", help="Batch sizes to sweep, e.g. 1,2,4,8.")
+@click.option("--width", "width_text", metavar="W,W,...",
+              help="Width multipliers to sweep (ResNet and VGG zoo models, or a factory taking width=), e.g. 0.5,1,2.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
+@output_option
+@plotlyjs_option
+@device_option
+@dtype_option
+@click.option("--time", "time_it", is_flag=True, help="Also measure end-to-end latency at each point.")
+def sweep_command(name: str, input_text: str | None, batch_text: str | None, width_text: str | None, fmt: str,
+                  output: str | None, plotlyjs: str | None, device: str | None, dtype: str, time_it: bool) -> int:
+    """How NAME's cost grows with input size, batch size or width: a table, the fitted growth
+    exponent of each metric (log-log least squares, with R²), and the page reports/sweep-NAME.html.
+    Progress goes to stderr; Ctrl-C keeps the points already profiled."""
+    from costlens import sweep
+    from costlens.files import report_stem
+    from costlens.report import html
+    from costlens.report import sweep_text as text
+
+    shapes = sweep.expand_shapes(input_text) if input_text else None
+    batches = [int(v) for v in sweep.parse_floats(batch_text, "--batch")] if batch_text else None
+    widths = sweep.parse_floats(width_text, "--width") if width_text else None
+    timing: Any = False
+    if time_it:
+        if device == "meta":
+            raise click.UsageError("--time needs a real device: --device auto, cpu or cuda")
+        from costlens.timing.measure import TimingOptions
+
+        timing = TimingOptions(device=device or "auto")
+    result = sweep.sweep(name, inputs=shapes, batches=batches, widths=widths, dtype=dtype, timing=timing,
+                         progress=True)
+    stem = "sweep-" + report_stem(result.model)
+    page = html.write_page(_page_path(fmt, output, stem), lambda src: text.page(result, src), plotlyjs)
+    renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
+                 "csv": lambda: text.csv(result), "json": result.to_json}
+    if fmt != "html":
+        _emit(renderers[fmt](), output)
+    click.echo(f"saved {page}", err=True)
+    if result.interrupted:
+        click.echo("costlens: interrupted: the points profiled before Ctrl-C are in the output", err=True)
+        return 130
+    return 0
+
+
 @cli.command("device")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True,
               help="The device to describe.")
