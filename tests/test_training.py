@@ -125,3 +125,18 @@ def test_bad_freeze_and_optimizer_are_one_line_errors() -> None:
         step(optimizer="lamb")
     with pytest.raises(InputShapeError, match="freeze-until"):
         step(freeze_until="nope")
+
+
+def test_the_command_prints_the_step_and_writes_its_page(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from costlens.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    ran = CliRunner().invoke(cli, ["profile", "conv1x1-5x5", "--freeze", "reduce", "--optimizer", "adam",
+                                   "--plotlyjs", "."], standalone_mode=False)
+    assert ran.return_value == 0, ran.output
+    assert "Backward MACs" in ran.output and "Precompute the frozen part once" in ran.output
+    # the 1x1 conv frozen: the 5x5 conv's weight gradient only, 28·28·32 × 5·5·16 = 10,035,200
+    assert '"backward_macs": 10035200' in (tmp_path / "reports" / "conv1x1-5x5-train.json").read_text()
+    assert "Backward MACs" in (tmp_path / "reports" / "conv1x1-5x5-train.html").read_text()
