@@ -99,6 +99,10 @@ def profile(
     train: bool = False,
     formulas: Mapping[Any, Callable[[tuple, dict, Any], Any]] | None = None,
     time: bool | TimingOptions = False,
+    train_step: bool = False,
+    optimizer: str = "sgd",
+    freeze: str | Sequence[str] | None = None,
+    freeze_until: str | None = None,
 ) -> Profile:
     """Trace ``model`` once and return its per-layer cost.
 
@@ -115,7 +119,20 @@ def profile(
     meta, and ``device`` (``"auto"`` when left at meta: cuda if available, else cpu)
     is where it is timed, with real random weights; ``batch`` may then be a list of
     batch sizes, each timed (the first is the one counted).
+
+    ``train_step=True`` counts one training step instead (``costlens/count/training.py``):
+    the forward in training mode, the backward ops autograd runs and the ``optimizer``'s
+    update (``"sgd"``, ``"sgd-momentum"`` or ``"adam"``), per layer, with gradient,
+    optimizer-state and saved-activation memory. ``freeze`` (globs over module paths,
+    ``"features.*"``) and ``freeze_until`` (a module path: everything that runs before it)
+    freeze parameters for that step (the model's own flags are restored after).
+    ``train=True`` alone only runs the forward in training mode.
     """
+    if train_step or freeze or freeze_until:
+        if time:
+            raise InputShapeError("train_step: timing a training step is not supported; count it without time")
+        return train_profile(model, inputs, batch=_one_batch(batch), dtype=dtype, optimizer=optimizer,
+                             freeze=freeze, freeze_until=freeze_until, formulas=formulas)
     if not time:
         return _profile(model, inputs, batch=_one_batch(batch), device=device, dtype=dtype, train=train,
                         formulas=formulas)
@@ -191,6 +208,42 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
         uncounted=[Uncounted(op, count, paths) for op, (count, paths) in sorted(result.uncounted.items())],
         citation=named.cite, flops_by_op=result.flops_by_op,
     )
+
+
+def train_profile(model: str | nn.Module, inputs: Inputs = None, *, batch: int | None = None,
+                  dtype: str | torch.dtype = "float32", optimizer: str = "sgd",
+                  freeze: str | Sequence[str] | None = None, freeze_until: str | None = None,
+                  formulas: Mapping[Any, Handler] | None = None, argument: str = "inputs") -> Profile:
+    """One training step of ``model`` counted on meta: see ``profile(train_step=True)``."""
+    from costlens.count import training
+
+    if optimizer not in training.OPTIMIZERS:
+        raise InputShapeError(f"optimizer: expected one of {', '.join(training.OPTIMIZERS)}, got {optimizer!r}")
+    meta = torch.device("meta")
+    named, net = ((NamedModel(type(model).__name__, lambda: model), model) if isinstance(model, nn.Module)
+                  else (resolve(model), None))
+    if net is None:
+        net = build(named, meta)
+    shape = inputs if inputs is not None else named.input
+    patterns = [freeze] if isinstance(freeze, str) else list(freeze or [])
+    order: list[str] = []
+    if freeze_until is not None:
+        forward = _profile(net, shape, batch=batch, device=meta, dtype=dtype, train=True, formulas=formulas,
+                           argument=argument)
+        order = list(dict.fromkeys(layer.path for layer in forward.layers))
+    names = training.frozen_parameters(net, patterns, freeze_until, order)
+    prepared = prepare(shape, batch=batch, device=meta, dtype=trace_dtype(dtype), argument=argument)
+    unfrozen = None
+    if names:
+        unfrozen = training.count_step(net, prepared.args, prepared.kwargs, dtype=trace_dtype(dtype), optimizer=optimizer)
+    with training.frozen(net, names):
+        forward = _profile(net, shape, batch=batch, device=meta, dtype=dtype, train=True, formulas=formulas,
+                           argument=argument)
+        counts = training.count_step(net, prepared.args, prepared.kwargs, dtype=trace_dtype(dtype), optimizer=optimizer)
+    described = [*patterns, *([f"everything before {freeze_until}"] if freeze_until else [])]
+    result = training.attach(forward, counts, optimizer=optimizer, freeze_text=", ".join(described) or None,
+                             unfrozen=unfrozen)
+    return replace(result, model=named.name, citation=named.cite)
 
 
 def _total_keys(totals: dict[str, float]) -> list[str]:

@@ -203,6 +203,30 @@ def list_models() -> None:
     click.echo(zoo_table([(entry(name), profile(name)) for name in names()]), nl=False)
 
 
+def _step_options(func: Any) -> Any:
+    """Options of a training step (--train-step, --optimizer, --freeze, --freeze-until) and of an
+    ensemble with multi-crop testing (--ensemble, --crops)."""
+    options = [
+        click.option("--train-step", is_flag=True,
+                     help="Count one training step: forward, the backward ops autograd runs, the optimizer update, "
+                          "and the memory of gradients, optimizer state and saved activations."),
+        click.option("--optimizer", type=click.Choice(("sgd", "sgd-momentum", "adam")), default="sgd",
+                     show_default=True, help="With --train-step: the optimizer whose update is counted."),
+        click.option("--freeze", multiple=True, metavar="GLOB",
+                     help="Freeze the parameters of modules whose path matches (e.g. 'features.*'; repeatable); "
+                          "implies --train-step."),
+        click.option("--freeze-until", metavar="PATH",
+                     help="Freeze everything that runs before module PATH; implies --train-step."),
+        click.option("--ensemble", metavar="N|A,B,C",
+                     help="Cost of an ensemble: N copies of NAME, or these models, averaged."),
+        click.option("--crops", type=click.IntRange(min=1, max=1000), default=None,
+                     help="Multi-crop testing: each image as this many crops (10: corners, centre and mirrors)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @cli.command("profile")
 @click.argument("name")
 @input_option
@@ -214,9 +238,11 @@ def list_models() -> None:
 @plotlyjs_option
 @device_option
 @dtype_option
-@click.option("--train", is_flag=True, help="Trace the forward pass in training mode (batch statistics, dropout).")
+@click.option("--train", is_flag=True, help="Trace the forward pass in training mode (batch statistics, dropout); "
+                                            "only the forward: a whole step is --train-step.")
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
 @_timing_options
+@_step_options
 def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int,
                     fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str | None,
                     dtype: str, train: bool, crosscheck: bool, time_it: bool, **timing_flags: Any) -> int:
@@ -224,6 +250,10 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
 
     Saves reports/NAME.json and the page reports/NAME.html (or -o with --format html).
     """
+    special = _step_or_ensemble(name, input_shape, batch, depth, fmt, output, save, plotlyjs, device, dtype, time_it,
+                                timing_flags)
+    if special is not None:
+        return special
     from costlens.api import _profile
     from costlens.files import report_stem, write_atomic
     from costlens.report import html
@@ -252,6 +282,53 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
     click.echo(f"saved {saved} and {page}", err=True)
     if crosscheck:
         return _crosscheck(name, result.input_shape)
+    return _interrupted([result])
+
+
+def _step_or_ensemble(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int,
+                      fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str | None,
+                      dtype: str, time_it: bool, flags: dict[str, Any]) -> int | None:
+    """Run --train-step or --ensemble/--crops when given (their options leave ``flags``); None otherwise."""
+    step = flags.pop("train_step"), flags.pop("optimizer"), flags.pop("freeze"), flags.pop("freeze_until")
+    members, crops = flags.pop("ensemble"), flags.pop("crops")
+    if not (step[0] or step[2] or step[3] or members or crops):
+        return None
+    if step[0] or step[2] or step[3]:
+        if time_it or members or crops:
+            raise click.UsageError("--train-step counts one step on meta: it does not combine with --time or --ensemble")
+        from costlens.api import train_profile
+        from costlens.count.training import summary
+
+        result = train_profile(name, input_shape, batch=batch[0] if batch else None, dtype=dtype, optimizer=step[1],
+                               freeze=list(step[2]), freeze_until=step[3], argument="--input")
+        return _write_special(result, "-train", depth, fmt, output, save, plotlyjs, summary(result))
+    from costlens import ensemble
+
+    timing = _timing(time_it, device, batch, **flags)
+    cost = ensemble.ensemble_profile(name, ensemble.parse_members(name, members), crops or 1, input_shape,
+                                     batch=batch[0] if batch else None, dtype=dtype, timing=timing, argument="--input")
+    return _write_special(cost.profile, "", depth, fmt, output, save, plotlyjs, ensemble.summary(cost))
+
+
+def _write_special(result: Any, suffix: str, depth: int, fmt: str, output: str | None, save: str | None,
+                   plotlyjs: str | None, summary: str) -> int:
+    """Print and save a training-step or ensemble profile like `profile` does, with its summary under the table."""
+    from costlens.files import report_stem, write_atomic
+    from costlens.report import html
+    from costlens.report import profile_text as text
+
+    stem = report_stem(result.model) + suffix
+    saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
+    page = html.write_page(_page_path(fmt, output, stem), lambda src: html.profile_page(result, src), plotlyjs)
+    renderers = {
+        "table": lambda: text.table(result, depth) + "\n" + summary,
+        "markdown": lambda: text.markdown(result, depth) + "\n" + summary,
+        "csv": lambda: text.csv(result),
+        "json": result.to_json,
+    }
+    if fmt != "html":
+        _emit(renderers[fmt](), output)
+    click.echo(f"saved {saved} and {page}", err=True)
     return _interrupted([result])
 
 
@@ -310,6 +387,54 @@ def _interrupted(profiles: list[Any]) -> int:
     """130 when Ctrl-C cut a measurement short (what was measured is written), else 0."""
     if any((p.timing or {}).get("interrupted") for p in profiles):
         click.echo("costlens: interrupted: what was measured before Ctrl-C is in the output", err=True)
+        return 130
+    return 0
+
+
+@cli.command("sweep")
+@click.argument("name")
+@click.option("--input", "input_text", metavar="SHAPES",
+              help="Input shapes to sweep, e.g. 1x3x{112,160,224,320,448}x{same} ({same} repeats the group before).")
+@click.option("--batch", "batch_text", metavar="N,N,...", help="Batch sizes to sweep, e.g. 1,2,4,8.")
+@click.option("--width", "width_text", metavar="W,W,...",
+              help="Width multipliers to sweep (ResNet and VGG zoo models, or a factory taking width=), e.g. 0.5,1,2.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
+@output_option
+@plotlyjs_option
+@device_option
+@dtype_option
+@click.option("--time", "time_it", is_flag=True, help="Also measure end-to-end latency at each point.")
+def sweep_command(name: str, input_text: str | None, batch_text: str | None, width_text: str | None, fmt: str,
+                  output: str | None, plotlyjs: str | None, device: str | None, dtype: str, time_it: bool) -> int:
+    """How NAME's cost grows with input size, batch size or width: a table, the fitted growth
+    exponent of each metric (log-log least squares, with R²), and the page reports/sweep-NAME.html.
+    Progress goes to stderr; Ctrl-C keeps the points already profiled."""
+    from costlens import sweep
+    from costlens.files import report_stem
+    from costlens.report import html
+    from costlens.report import sweep_text as text
+
+    shapes = sweep.expand_shapes(input_text) if input_text else None
+    batches = [int(v) for v in sweep.parse_floats(batch_text, "--batch")] if batch_text else None
+    widths = sweep.parse_floats(width_text, "--width") if width_text else None
+    timing: Any = False
+    if time_it:
+        if device == "meta":
+            raise click.UsageError("--time needs a real device: --device auto, cpu or cuda")
+        from costlens.timing.measure import TimingOptions
+
+        timing = TimingOptions(device=device or "auto")
+    result = sweep.sweep(name, inputs=shapes, batches=batches, widths=widths, dtype=dtype, timing=timing,
+                         progress=True)
+    stem = "sweep-" + report_stem(result.model)
+    page = html.write_page(_page_path(fmt, output, stem), lambda src: text.page(result, src), plotlyjs)
+    renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
+                 "csv": lambda: text.csv(result), "json": result.to_json}
+    if fmt != "html":
+        _emit(renderers[fmt](), output)
+    click.echo(f"saved {page}", err=True)
+    if result.interrupted:
+        click.echo("costlens: interrupted: the points profiled before Ctrl-C are in the output", err=True)
         return 130
     return 0
 

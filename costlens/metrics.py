@@ -155,6 +155,41 @@ METRICS: tuple[Metric, ...] = (
            "FLOPs / measured time", column=False),
     Metric("roof_share", "% of roof", "percent", Kind.MEASURED, Rollup.DERIVED,
            "achieved FLOP/s as a share of what the roofline allows at the layer's intensity", column=False),
+    # A training step (costlens/count/training.py): counted, but by a pass of its own (backward
+    # from autograd's ops, the optimizer's real step), so, like measured metrics, no per-op or
+    # per-tensor producer of the forward trace; a forward-only profile has no value for them.
+    Metric("backward_macs", "Backward MACs", "count", Kind.COUNTED, Rollup.CALLS,
+           "multiply-accumulates of the backward ops autograd ran for this call (input and weight gradients)",
+           compact=True),
+    Metric("backward_flops", "Backward FLOPs", "count", Kind.COUNTED, Rollup.CALLS,
+           "FLOPs of the backward ops autograd ran for this call", column=False, compact=True),
+    Metric("update_flops", "Update FLOPs", "count", Kind.COUNTED, Rollup.STATE,
+           "FLOPs of the optimizer's step on the module's trainable parameters (a steady-state step)", compact=True),
+    Metric("saved_activation_bytes", "Saved for backward", "bytes", Kind.COUNTED, Rollup.CALLS,
+           "bytes of the tensors autograd saved for backward during this call (parameters and buffers excluded, "
+           "each storage once)", compact=True),
+    Metric("grad_bytes", "Gradients", "bytes", Kind.COUNTED, Rollup.STATE,
+           "bytes of the parameter gradients backward produced", column=False, compact=True),
+    Metric("optimizer_state_bytes", "Optimizer state", "bytes", Kind.COUNTED, Rollup.STATE,
+           "bytes of the optimizer's state (momentum buffers, Adam's two moments and step counters)",
+           column=False, compact=True),
+    Metric("frozen_params", "Frozen params", "count", Kind.COUNTED, Rollup.STATE,
+           "parameters that need no gradient (frozen)", per_layer=False),
+    Metric("step_flops", "Training step FLOPs", "count", Kind.COUNTED, Rollup.CALLS,
+           "forward + backward + optimizer update FLOPs of one training step", per_layer=False),
+    Metric("train_memory_bytes", "Training memory", "bytes", Kind.COUNTED, Rollup.STATE,
+           "peak a step needs when backward starts: weights + gradients + optimizer state + saved activations",
+           per_layer=False),
+    Metric("backward_macs_saved", "Backward MACs saved", "count", Kind.COUNTED, Rollup.CALLS,
+           "backward MACs the freeze saves against training every parameter", per_layer=False),
+    Metric("train_memory_saved", "Training memory saved", "bytes", Kind.COUNTED, Rollup.STATE,
+           "training memory the freeze saves against training every parameter", per_layer=False),
+    Metric("precompute_macs", "Precompute MACs/example", "count", Kind.COUNTED, Rollup.CALLS,
+           "MACs per example of the frozen part's forward, paid once when its outputs are precomputed",
+           per_layer=False),
+    Metric("precompute_bytes", "Precomputed bytes/example", "bytes", Kind.COUNTED, Rollup.STATE,
+           "bytes per example on disk of the frozen part's output (the first trainable layer's input)",
+           per_layer=False),
 )
 
 

@@ -77,15 +77,16 @@ class ResNet(nn.Module):
     """The ImageNet ResNet of Table 1: conv1, four stages layer1..layer4, pool, fc."""
 
     def __init__(self, block: type[BasicBlock | Bottleneck], depths: tuple[int, int, int, int],
-                 shortcut: bool = True, stride_on_3x3: bool = False, classes: int = 1000) -> None:
+                 shortcut: bool = True, stride_on_3x3: bool = False, classes: int = 1000, width: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)  # N x 64 x 112 x 112
-        self.bn1 = nn.BatchNorm2d(64)
+        stem = scaled(64, width)  # ``width`` multiplies every channel count (1.0: the paper's network)
+        self.conv1 = nn.Conv2d(3, stem, 7, stride=2, padding=3, bias=False)  # N x 64 x 112 x 112
+        self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)                  # N x 64 x 56 x 56
-        in_ch = 64
+        in_ch = stem
         stages = []
-        for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths)):
+        for i, (width, depth) in enumerate(zip([scaled(c, width) for c in (64, 128, 256, 512)], depths)):
             blocks = []
             for j in range(depth):
                 stride = 2 if (i > 0 and j == 0) else 1
@@ -110,9 +111,15 @@ DEPTHS: dict[int, tuple[type[BasicBlock | Bottleneck], tuple[int, int, int, int]
 }
 
 
+def scaled(channels: int, width: float) -> int:
+    """``channels`` times the width multiplier, at least one."""
+    return max(1, round(channels * width))
+
+
 def _register(name: str, depth: int, cite: str, **options: bool) -> None:
     block, depths = DEPTHS[depth]
-    register(name, input=(1, 3, 224, 224), cite=cite)(lambda: ResNet(block, depths, **options))
+    register(name, input=(1, 3, 224, 224), cite=cite)(
+        lambda width=1.0: ResNet(block, depths, width=width, **options))
 
 
 for _depth in DEPTHS:

@@ -26,8 +26,9 @@ CONFIGS: dict[str, list[int | str]] = {
 }
 
 
-def features(config: list[int | str]) -> nn.Sequential:
-    """The conv stack, named as the authors' release names it (conv1_1 ... pool5)."""
+def features(config: list[int | str], width: float = 1.0) -> nn.Sequential:
+    """The conv stack, named as the authors' release names it (conv1_1 ... pool5); ``width``
+    multiplies every conv's filter count (1.0: the paper's)."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     channels, stage, index = 3, 1, 1
     for item in config:
@@ -35,14 +36,15 @@ def features(config: list[int | str]) -> nn.Sequential:
             layers[f"pool{stage}"] = nn.MaxPool2d(2, stride=2)  # halves n_H and n_W
             stage, index = stage + 1, 1
             continue
-        kernel, width = (1, int(item[2:])) if isinstance(item, str) else (3, item)
-        layers[f"conv{stage}_{index}"] = nn.Conv2d(channels, width, kernel, padding=kernel // 2)
+        kernel, filters = (1, int(item[2:])) if isinstance(item, str) else (3, item)
+        filters = max(1, round(filters * width))
+        layers[f"conv{stage}_{index}"] = nn.Conv2d(channels, filters, kernel, padding=kernel // 2)
         layers[f"relu{stage}_{index}"] = nn.ReLU(inplace=True)
-        channels, index = width, index + 1
+        channels, index = filters, index + 1
     return nn.Sequential(layers)
 
 
-def classifier(classes: int = 1000) -> nn.Sequential:
+def classifier(classes: int = 1000, channels: int = 512) -> nn.Sequential:
     """FC-4096, FC-4096, FC-1000 in the paper's test-time dense form (Sec. 3.2).
 
     The first FC layer is a 7×7 conv and the last two are 1×1 convs, so any input of
@@ -50,7 +52,7 @@ def classifier(classes: int = 1000) -> nn.Sequential:
     and MACs equal the fully connected layers' exactly.
     """
     return nn.Sequential(OrderedDict([
-        ("fc6", nn.Conv2d(512, 4096, 7)),       # N x 4096 x 1 x 1 at 224×224
+        ("fc6", nn.Conv2d(channels, 4096, 7)),       # N x 4096 x 1 x 1 at 224×224
         ("relu6", nn.ReLU(inplace=True)),
         ("drop6", nn.Dropout(0.5)),
         ("fc7", nn.Conv2d(4096, 4096, 1)),
@@ -60,11 +62,12 @@ def classifier(classes: int = 1000) -> nn.Sequential:
     ]))
 
 
-def vgg(config: str) -> nn.Module:
-    """VGG of the given Table 1 column; the score map is averaged as in Sec. 3.2."""
+def vgg(config: str, width: float = 1.0) -> nn.Module:
+    """VGG of the given Table 1 column; the score map is averaged as in Sec. 3.2. ``width``
+    multiplies the conv stack's filters (the fully connected layers keep 4096)."""
     return nn.Sequential(OrderedDict([
-        ("features", features(CONFIGS[config])),   # N x 512 x 7 x 7 at 224×224
-        ("classifier", classifier()),
+        ("features", features(CONFIGS[config], width)),   # N x 512 x 7 x 7 at 224×224
+        ("classifier", classifier(channels=max(1, round(512 * width)))),
         ("avgpool", nn.AdaptiveAvgPool2d(1)),      # spatial average of the score map
         ("flatten", nn.Flatten()),                 # N x 1000
     ]))
@@ -72,7 +75,7 @@ def vgg(config: str) -> nn.Module:
 
 def _register(name: str, config: str) -> None:
     register(name, input=(1, 3, 224, 224), cite=f"{SIMONYAN_2015}, configuration {config}")(
-        lambda: vgg(config)
+        lambda width=1.0: vgg(config, width)
     )
 
 

@@ -1,0 +1,136 @@
+"""The competition tricks: an ensemble of networks averaged over multi-crop testing.
+
+The ensemble is a module of its own (``Ensemble``): each member runs on the batched crops,
+its class scores are turned into probabilities, and they are averaged over members and then
+over each image's crops. Counting it is an ordinary trace, so its MACs are the members'
+MACs on ``batch × crops`` images, exactly (plus the averaging's few FLOPs), and its params
+are every member's (each is trained separately, so each must be stored and served). With
+timing, the whole ensemble is timed end to end on the batched crops: measured, not multiplied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from costlens.errors import InputShapeError
+from costlens.inputs import Inputs
+from costlens.metrics import get
+from costlens.records import Profile
+from costlens.timing.measure import TimingOptions
+
+MAX_MEMBERS = 1000
+
+
+class Ensemble(nn.Module):
+    """``members`` averaged over ``crops``: the input holds each image's crops one after another
+    (``batch × crops`` rows); the output is one probability row per image."""
+
+    def __init__(self, members: list[nn.Module], crops: int) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.crops = crops
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = torch.stack([member(x).flatten(1).softmax(-1) for member in self.members]).mean(0)
+        return scores.view(-1, self.crops, scores.shape[-1]).mean(1)
+
+
+def parse_members(name: str, spec: str | None) -> list[str]:
+    """``--ensemble 7``: seven copies of ``name``; ``--ensemble a,b,c``: those models; none: ``name`` alone."""
+    if spec is None:
+        return [name]
+    text = spec.strip()
+    if text.isdigit():
+        count = int(text)
+        if not 1 <= count <= MAX_MEMBERS:
+            raise InputShapeError(f"--ensemble: between 1 and {MAX_MEMBERS} members, got {count}")
+        return [name] * count
+    members = [part.strip() for part in text.split(",") if part.strip()]
+    if not members:
+        raise InputShapeError(f"--ensemble: expected a count or model names separated by commas, got {spec!r}")
+    return members
+
+
+@dataclass(frozen=True)
+class EnsembleCost:
+    """The ensemble's profile (batch × crops rows) next to the single model on a single crop."""
+
+    profile: Profile
+    single: Profile
+    members: list[str]
+    crops: int
+
+
+def _label(members: list[str], crops: int) -> str:
+    names = f"{len(members)}x{members[0]}" if len(set(members)) == 1 else "+".join(members)
+    return f"ensemble-{names}-{crops}crops"
+
+
+def ensemble_profile(name: str, members: list[str], crops: int, inputs: Inputs = None, *, batch: int | None = None,
+                     dtype: str = "float32", timing: bool | TimingOptions = False,
+                     argument: str = "inputs") -> EnsembleCost:
+    """Count (and with ``timing``, time) ``members`` averaged over ``crops`` against ``name`` alone."""
+    from costlens.api import _profile, build
+    from costlens.models import resolve
+
+    if crops < 1:
+        raise InputShapeError(f"crops: at least 1, got {crops}")
+    baseline = resolve(name)
+    named = [resolve(member) for member in members]
+    shape = inputs if inputs is not None else (baseline.input or named[0].input)
+    if shape is None:
+        raise InputShapeError(f"{name} has no default input: give one")
+    first = tuple(shape)[0] if isinstance(shape, (tuple, list)) and shape and isinstance(shape[0], int) else 1
+    images = batch or first
+    meta = torch.device("meta")
+
+    def wrapper(device: torch.device) -> nn.Module:
+        return Ensemble([build(n, device) for n in named], crops)
+
+    counted = _profile(wrapper(meta), shape, batch=images * crops, device=meta, dtype=dtype, train=False,
+                       formulas=None, argument=argument)
+    counted = replace(counted, model=_label(members, crops), citation=None)
+    single = _profile(name, shape, batch=images, device=meta, dtype=dtype, train=False, formulas=None,
+                      argument=argument)
+    if timing:
+        counted, single = _timed(counted, single, wrapper, name, shape, timing)
+    return EnsembleCost(counted, single, members, crops)
+
+
+def _timed(counted: Profile, single: Profile, wrapper: object, name: str, shape: Inputs,
+           timing: bool | TimingOptions) -> tuple[Profile, Profile]:
+    """Time the ensemble on its batched crops end to end, then the single model on one crop."""
+    from costlens.api import _real_builder
+    from costlens.timing.measure import Job, time_profiles
+
+    settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
+    settings = replace(settings, batches=(), layers=False)  # every member's layers would take minutes
+    (ensemble,) = time_profiles([Job(counted, wrapper, counted.input_shape)], settings)  # type: ignore[arg-type]
+    (alone,) = time_profiles([Job(single, _real_builder(name), single.input_shape)], settings)
+    return ensemble, alone
+
+
+SUMMARY_KEYS = ("macs", "flops", "params", "weight_bytes", "latency_ms")
+
+
+def summary(cost: EnsembleCost) -> str:
+    """Single model on one crop, the ensemble on every crop, and the factor between them."""
+    from costlens.report.grid import grid
+
+    keys = [k for k in SUMMARY_KEYS if k in cost.profile.totals and k in cost.single.totals]
+    rows: list[tuple[str, ...]] = [("", *(get(k).label for k in keys))]
+    images = cost.single.input_shape[0] if cost.single.input_shape else 1
+    rows.append((f"{cost.single.model}, 1 crop, batch {images}", *(get(k).short(cost.single.totals[k]) for k in keys)))
+    members = f"{len(cost.members)} x {cost.members[0]}" if len(set(cost.members)) == 1 else ", ".join(cost.members)
+    rows.append((f"ensemble of {members}, {cost.crops} crops", *(get(k).short(cost.profile.totals[k]) for k in keys)))
+    rows.append(("factor", *(_factor(cost.profile.totals[k], cost.single.totals[k]) for k in keys)))
+    note = (f"Crops are batched: each member runs once on {images} x {cost.crops} images; "
+            "probabilities are averaged over members, then over crops.")
+    return "\n".join([*grid(rows, set(range(1, len(keys) + 1))), note]) + "\n"
+
+
+def _factor(value: float, base: float) -> str:
+    return f"{value / base:.3g}x" if base else "-"

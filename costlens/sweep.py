@@ -1,0 +1,269 @@
+"""How cost grows: profile a model over input sizes, batch sizes or widths and fit a power law.
+
+``costlens sweep NAME --input 1x3x{112,160,224}x{same}`` profiles NAME at each size. For every
+metric the growth exponent ``b`` of ``metric ≈ a · x^b`` is fitted by least squares on
+log-log axes, with R² of that fit; ``x`` is the number of input pixels (H·W) for an input
+sweep, so a plain conv net's MACs have exponent 1.0, the batch size, or the width multiplier
+(a conv stack's MACs and params grow as width², exponent 2.0).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from costlens.errors import InputShapeError
+from costlens.records import Profile
+from costlens.timing.measure import TimingOptions
+
+METRICS = ("params", "macs", "flops", "activation_bytes", "weight_bytes", "latency_ms")
+_GROUP = re.compile(r"\{([^{}]*)\}")
+
+
+def expand_shapes(text: str) -> list[tuple[int, ...]]:
+    """``1x3x{112,224}x{same}`` -> [(1, 3, 112, 112), (1, 3, 224, 224)]; ``{same}`` repeats the
+    group before it, other groups combine (every pair)."""
+    parts = _split(text.strip().lower())
+    choices: list[list[int] | str] = []
+    for part in parts:
+        group = _GROUP.fullmatch(part)
+        if group is None:
+            choices.append([_size(part, text)])
+        elif group.group(1).strip() == "same":
+            if not any(isinstance(c, list) and len(c) > 1 for c in choices):
+                raise InputShapeError(f"--input: {{same}} needs a {{a,b,...}} group before it in {text!r}")
+            choices.append("same")
+        else:
+            choices.append([_size(v, text) for v in group.group(1).split(",") if v.strip()])
+    free = [c for c in choices if isinstance(c, list)]
+    shapes = []
+    for combo in itertools.product(*free):
+        values, picked, last = [], iter(combo), 0
+        for choice in choices:
+            last = last if choice == "same" else next(picked)
+            values.append(last)
+        shapes.append(tuple(values))
+    return shapes
+
+
+def _split(text: str) -> list[str]:
+    """Split on 'x' outside braces."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "{"
+        depth -= char == "}"
+        if char == "x" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def _size(value: str, text: str) -> int:
+    try:
+        size = int(value.strip())
+    except ValueError:
+        raise InputShapeError(f"--input: {value.strip()!r} is not a size in {text!r} "
+                              "(write 1x3x{112,224}x{same})") from None
+    if size < 1:
+        raise InputShapeError(f"--input: sizes must be positive, got {size} in {text!r}")
+    return size
+
+
+@dataclass(frozen=True)
+class Fit:
+    """``metric ≈ scale · x^exponent`` on the swept points, and R² of the log-log fit."""
+
+    exponent: float
+    r2: float
+
+
+def fit(xs: Sequence[float], ys: Sequence[float]) -> Fit | None:
+    """Least squares on (log x, log y); None with fewer than two positive points or one x."""
+    points = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    if len(points) < 2 or len({p[0] for p in points}) < 2:
+        return None
+    mx = sum(p[0] for p in points) / len(points)
+    my = sum(p[1] for p in points) / len(points)
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    slope = sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
+    total = sum((p[1] - my) ** 2 for p in points)
+    residual = sum((p[1] - my - slope * (p[0] - mx)) ** 2 for p in points)
+    return Fit(slope, 1.0 - residual / total if total > 0 else 1.0)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One profiled setting: its label ('1x3x224x224', 'batch 4', 'width 0.5'), x and totals."""
+
+    label: str
+    x: float
+    totals: dict[str, float]
+
+
+@dataclass
+class Sweep:
+    """A model's totals over one swept variable, with the fitted growth exponents."""
+
+    model: str
+    variable: str  # "pixels (H·W)", "batch" or "width"
+    points: list[Point] = field(default_factory=list)
+    interrupted: bool = False
+
+    def metrics(self) -> list[str]:
+        """The metrics every point has."""
+        return [k for k in METRICS if self.points and all(k in p.totals for p in self.points)]
+
+    def fits(self) -> dict[str, Fit | None]:
+        """The growth exponent of each metric against the swept variable."""
+        xs = [p.x for p in self.points]
+        return {k: fit(xs, [p.totals[k] for p in self.points]) for k in self.metrics()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "costlens.sweep/1", "model": self.model, "variable": self.variable,
+                "interrupted": self.interrupted,
+                "points": [{"label": p.label, "x": p.x, "totals": p.totals} for p in self.points],
+                "fits": {k: None if f is None else {"exponent": f.exponent, "r2": f.r2} for k, f in self.fits().items()}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+@dataclass(frozen=True)
+class _Setting:
+    label: str
+    x: float
+    shape: tuple[int, ...] | None
+    batch: int | None
+    width: float | None
+
+
+def _settings(inputs: Sequence[tuple[int, ...]] | None, batches: Sequence[int] | None,
+              widths: Sequence[float] | None) -> tuple[str, list[_Setting]]:
+    swept = [name for name, values in (("input", inputs), ("batch", batches), ("width", widths))
+             if values is not None and len(values) > 1]
+    if len(swept) != 1:
+        raise InputShapeError("sweep: give exactly one list to sweep: --input with {a,b,...}, --batch 1,2,4 "
+                              "or --width 0.5,1,2")
+    shape = tuple(inputs[0]) if inputs else None
+    batch = batches[0] if batches else None
+    width = widths[0] if widths else None
+    if swept == ["input"]:
+        assert inputs is not None
+        return "pixels (H·W)", [_Setting("x".join(map(str, s)), float(math.prod(s[2:]) or math.prod(s)), tuple(s),
+                                         batch, width) for s in inputs]
+    if swept == ["batch"]:
+        assert batches is not None
+        return "batch", [_Setting(f"batch {b}", float(b), shape, b, width) for b in batches]
+    assert widths is not None
+    return "width", [_Setting(f"width {w:g}", float(w), shape, batch, w) for w in widths]
+
+
+def sweep(model: str | Callable[..., nn.Module], *, inputs: Sequence[tuple[int, ...]] | None = None,
+          batches: Sequence[int] | None = None,
+          widths: Sequence[float] | None = None, dtype: str = "float32", timing: bool | TimingOptions = False,
+          progress: bool = False) -> Sweep:
+    """Profile ``model`` (a zoo name, an import path, or a factory taking ``width=``) at each
+    setting of the one swept variable; factories without a default input need ``inputs``.
+    Ctrl-C stops the sweep and keeps the points already profiled (``interrupted`` is set)."""
+    from costlens.models import is_import_path, resolve
+    from costlens.zoo.registry import NamedModel
+
+    variable, settings = _settings(inputs, batches, widths)
+    if any(s.width is not None and not 0 < s.width <= 64 for s in settings):
+        raise InputShapeError("--width: multipliers must be in (0, 64]")
+    if callable(model):
+        named = NamedModel(getattr(model, "__name__", "model"), model)
+    elif is_import_path(model) and widths is not None:
+        named = NamedModel(model, _factory(model))  # the factory itself, so that it can take width=
+    else:
+        named = resolve(model)
+    result = Sweep(named.name, variable)
+    bar = _bar(len(settings), progress)
+    try:
+        for setting in settings:
+            profiled = _point(named, setting, dtype, timing)
+            result.points.append(Point(setting.label, setting.x, dict(profiled.totals)))
+            bar.update(1)
+            if (profiled.timing or {}).get("interrupted"):
+                result.interrupted = True
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        bar.close()
+    return result
+
+
+def _bar(total: int, shown: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, disable=not shown, unit="point", desc="sweep", leave=False)
+
+
+def _point(named: Any, setting: _Setting, dtype: str, timing: bool | TimingOptions) -> Profile:
+    from costlens.api import _profile
+
+    def builder(device: torch.device) -> nn.Module:
+        with device:
+            return named.build() if setting.width is None else _with_width(named, setting.width)
+
+    shape = setting.shape or named.input
+    if shape is None:
+        raise InputShapeError(f"{named.name} has no default input: give --input")
+    counted = _profile(builder(torch.device("meta")), shape, batch=setting.batch, device="meta", dtype=dtype,
+                       train=False, formulas=None, argument="--input")
+    counted = replace(counted, model=named.name)
+    if not timing:
+        return counted
+    from costlens.timing.measure import Job, time_profiles
+
+    settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
+    (measured,) = time_profiles([Job(counted, builder, counted.input_shape)], replace(settings, batches=(), layers=False))
+    return measured
+
+
+def _with_width(named: Any, width: float) -> nn.Module:
+    try:
+        return named.build(width=width)  # type: ignore[no-any-return]
+    except TypeError as error:
+        raise InputShapeError(f"{named.name} has no width knob (its builder takes no 'width'): {error}") from error
+
+
+def _factory(spec: str) -> Callable[..., nn.Module]:
+    import importlib
+    import os
+
+    from costlens.errors import ModelError
+
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as costlens/models.py does for `python -m`
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except Exception as error:  # an import can raise anything
+        raise ModelError(f"cannot import '{spec}': {type(error).__name__}: {error}") from error
+    if not callable(target):
+        raise ModelError(f"'{spec}' is not a factory")
+    return target  # type: ignore[no-any-return]
+
+
+def parse_floats(text: str, argument: str) -> list[float]:
+    """'0.5,1,2' -> [0.5, 1.0, 2.0]."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputShapeError(f"{argument}: expected numbers separated by commas, got {text!r}") from None
+
