@@ -139,7 +139,7 @@ METRICS: tuple[Metric, ...] = (
            "temporaries such as local response norm's; in-place ops (ReLU(inplace=True)) and views write none",
            column=False, compact=True, of_op=lambda e: e.allocated_bytes),
     Metric("weight_bytes", "Weights", "bytes", Kind.COUNTED, Rollup.STATE,
-           "bytes of parameters and buffers in the traced dtype", compact=True,
+           "bytes of parameters and buffers in the traced dtype", column=False, compact=True,
            of_tensor=lambda t: t.bytes),
     Metric("bytes", "Bytes moved", "bytes", Kind.COUNTED, Rollup.CALLS,
            "bytes the ops read (inputs, weights) plus wrote; views move none", column=False, compact=True,

@@ -71,7 +71,8 @@ def vgg(config: str) -> nn.Module:
 
 
 def _register(name: str, config: str) -> None:
-    register(name, input=(1, 3, 224, 224), cite=f"{SIMONYAN_2015}, configuration {config}")(
+    register(name, input=(1, 3, 224, 224), cite=f"{SIMONYAN_2015}, configuration {config}",
+             short=f"Simonyan & Zisserman 2015, configuration {config}")(
         lambda: vgg(config)
     )
 
