@@ -297,12 +297,17 @@ def write_page(path: str | Path, render: Callable[[str | None], str], plotly_dir
     taking the ``plotlyjs_src`` to reference (None embeds plotly.js).
     """
     target = Path(path)
-    src = None
-    if plotly_dir is not None:
-        shared = Path(plotly_dir) / PLOTLY_FILE
-        if not shared.exists():
-            from plotly.offline import get_plotlyjs
+    return write_atomic(target, render(plotly_source(plotly_dir, target.parent)))
 
-            write_atomic(shared, get_plotlyjs())
-        src = Path(os.path.relpath(shared.resolve(), target.parent.resolve())).as_posix()
-    return write_atomic(target, render(src))
+
+def plotly_source(plotly_dir: str | Path | None, page_dir: str | Path) -> str | None:
+    """What a page in ``page_dir`` loads plotly.js from: None (embedded) without
+    ``plotly_dir``, else the shared file there, written once, as a relative path."""
+    if plotly_dir is None:
+        return None
+    shared = Path(plotly_dir) / PLOTLY_FILE
+    if not shared.exists():
+        from plotly.offline import get_plotlyjs
+
+        write_atomic(shared, get_plotlyjs())
+    return Path(os.path.relpath(shared.resolve(), Path(page_dir).resolve())).as_posix()
