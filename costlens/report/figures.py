@@ -154,14 +154,15 @@ def cumulative(profile: Profile) -> go.Figure:
     """Running share of MACs and params through the network's depth (leaf calls in order)."""
     rows = profile.leaves()
     fig = go.Figure()
-    for metric, color in (("macs", PALETTE[0]), ("params", PALETTE[3])):
+    # params dashed over MACs: where the curves coincide (every conv at one resolution) both stay visible
+    for metric, color, dash in (("macs", PALETTE[0], "solid"), ("params", PALETTE[3], "dash")):
         total = sum(layer.get(metric) or 0 for layer in rows) or 1
         running, ys = 0.0, []
         for layer in rows:
             running += layer.get(metric) or 0
             ys.append(100 * running / total)
         fig.add_trace(go.Scatter(
-            x=list(range(len(rows))), y=ys, mode="lines", name=metrics.get(metric).label, line={"color": color},
+            x=list(range(len(rows))), y=ys, mode="lines", name=metrics.get(metric).label, line={"color": color, "dash": dash},
             hovertext=[_hover(layer) for layer in rows], hoverinfo="text+y",
         ))
     fig.update_layout(title=_title("Cumulative share of MACs and params over depth"), xaxis_title="leaf layer (execution order)",
