@@ -287,9 +287,11 @@ def _block_table(comparison: Comparison) -> str:
         for i in range(len(names)):
             for metric in shown:
                 values = list(block.values[metric.key])
-                note = f"<br><small>{_e(ratio_words(ratio_row(values)[i]))}</small>" if i and values[i] is not None else ""
+                ratio = ratio_row(values)[i]
+                note = f"<br><small>{_e(ratio_words(ratio))}</small>" if i and ratio is not None else ""
+                shown_value = "absent" if values[i] is None else metric.format(values[i])  # the block is not in this model
                 cells += (f'<td class="num" data-metric="{metric.key}" data-value="{"" if values[i] is None else values[i]}">'
-                          f'{_e(metric.format(values[i]))}{note}</td>')
+                          f'{_e(shown_value)}{note}</td>')
         rows.append(f'<tr data-block="{_e(block.label)}"><td data-value="{_e(block.label)}">'
                     f"{_e(block.label)}</td>{cells}</tr>")
     return (f'<div class="scroll"><table class="sortable" id="blocks"><thead><tr>{head}</tr></thead>'
