@@ -2,14 +2,13 @@
 
 Sums over ops (``activation_bytes``) say how much was written, not how much was held:
 a ResNet writes every block's output once, but only a few are alive at a time. This
-dispatch mode sees every op's outputs and follows their storages: a new storage is
+tracker sees every op's outputs and follows their storages: a new storage is
 added to the live bytes when an op returns it, and taken off when torch frees it (a
 weak reference's callback). Views and in-place ops return storages already counted,
 so they add nothing. The trace's inputs are alive from the start.
 
-The mode sits above the counting mode of ``costlens/count/tracer.py`` on the mode
-stack, so it sees the ops the model calls with the outputs the model gets, and never
-the tracer's own bookkeeping.
+The counting mode of ``costlens/count/tracer.py`` hands it every op's outputs: the
+tensors the model gets (on the meta device, the results rebuilt from its cache).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 # Norms also return the statistics they saved for backward, whose size differs between
 # kernels (meta keeps them in eval mode, cpu does not); they die at once, but the peak
@@ -31,22 +29,16 @@ STATISTICS_OUTPUTS = frozenset({
 })
 
 
-class LiveBytes(TorchDispatchMode):
+class LiveBytes:
     """Counts the bytes of the storages alive during a forward and remembers the most."""
 
     def __init__(self, inputs: Iterable[torch.Tensor] = ()) -> None:
-        super().__init__()
         self.live = 0
         self.peak = 0
         self._refs: dict[int, weakref.ref] = {}
         self._primary_only: dict[Any, bool] = {}
         for tensor in inputs:
             self._hold(tensor.untyped_storage())
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # as the counting mode: nothing is compiled inside, so skip torch's dynamo wrapper
-        return False
 
     def _hold(self, storage: torch.UntypedStorage) -> None:
         key = id(storage)
@@ -62,11 +54,11 @@ class LiveBytes(TorchDispatchMode):
         self.live -= size
         self._refs.pop(key, None)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
+    def hold(self, func: Any, out: Any) -> None:
+        """Count the storages of an op's outputs (``func`` returned ``out``) as alive."""
         if isinstance(out, torch.Tensor):
             self._hold(out.untyped_storage())
-            return out
+            return
         if isinstance(out, (tuple, list)):
             primary_only = self._primary_only.get(func)
             if primary_only is None:
@@ -74,4 +66,3 @@ class LiveBytes(TorchDispatchMode):
             for item in out[:1] if primary_only else out:
                 if isinstance(item, torch.Tensor):
                     self._hold(item.untyped_storage())
-        return out

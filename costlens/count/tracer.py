@@ -214,10 +214,11 @@ _META = torch.device("meta")
 class _CountingMode(TorchDispatchMode):
     """Counts each op into the innermost module call on the tracer's stack."""
 
-    def __init__(self, tracer: _Tracer, custom: dict[Any, Handler]) -> None:
+    def __init__(self, tracer: _Tracer, custom: dict[Any, Handler], live: LiveBytes) -> None:
         super().__init__()
         self.tracer = tracer
         self.custom = custom
+        self.live = live
         self.infos: dict[Any, _OpInfo] = {}
 
     @classmethod
@@ -227,6 +228,11 @@ class _CountingMode(TorchDispatchMode):
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = self._dispatch(func, args, kwargs)
+        self.live.hold(func, out)  # the outputs the model gets: alive until torch frees them
+        return out
+
+    def _dispatch(self, func, args, kwargs):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         info = self.infos.get(func)
         if info is None:
@@ -443,10 +449,9 @@ def trace(
     facts = module_facts(model, dtype)
     tracer = _Tracer(facts, reuse=device.type == "meta")
     stand_ins = _stand_ins(model, device, dtype)
-    live = LiveBytes(tensors)  # above the counting mode: it sees the outputs the model gets
+    live = LiveBytes(tensors)
     try:
-        with (_eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}),
-              live):
+        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}, live):
             if stand_ins:
                 torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
             else:
