@@ -7,11 +7,13 @@ reused by the commands that take it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -20,6 +22,8 @@ from costlens.errors import CostlensError, InputShapeError
 from costlens.units import parse_shape
 
 REPORTS = Path("reports")
+LONGEST_STEM = 120  # characters of a report's file name before .json/.html; file systems allow 255 bytes
+PROGRESS_DELAY = 1.0  # seconds of work before a progress bar appears
 FORMATS = ("table", "csv", "json", "markdown", "html")
 DTYPES = ("float32", "float16", "bfloat16")  # costlens.inputs.FLOAT_DTYPES, without importing torch here
 
@@ -42,6 +46,8 @@ class CostlensGroup(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        if not argv:
+            argv = ["--help"]  # bare `costlens`: the help, exit 0
         warnings.showwarning = _show_warning
         try:
             result = super().main(argv, prog_name or "costlens", complete_var, standalone_mode=False, **extra)
@@ -96,16 +102,29 @@ def _batches_option(ctx: click.Context, param: click.Parameter, value: str | Non
 
 batch_option = click.option("--batch", callback=_batches_option, metavar="N[,N...]",
                             help="Batch size (replaces the first input size); with --time, a list: each is timed.")
-depth_option = click.option("--depth", type=click.IntRange(min=0), default=1, show_default=True,
-                            help="Deepest module level shown in tables (0: totals only).")
+depth_option = click.option(
+    "--depth", type=click.IntRange(min=0), default=None,
+    help="Deepest module level in tables (0: totals only; default: the first level where 3 blocks carry MACs, "
+         "without calls that have neither MACs nor params). CSV: every call unless given.")
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                              help="Output format.")
-output_option = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output here instead of stdout.")
-save_option = click.option("--save", type=click.Path(dir_okay=False),
-                           help="Where to save the profile JSON (default: reports/NAME.json).")
+output_option = click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), metavar="PATH",
+                             help="Write the output here instead of stdout ('-': stdout).")
+save_option = click.option(
+    "--save", type=click.Path(), metavar="DIR|FILE.json",
+    help="Also save the profile JSON and its page: into DIR, or as FILE.json and FILE.html "
+         "(default: reports/ when the table goes to stdout, nothing otherwise).")
+no_save_option = click.option("--no-save", is_flag=True, help="Save nothing: only the output asked for.")
 device_option = click.option("--device", type=click.Choice(("meta", "auto", "cpu", "cuda")), default=None,
                              help="Where to count (default meta: no weights, no arithmetic) or, with --time, where to time "
                                   "(default auto: cuda when available, else cpu).")
+plotlyjs_option = click.option(
+    "--plotlyjs", type=click.Path(file_okay=False), metavar="DIRECTORY",
+    help="Write one shared plotly.min.js into DIRECTORY and link it, instead of embedding it in each page.")
+dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
+                            show_default=True, help="Data type of inputs and weights.")
+# Accepted after the subcommand too, as error messages suggest; CostlensGroup.main reads it from argv.
+debug_option = click.option("--debug", is_flag=True, expose_value=False, help="Show Python tracebacks for errors.")
 
 
 def _timing_options(func: Any) -> Any:
@@ -194,13 +213,15 @@ def cli(debug: bool) -> None:
 
 
 @cli.command("list")
+@debug_option
 def list_models() -> None:
-    """The zoo: each model's default input, params, MACs and citation."""
+    """The zoo: each model's default input, params, MACs and source."""
     from costlens.api import profile
     from costlens.report.profile_text import zoo_table
     from costlens.zoo import entry, names
 
-    click.echo(zoo_table([(entry(name), profile(name)) for name in names()]), nl=False)
+    rows = [(entry(name), profile(name)) for name in _progress(names(), "profiling the zoo")]
+    click.echo(zoo_table(rows), nl=False)
 
 
 def _step_options(func: Any) -> Any:
@@ -235,101 +256,94 @@ def _step_options(func: Any) -> Any:
 @format_option
 @output_option
 @save_option
+@no_save_option
 @plotlyjs_option
 @device_option
 @dtype_option
-@click.option("--train", is_flag=True, help="Trace the forward pass in training mode (batch statistics, dropout); "
-                                            "only the forward: a whole step is --train-step.")
+@click.option("--train", is_flag=True, help="Trace the forward pass in training mode (batch statistics, dropout).")
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
 @_timing_options
 @_step_options
-def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int,
-                    fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str | None,
-                    dtype: str, train: bool, crosscheck: bool, time_it: bool, **timing_flags: Any) -> int:
+@debug_option
+def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int | None,
+                    fmt: str, output: str | None, save: str | None, no_save: bool, plotlyjs: str | None,
+                    device: str | None, dtype: str, train: bool, crosscheck: bool, time_it: bool,
+                    **flags: Any) -> int:
     """Per-layer cost of NAME (a zoo name or pkg.module:factory).
 
-    Saves reports/NAME.json and the page reports/NAME.html (or -o with --format html).
+    \b
+    The output goes to stdout, or to -o PATH. The table also saves the profile and
+    its page as reports/NAME.json and reports/NAME.html (NAME-1x3x448x448... when the
+    input is not the model's default); --save chooses where, --no-save saves nothing.
+    --format html writes the page to -o PATH, or to reports/NAME.html.
     """
-    special = _step_or_ensemble(name, input_shape, batch, depth, fmt, output, save, plotlyjs, device, dtype, time_it,
-                                timing_flags)
-    if special is not None:
-        return special
-    from costlens.api import _profile
-    from costlens.files import report_stem, write_atomic
     from costlens.report import html
     from costlens.report import profile_text as text
 
-    timing = _timing(time_it, device, batch, **timing_flags)
-    if timing:
-        from costlens.api import timed
+    with _model_output_to_stderr(), _input_hint(name, input_shape):
+        result, summary, kind = _profile_result(name, input_shape, batch, device, dtype, train, time_it, flags)
+    stem = _profile_stem(result.model if kind == "ensemble" else name, result.input_shape, dtype, train) + (
+        "-train-step" if kind == "train-step" else "")
+    json_path, page_path = _report_paths(save, stem, ".json")
 
-        result = timed([name], input_shape, batch=batch, device=timing.device, dtype=dtype, options=timing,
-                       argument="--input")[0]
-    else:
-        result = _profile(name, input_shape, batch=batch[0] if batch else None, device=device or "meta", dtype=dtype,
-                          train=train, formulas=None, argument="--input")
-    stem = report_stem(result.model)
-    saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
-    page = html.write_page(_page_path(fmt, output, stem), lambda src: html.profile_page(result, src), plotlyjs)
+    def render_page(src: str | None) -> str:
+        return html.profile_page(result, src)
+
     renderers = {
-        "table": lambda: text.table(result, depth),
-        "markdown": lambda: text.markdown(result, depth),
-        "csv": lambda: text.csv(result),
+        "table": lambda: text.table(result, depth) + summary,
+        "markdown": lambda: text.markdown(result, depth) + summary,
+        "csv": lambda: text.csv(result, depth),
         "json": result.to_json,
     }
-    if fmt != "html":
+    if fmt == "html":
+        page_output = output or str(page_path)
+        _emit_page(render_page, page_output, plotlyjs)
+    else:
+        page_output = None
         _emit(renderers[fmt](), output)
-    click.echo(f"saved {saved} and {page}", err=True)
+    code = 0
+    if _saving(fmt, output, save, no_save):
+        writes: list[tuple[Path, Callable[[Path], Path]]] = [(json_path, lambda p: _write(p, result.to_json()))]
+        if page_output is None or Path(page_output) != page_path:
+            writes.append((page_path, lambda p: html.write_page(p, render_page, plotlyjs)))
+        code = _save(writes, explicit=save is not None)
     if crosscheck:
-        return _crosscheck(name, result.input_shape)
-    return _interrupted([result])
+        code = max(code, _crosscheck(name, result.input_shape))
+    return max(code, _interrupted([result]))
 
 
-def _step_or_ensemble(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int,
-                      fmt: str, output: str | None, save: str | None, plotlyjs: str | None, device: str | None,
-                      dtype: str, time_it: bool, flags: dict[str, Any]) -> int | None:
-    """Run --train-step or --ensemble/--crops when given (their options leave ``flags``); None otherwise."""
+def _profile_result(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, device: str | None,
+                    dtype: str, train: bool, time_it: bool, flags: dict[str, Any]) -> tuple[Any, str, str]:
+    """The profile a command line asks for, a summary to print under its table, and its kind:
+    a training step, an ensemble, a timed or a counted forward."""
     step = flags.pop("train_step"), flags.pop("optimizer"), flags.pop("freeze"), flags.pop("freeze_until")
     members, crops = flags.pop("ensemble"), flags.pop("crops")
-    if not (step[0] or step[2] or step[3] or members or crops):
-        return None
+    first = batch[0] if batch else None
     if step[0] or step[2] or step[3]:
         if time_it or members or crops:
             raise click.UsageError("--train-step counts one step on meta: it does not combine with --time or --ensemble")
         from costlens.api import train_profile
         from costlens.count.training import summary
 
-        result = train_profile(name, input_shape, batch=batch[0] if batch else None, dtype=dtype, optimizer=step[1],
+        result = train_profile(name, input_shape, batch=first, dtype=dtype, optimizer=step[1],
                                freeze=list(step[2]), freeze_until=step[3], argument="--input")
-        return _write_special(result, "-train", depth, fmt, output, save, plotlyjs, summary(result))
-    from costlens import ensemble
-
+        return result, "\n" + summary(result), "train-step"
     timing = _timing(time_it, device, batch, **flags)
-    cost = ensemble.ensemble_profile(name, ensemble.parse_members(name, members), crops or 1, input_shape,
-                                     batch=batch[0] if batch else None, dtype=dtype, timing=timing, argument="--input")
-    return _write_special(cost.profile, "", depth, fmt, output, save, plotlyjs, ensemble.summary(cost))
+    if members or crops:
+        from costlens import ensemble
 
+        cost = ensemble.ensemble_profile(name, ensemble.parse_members(name, members), crops or 1, input_shape,
+                                         batch=first, dtype=dtype, timing=timing, argument="--input")
+        return cost.profile, "\n" + ensemble.summary(cost), "ensemble"
+    if timing:
+        from costlens.api import timed
 
-def _write_special(result: Any, suffix: str, depth: int, fmt: str, output: str | None, save: str | None,
-                   plotlyjs: str | None, summary: str) -> int:
-    """Print and save a training-step or ensemble profile like `profile` does, with its summary under the table."""
-    from costlens.files import report_stem, write_atomic
-    from costlens.report import html
-    from costlens.report import profile_text as text
+        return timed([name], input_shape, batch=batch, device=timing.device, dtype=dtype, options=timing,
+                     argument="--input")[0], "", "timed"
+    from costlens.api import _profile
 
-    stem = report_stem(result.model) + suffix
-    saved = write_atomic(save or REPORTS / f"{stem}.json", result.to_json())
-    page = html.write_page(_page_path(fmt, output, stem), lambda src: html.profile_page(result, src), plotlyjs)
-    renderers = {
-        "table": lambda: text.table(result, depth) + "\n" + summary,
-        "markdown": lambda: text.markdown(result, depth) + "\n" + summary,
-        "csv": lambda: text.csv(result),
-        "json": result.to_json,
-    }
-    if fmt != "html":
-        _emit(renderers[fmt](), output)
-    click.echo(f"saved {saved} and {page}", err=True)
-    return _interrupted([result])
+    return _profile(name, input_shape, batch=first, device=device or "meta", dtype=dtype, train=train, formulas=None,
+                    argument="--input"), "", "counted"
 
 
 @cli.command("compare")
@@ -340,47 +354,88 @@ def _write_special(result: Any, suffix: str, depth: int, fmt: str, output: str |
               help="Deepest module level to align (default: the first level where 3 blocks carry MACs).")
 @format_option
 @output_option
+@click.option("--save", type=click.Path(), metavar="DIR|FILE.html",
+              help="Also save the comparison page: into DIR, or as FILE.html "
+                   "(default: reports/ when the table goes to stdout, nothing otherwise).")
+@no_save_option
 @plotlyjs_option
 @device_option
 @dtype_option
 @_timing_options
+@debug_option
 def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None,
-                    depth: int | None, fmt: str, output: str | None, plotlyjs: str | None, device: str | None, dtype: str,
-                    time_it: bool, **timing_flags: Any) -> int:
+                    depth: int | None, fmt: str, output: str | None, save: str | None, no_save: bool,
+                    plotlyjs: str | None, device: str | None, dtype: str, time_it: bool, **timing_flags: Any) -> int:
     """Compare MODELS (zoo names, import paths or saved .json profiles), the first as baseline.
 
-    Prints totals and matched blocks with ratios; writes reports/compare-A-vs-B.html.
+    \b
+    Prints totals and matched blocks with ratios (or -o PATH). The table also saves
+    the page reports/compare-A-vs-B.html; --save chooses where, --no-save saves nothing.
+    --format html writes the page to -o PATH, or to reports/compare-A-vs-B.html.
     """
     if len(models) < 2:
         raise click.UsageError("compare needs at least two models")
     from costlens.api import obtain
     from costlens.comparison import align
-    from costlens.files import report_stem
     from costlens.report import comparison_text as text
     from costlens.report import html
 
     timing = _timing(time_it, device, batch, **timing_flags)
-    if timing:
-        from costlens.api import timed_or_read
+    with _model_output_to_stderr():
+        if timing:
+            from costlens.api import timed_or_read
 
-        profiles = timed_or_read(models, input_shape, batch=batch, device=timing.device, dtype=dtype, options=timing,
-                                 argument="--input")
-    else:
-        profiles = [obtain(m, input_shape, batch=batch[0] if batch else None, device=device or "meta", dtype=dtype,
-                           argument="--input") for m in models]
+            profiles = timed_or_read(models, input_shape, batch=batch, device=timing.device, dtype=dtype,
+                                     options=timing, argument="--input")
+        else:
+            profiles = [obtain(m, input_shape, batch=batch[0] if batch else None, device=device or "meta",
+                               dtype=dtype, argument="--input") for m in _progress(models, "profiling")]
     comparison = align(profiles, depth=depth)
-    stem = "compare-" + "-vs-".join(report_stem(p.model) for p in profiles)
-    page = html.write_page(_page_path(fmt, output, stem), lambda src: html.comparison_page(comparison, src), plotlyjs)
+    shape = profiles[0].input_shape if (input_shape or batch) else None
+    _, page_path = _report_paths(save, _compare_stem([p.model for p in profiles], shape, dtype), ".html")
+
+    def render_page(src: str | None) -> str:
+        return html.comparison_page(comparison, src)
+
     renderers = {
         "table": lambda: text.comparison_table(comparison),
         "markdown": lambda: text.comparison_markdown(comparison),
         "csv": lambda: text.comparison_csv(comparison),
         "json": comparison.to_json,
     }
-    if fmt != "html":
-        _emit(renderers[fmt](), output)
-    click.echo(f"saved {page}", err=True)
-    return _interrupted(profiles)
+    if fmt == "html":
+        _emit_page(render_page, output or str(page_path), plotlyjs)
+        return 0
+    _emit(renderers[fmt](), output)
+    code = 0
+    if _saving(fmt, output, save, no_save):
+        code = _save([(page_path, lambda p: html.write_page(p, render_page, plotlyjs))], explicit=save is not None)
+    return max(code, _interrupted(profiles))
+
+
+@cli.command("check")
+@click.argument("budget_file", default="reports/budgets.toml", metavar="[FILE]")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write the verdicts as JUnit XML here.")
+@debug_option
+def check_command(budget_file: str, junit: str | None) -> int:
+    """Check cost budgets (default reports/budgets.toml): exit 0 all hold, 1 one fails, 2 bad file."""
+    import os
+
+    from costlens.budget import check, load_budget
+    from costlens.files import write_atomic
+    from costlens.report import budget_text as text
+    from costlens.report import junit as junit_report
+
+    budget = load_budget(budget_file)
+    verdicts = check(budget)
+    click.echo(text.budget_table(verdicts, budget_file), nl=False)
+    if junit:
+        click.echo(f"wrote {write_atomic(junit, junit_report.junit_xml(verdicts))}", err=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as stream:
+            stream.write(text.budget_markdown(verdicts, budget_file))
+    return 0 if all(v.passed for v in verdicts) else 1
 
 
 def _interrupted(profiles: list[Any]) -> int:
@@ -426,13 +481,19 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
         timing = TimingOptions(device=device or "auto")
     result = sweep.sweep(name, inputs=shapes, batches=batches, widths=widths, dtype=dtype, timing=timing,
                          progress=True)
-    stem = "sweep-" + report_stem(result.model)
-    page = html.write_page(_page_path(fmt, output, stem), lambda src: text.page(result, src), plotlyjs)
+    page_path = REPORTS / f"sweep-{report_stem(result.model)}.html"
+
+    def render_page(src: str | None) -> str:
+        return text.page(result, src)
+
     renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
                  "csv": lambda: text.csv(result), "json": result.to_json}
-    if fmt != "html":
+    if fmt == "html":
+        _emit_page(render_page, output or str(page_path), plotlyjs)
+    else:
         _emit(renderers[fmt](), output)
-    click.echo(f"saved {page}", err=True)
+        if _saving(fmt, output, None, False):
+            _save([(page_path, lambda p: html.write_page(p, render_page, plotlyjs))], explicit=False)
     if result.interrupted:
         click.echo("costlens: interrupted: the points profiled before Ctrl-C are in the output", err=True)
         return 130
@@ -460,43 +521,170 @@ def device_command(device: str, recalibrate: bool, fmt: str, output: str | None,
     return 0
 
 
-@cli.command("check")
-@click.argument("budget_file", default="reports/budgets.toml", metavar="[FILE]")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Also write the verdicts as JUnit XML here.")
-def check_command(budget_file: str, junit: str | None) -> int:
-    """Check cost budgets (default reports/budgets.toml): exit 0 all hold, 1 one fails, 2 bad file."""
-    import os
+# --- where output goes -----------------------------------------------------------
+# The output asked for (the table, --format X) goes to stdout or -o first; the reports
+# saved beside it come after, so a report that cannot be written never costs the output.
 
-    from costlens.budget import check, load_budget
+Item = TypeVar("Item")
+
+
+def _progress(items: Iterable[Item], what: str) -> Iterable[Item]:
+    """``items``, with a progress bar on stderr when it is a terminal and the work takes over a second."""
+    from tqdm import tqdm
+
+    listed = list(items)
+    return tqdm(listed, desc=what, unit="model", file=sys.stderr, disable=not sys.stderr.isatty(),
+                delay=PROGRESS_DELAY, leave=False)
+
+
+@contextlib.contextmanager
+def _model_output_to_stderr() -> Iterator[None]:
+    """What a user's factory or forward prints goes to stderr, so stdout holds only costlens's output."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+@contextlib.contextmanager
+def _input_hint(name: str, input_shape: tuple[int, ...] | None) -> Iterator[None]:
+    """A model that fails on the user's --input is told which input the zoo model takes."""
+    from costlens.errors import ModelError
+
+    try:
+        yield
+    except ModelError as error:
+        default = _default_input(name)
+        if input_shape is None or default is None or tuple(default) == tuple(input_shape):
+            raise
+        from costlens.units import format_shape
+
+        hint = f"; {name} takes {format_shape(default)} by default"
+        if len(default) == len(input_shape) >= 2 and default[1] != input_shape[1]:
+            hint += f" ({default[1]} input channels; --input {format_shape(input_shape)} has {input_shape[1]})"
+        raise ModelError(f"{error}{hint}") from error
+
+
+def _default_input(name: str) -> tuple[int, ...] | None:
+    """The zoo's default input of ``name``; None for an import path or an unknown name."""
+    from costlens.errors import CostlensError
+    from costlens.models import is_import_path, resolve
+
+    if is_import_path(name):
+        return None
+    try:
+        return resolve(name).input
+    except CostlensError:
+        return None
+
+
+def _suffix(shape: list[int] | tuple[int, ...] | None, dtype: str, train: bool = False) -> str:
+    """'-8x3x224x224', '-float16', '-train': what tells runs of one model apart."""
+    from costlens.units import format_shape
+
+    parts = [format_shape(shape)] if shape else []
+    parts += [dtype] if dtype != "float32" else []
+    parts += ["train"] if train else []
+    return "".join(f"-{part}" for part in parts)
+
+
+def _profile_stem(name: str, shape: list[int], dtype: str, train: bool) -> str:
+    """reports/STEM.json: the model, and its input when it is not the model's default."""
+    from costlens.files import report_stem
+
+    default = _default_input(name)
+    differs = default is None or tuple(default) != tuple(shape)
+    return _fit(report_stem(name) + _suffix(shape if differs else None, dtype, train))
+
+
+def _compare_stem(models: list[str], shape: list[int] | None, dtype: str) -> str:
+    """'compare-A-vs-B'; for many models, 'compare-A-and-12-more-<hash>' so the name fits the file system."""
+    import hashlib
+
+    from costlens.files import report_stem
+
+    stems = [report_stem(m) for m in models]
+    suffix = _suffix(shape, dtype)
+    joined = "compare-" + "-vs-".join(stems) + suffix
+    if len(joined) <= LONGEST_STEM:
+        return joined
+    digest = hashlib.sha256(joined.encode()).hexdigest()[:10]
+    return _fit(f"compare-{stems[0]}-and-{len(stems) - 1}-more-{digest}{suffix}")
+
+
+def _fit(stem: str) -> str:
+    """A stem no longer than LONGEST_STEM: a long one keeps its start and gains a hash of the whole."""
+    if len(stem) <= LONGEST_STEM:
+        return stem
+    import hashlib
+
+    return f"{stem[:LONGEST_STEM - 11]}-{hashlib.sha256(stem.encode()).hexdigest()[:10]}"
+
+
+def _report_paths(save: str | None, stem: str, kind: str) -> tuple[Path, Path]:
+    """The JSON and page paths: ``--save FILE.json`` (or ``FILE.html``) and its sibling,
+    else STEM.json and STEM.html in ``--save DIR`` or in reports/."""
+    if save is not None and save.endswith(kind):
+        named = Path(save)
+        return named.with_suffix(".json"), named.with_suffix(".html")
+    directory = Path(save) if save is not None else REPORTS
+    return directory / f"{stem}.json", directory / f"{stem}.html"
+
+
+def _saving(fmt: str, output: str | None, save: str | None, no_save: bool) -> bool:
+    """Reports are saved when asked with --save, or by default beside a table printed to stdout."""
+    if no_save:
+        return False
+    return save is not None or (fmt == "table" and output in (None, "-"))
+
+
+def _write(path: Path, text: str) -> Path:
     from costlens.files import write_atomic
-    from costlens.report import budget_text as text
-    from costlens.report import junit as junit_report
 
-    budget = load_budget(budget_file)
-    verdicts = check(budget)
-    click.echo(text.budget_table(verdicts, budget_file), nl=False)
-    if junit:
-        click.echo(f"wrote {write_atomic(junit, junit_report.junit_xml(verdicts))}", err=True)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as stream:
-            stream.write(text.budget_markdown(verdicts, budget_file))
-    return 0 if all(v.passed for v in verdicts) else 1
+    return write_atomic(path, text)
 
 
-def _page_path(fmt: str, output: str | None, stem: str) -> str | Path:
-    """Where the HTML page goes: ``-o`` when the format is html, else reports/STEM.html."""
-    return output if (fmt == "html" and output) else REPORTS / f"{stem}.html"
+def _save(writes: list[tuple[Path, Callable[[Path], Path]]], explicit: bool) -> int:
+    """Write each report, then say what was saved on stderr. A failure is an error (exit 2)
+    when the user asked with --save, else a warning: the output was already delivered."""
+    from costlens.errors import CostlensError
+
+    saved: list[str] = []
+    failure = None
+    for path, write in writes:
+        try:
+            saved.append(str(write(path)))
+        except CostlensError as error:
+            failure = error
+            break
+    if saved:
+        click.echo(f"saved {' and '.join(saved)}", err=True)
+    if failure is None:
+        return 0
+    if explicit:
+        click.echo(f"costlens: error: {failure}", err=True)
+        return failure.exit_code
+    click.echo(f"costlens: warning: reports not saved: {failure} (--save DIR saves elsewhere, --no-save skips this)",
+               err=True)
+    return 0
 
 
 def _emit(rendered: str, output: str | None) -> None:
-    """Print ``rendered``, or write it atomically to ``output``."""
+    """Print ``rendered`` (also for ``-o -``), or write it atomically to ``output``."""
     from costlens.files import write_atomic
 
-    if output:
+    if output and output != "-":
         click.echo(f"wrote {write_atomic(output, rendered)}", err=True)
     else:
         click.echo(rendered, nl=not rendered.endswith("\n"))
+
+
+def _emit_page(render: Callable[[str | None], str], output: str, plotly_dir: str | None) -> None:
+    """The page as the output: printed for ``-o -``, else written to ``output``."""
+    from costlens.report import html
+
+    if output == "-":
+        _emit(render(html.plotly_source(plotly_dir, Path.cwd())), None)
+    else:
+        click.echo(f"wrote {html.write_page(output, render, plotly_dir)}", err=True)
 
 
 def _crosscheck(name: str, shape: list[int]) -> int:

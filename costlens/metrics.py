@@ -7,7 +7,11 @@ summed over the ops that ran inside a module call, children included) or
 ``of_tensor`` (what one parameter or buffer contributes, summed over a module's own
 tensors, children included, each tensor once).
 
-Measured metrics (time) have neither producer: the timing code (``costlens/timing``)
+Sized metrics are sizes at a moment rather than sums: ``of_output`` (what one tensor
+a module call returns contributes to that call's value), and the model's peak memory,
+which ``costlens/count/live.py`` follows through the trace.
+
+Measured metrics (time) have no producer here: the timing code (``costlens/timing``)
 fills them in, and a profile without timing simply has no value for them.
 
 This module imports nothing from torch, so the CLI can read it before torch loads.
@@ -27,6 +31,7 @@ class Kind(StrEnum):
 
     COUNTED = "counted"
     MEASURED = "measured"
+    SIZED = "sized"  # the size of tensors at one moment of the trace: a call's outputs, the most alive at once
 
 
 class Rollup(StrEnum):
@@ -35,6 +40,7 @@ class Rollup(StrEnum):
     CALLS = "calls"  # sum of the ops that ran inside the call, children included
     STATE = "state"  # the module's parameters and buffers, children included, each once
     DERIVED = "derived"  # computed from the call's other values (a rate, a share): never summed
+    OWN = "own"  # the call's own value (its outputs); a parent's is not the sum of its children's
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class Metric:
     description: str
     of_op: Callable[[OpEvent], int] | None = None
     of_tensor: Callable[[TensorFacts], int] | None = None
+    of_output: Callable[[TensorFacts], int] | None = None  # per tensor a module call returns
     per_layer: bool = True  # False: a model total only (no per-call value)
     column: bool = True  # a column of the terminal and markdown tables
     share: bool = False  # those tables add its share of the total beside it
@@ -127,21 +134,27 @@ METRICS: tuple[Metric, ...] = (
     Metric("flops", "FLOPs", "count", Kind.COUNTED, Rollup.CALLS,
            "2 x MACs plus one per element of every other arithmetic op", compact=True,
            of_op=lambda e: e.flops),
-    Metric("activation_bytes", "Activations", "bytes", Kind.COUNTED, Rollup.CALLS,
-           "bytes of every fresh tensor the ops wrote (outputs, pooling indices, temporaries); "
-           "in-place ops and views write none", compact=True,
-           of_op=lambda e: e.allocated_bytes),
+    Metric("output_bytes", "Output size", "bytes", Kind.SIZED, Rollup.OWN,
+           "bytes of the tensors the call returns (for the model: its output)", compact=True,
+           of_output=lambda t: t.bytes),
+    Metric("activation_bytes", "Tensors written", "bytes", Kind.COUNTED, Rollup.CALLS,
+           "bytes of every fresh tensor the ops wrote, kept or not: outputs, max-pool's indices, "
+           "temporaries such as local response norm's; in-place ops (ReLU(inplace=True)) and views write none",
+           column=False, compact=True, of_op=lambda e: e.allocated_bytes),
     Metric("weight_bytes", "Weights", "bytes", Kind.COUNTED, Rollup.STATE,
-           "bytes of parameters and buffers in the traced dtype", compact=True,
+           "bytes of parameters and buffers in the traced dtype", column=False, compact=True,
            of_tensor=lambda t: t.bytes),
     Metric("bytes", "Bytes moved", "bytes", Kind.COUNTED, Rollup.CALLS,
            "bytes the ops read (inputs, weights) plus wrote; views move none", column=False, compact=True,
            of_op=lambda e: e.read_bytes + e.written_bytes),
+    Metric("peak_bytes", "Peak memory", "bytes", Kind.SIZED, Rollup.OWN,
+           "the most bytes alive at one moment of the forward: weights and buffers, the inputs, and the "
+           "tensors not yet freed (no autograd graph kept)", per_layer=False, compact=True),
     Metric("latency_ms", "Latency", "ms", Kind.MEASURED, Rollup.CALLS,
            "median end-to-end time of one forward pass (torch.utils.benchmark)", per_layer=False),
     Metric("throughput", "Throughput", "per_s", Kind.MEASURED, Rollup.DERIVED,
            "examples per second at the profiled batch size: batch / median latency", per_layer=False),
-    Metric("peak_memory_bytes", "Peak memory", "bytes", Kind.MEASURED, Rollup.CALLS,
+    Metric("peak_memory_bytes", "Measured peak memory", "bytes", Kind.MEASURED, Rollup.CALLS,
            "memory the timed forward needed beyond what was allocated before it "
            "(CUDA: max_memory_allocated; cpu: growth of the resident set)", per_layer=False),
     Metric("time_ms", "Time", "ms", Kind.MEASURED, Rollup.CALLS,
@@ -234,3 +247,8 @@ def op_metrics() -> tuple[Metric, ...]:
 def tensor_metrics() -> tuple[Metric, ...]:
     """Counted metrics produced tensor by tensor (a module's state)."""
     return tuple(m for m in METRICS if m.of_tensor is not None)
+
+
+def output_metrics() -> tuple[Metric, ...]:
+    """Sized metrics produced from the tensors each module call returns."""
+    return tuple(m for m in METRICS if m.of_output is not None)

@@ -187,6 +187,56 @@ class Profile:
                 own[k] -= self.layers[child].values.get(k, 0)
         return own
 
+    def own_record(self, index: int) -> LayerCost | None:
+        """Record ``index``'s own ops as a row of their own, named ``(self)``: what its
+        forward ran outside any child call (the model's functional ops, a residual add,
+        Inception's concatenation) and the parameters it uses directly. None for a leaf,
+        or when what ran outside its children costs nothing (views only)."""
+        record = self.layers[index]
+        children = self.children(index)
+        if not children:
+            return None
+        values: dict[str, float] = dict(self.own(index))
+        for metric in metrics.per_layer():
+            if metric.rollup is metrics.Rollup.STATE and metric.key in record.values:
+                inside = sum(self.layers[c].values.get(metric.key, 0) for c in children)
+                values[metric.key] = max(record.values[metric.key] - inside, 0)
+        ops = dict(record.ops)
+        for child in children:
+            for op, count in self.layers[child].ops.items():
+                ops[op] = ops.get(op, 0) - count
+        ops = {op: count for op, count in ops.items() if count > 0}
+        if not any(values.values()):
+            return None  # views only (a flatten): nothing to show
+        ordered = {m.key: values[m.key] for m in metrics.per_layer() if m.key in values}
+        return LayerCost(path=f"{record.path}.(self)" if record.path else "(self)", type=record.type,
+                         depth=record.depth + 1, call=record.call, leaf=True, input_shapes=[], output_shapes=[],
+                         formula=record.formula, ops=ops, values=ordered)
+
+    def rows(self, depth: int) -> list[LayerCost]:
+        """What a table down to ``depth`` shows: the records from depth 1 to ``depth`` in
+        execution order, and after the last child of each parent shown, the parent's
+        ``own_record`` (when it has one), so that each level adds up to its parent."""
+        shown: list[LayerCost] = []
+        opened: list[int] = []  # parents whose children are shown, innermost last
+
+        def close(level: int) -> None:
+            while opened and self.layers[opened[-1]].depth >= level:
+                own = self.own_record(opened.pop())
+                if own is not None:
+                    shown.append(own)
+
+        for index, layer in enumerate(self.layers):
+            if layer.depth > depth:
+                continue
+            close(layer.depth)
+            if layer.depth >= 1:
+                shown.append(layer)
+            if layer.depth < depth and not layer.leaf:
+                opened.append(index)
+        close(0)
+        return shown
+
     def useful_depth(self, minimum: int = 3) -> int:
         """The shallowest depth at which at least ``minimum`` records carry MACs: 1 for
         ResNet's stages or Inception's branches, 2 for VGG's layers under ``features``."""

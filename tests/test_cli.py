@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,8 @@ from click.testing import CliRunner
 
 from costlens.cli import cli
 from costlens.zoo import names
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -111,7 +114,11 @@ def test_user_model_by_import_path(run, tmp_path: Path) -> None:  # type: ignore
     data = json.loads(result.stdout)
     # conv: 64·64·8 × 3·3·3 = 884,736; matmul (1·8·64 × 64)·2 = 512·64·2 = 65,536
     assert data["totals"]["macs"] == 884_736 + 65_536
-    assert (tmp_path / "reports" / "usernet-build_net.json").exists()
+    assert not (tmp_path / "reports").exists()  # JSON on stdout was the output asked for: nothing else
+    table = run("profile", "usernet:build_net", "--input", "1x3x64x64")
+    assert any(line.startswith("(self)") and "65,536" in line for line in table.stdout.splitlines())  # the matmul
+    # an import path has no default input: the input names the files
+    assert (tmp_path / "reports" / "usernet-build_net-1x3x64x64.json").exists()
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -223,3 +230,135 @@ def test_cuda_where_there_is_none(run) -> None:  # type: ignore[no-untyped-def]
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     _one_line_error(run("profile", "inception", "--device", "cuda"), "device 'cuda' is not available here")
+
+
+# --- where output goes ---------------------------------------------------------------
+
+
+def test_the_table_comes_first_then_the_saved_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "costlens", "profile", "conv5x5"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("Uncounted ops: none\n")  # the table's last line ends before anything else
+    assert done.stderr == "saved reports/conv5x5.json and reports/conv5x5.html\n"
+    assert {p.name for p in (tmp_path / "reports").iterdir()} == {"conv5x5.json", "conv5x5.html"}
+
+
+def test_other_inputs_get_their_own_files(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("profile", "conv5x5", "--batch", "2").exit_code == 0
+    assert run("profile", "conv5x5", "--input", "1x192x14x14", "--dtype", "bfloat16").exit_code == 0
+    assert run("profile", "conv5x5", "--input", "1x192x28x28", "--train").exit_code == 0  # the default input
+    assert sorted(p.name for p in (tmp_path / "reports").glob("*.json")) == [
+        "conv5x5-1x192x14x14-bfloat16.json", "conv5x5-2x192x28x28.json", "conv5x5-train.json"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--format", "json", "-o", "x.json"], ["--format", "markdown"], ["--format", "csv", "-o", "t.csv"], ["--no-save"]])
+def test_only_the_output_asked_for_is_written(run, tmp_path: Path, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = run("profile", "conv5x5", *args)
+    assert result.exit_code == 0, result.stderr
+    assert not (tmp_path / "reports").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(a for a in args if "." in a)
+
+
+def test_dash_is_stdout(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("profile", "conv5x5", "--format", "json", "-o", "-")
+    assert json.loads(result.stdout)["model"] == "conv5x5"
+    page = run("profile", "conv5x5", "--format", "html", "-o", "-")
+    assert page.stdout.startswith("<!doctype html>")
+    assert list(tmp_path.iterdir()) == []  # no file named '-', no reports
+
+
+def test_save_into_a_directory_or_as_a_file(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("profile", "conv5x5", "--save", "out/")
+    run("profile", "conv5x5", "--save", "kept")  # no .json: a directory too
+    run("profile", "conv5x5", "--save", "named/c.json")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.*")) == [
+        "kept/conv5x5.html", "kept/conv5x5.json", "named/c.html", "named/c.json", "out/conv5x5.html", "out/conv5x5.json"]
+
+
+def test_a_report_that_cannot_be_saved_costs_no_output(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "reports").write_text("a file where the directory should be")
+    result = run("profile", "conv5x5")
+    assert result.exit_code == 0
+    assert "Total" in result.stdout and result.stdout.endswith("Uncounted ops: none\n")
+    assert result.stderr.startswith("costlens: warning: reports not saved: cannot write reports/conv5x5.json")
+    asked = run("profile", "conv5x5", "--save", "reports/x.json")  # asked for: an error, after the table
+    assert asked.exit_code == 2 and "Total" in asked.stdout
+    assert asked.stderr.startswith("costlens: error: cannot write reports/x.json")
+
+
+def test_debug_after_the_subcommand_and_bare_costlens(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("profile", "resnet5O", "--debug")
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "unknown model 'resnet5O'" in result.stderr
+    bare = run()
+    assert bare.exit_code == 0 and bare.stdout.startswith("Usage: ") and "Commands:" in bare.stdout
+
+
+def test_a_factory_that_prints_leaves_json_intact(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "chatty.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        class Net(nn.Linear):
+            def forward(self, x):
+                print("forward called")
+                return super().forward(x)
+
+        def build():
+            print("building the model")
+            return Net(4, 3)
+    """))
+    result = run("profile", "chatty:build", "--input", "2x4", "--format", "json")
+    assert json.loads(result.stdout)["totals"]["macs"] == 2 * 3 * 4  # 24
+    assert "building the model" in result.stderr and "forward called" in result.stderr
+
+
+def test_comparing_many_models_names_a_file_that_fits(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("profile", "conv5x5", "--format", "json").stdout)
+    specs = []
+    for i in range(12):
+        data["model"] = f"mypackage.experiments.architectures:a_rather_long_factory_name_{i}"
+        (tmp_path / f"p{i}.json").write_text(json.dumps(data))
+        specs.append(f"p{i}.json")
+    result = run("compare", *specs)
+    assert result.exit_code == 0, result.stderr
+    (page,) = (tmp_path / "reports").iterdir()
+    assert page.name.startswith("compare-mypackage.experiments.architectures-a_rather_long_factory_name_0-and-11-more-")
+    assert len(page.name) <= 130  # a 120-character stem and .html, far below the file system's 255 bytes
+    other = run("compare", *specs[1:])
+    assert other.exit_code == 0 and len(list((tmp_path / "reports").iterdir())) == 2  # another set, another name
+
+
+def test_wrong_input_channels_say_what_the_model_takes(run) -> None:  # type: ignore[no-untyped-def]
+    _one_line_error(run("profile", "inception", "--input", "1x3x224x224"),
+                    "inception takes 1x192x28x28 by default (192 input channels; --input 1x3x224x224 has 3)")
+
+
+def test_list_fits_a_100_column_terminal(run) -> None:  # type: ignore[no-untyped-def]
+    listing = run("list").stdout
+    assert max(len(line) for line in listing.splitlines()) <= 100
+    assert "Simonyan & Zisserman 2015, configuration D" in listing
+    header = run("profile", "vgg16", "--no-save").stdout.splitlines()
+    assert "Very deep convolutional networks for large-scale image recognition" in " ".join(header[1:3])
+
+
+def test_progress_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from costlens import cli as cli_module
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(cli_module, "PROGRESS_DELAY", 0.0)
+    assert list(cli_module._progress(["a", "b"], "profiling")) == ["a", "b"]
+    assert "profiling:" in terminal.getvalue() and "/2 " in terminal.getvalue()
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    assert list(cli_module._progress(["a", "b"], "profiling")) == ["a", "b"]
+    assert piped.getvalue() == ""

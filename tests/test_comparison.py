@@ -63,7 +63,7 @@ def test_renderings(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     md = text.comparison_markdown(c)
     assert "| branch3 | 120,422,400 | 12,443,648 | 0.10x (9.7x less) |" in md
     csv_lines = text.comparison_csv(c).strip().splitlines()
-    assert csv_lines[0] == "block,call,depth,model,type,params,macs,flops,activation_bytes,weight_bytes,bytes"
+    assert csv_lines[0] == "block,call,depth,model,type,params,macs,flops,output_bytes,activation_bytes,weight_bytes,bytes"
     assert len(csv_lines) == 1 + 8  # 4 blocks × 2 models
     data = json.loads(json.dumps(c.to_dict()))
     assert data["schema"] == "costlens.comparison/1"

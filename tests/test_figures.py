@@ -8,9 +8,21 @@ from costlens.report import figures
 def test_shape_walk_follows_the_trunk(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     fig = figures.shape_walk(zoo_profile("resnet50"))
     pixels, channels = fig.data[0].y, fig.data[1].y
-    # conv1, bn1, relu at 112², maxpool and layer1 at 56², layer2 28², layer3 14², layer4 7², avgpool 1
-    assert list(pixels) == [12544, 12544, 12544, 3136, 3136, 784, 196, 49, 1]
-    assert list(channels) == [64, 64, 64, 64, 256, 512, 1024, 2048, 2048]
+    # conv1 at 112², maxpool and layer1 at 56², layer2 28², layer3 14², layer4 7², avgpool 1;
+    # bn1 and relu keep the shape and are no step of the walk
+    assert list(pixels) == [12544, 3136, 3136, 784, 196, 49, 1]
+    assert list(channels) == [64, 64, 256, 512, 1024, 2048, 2048]
+    assert "falls" not in fig.layout.title.text  # the title says what is drawn, not what should happen
+
+
+def test_shape_walk_draws_parallel_branches_as_branches(zoo_profile) -> None:  # type: ignore[no-untyped-def]
+    fig = figures.shape_walk(zoo_profile("inception"))
+    lines = {trace.name: list(trace.y) for trace in fig.data}
+    # from the 192-channel input: 1×1 to 64; 1×1 to 96 then 3×3 to 128; 1×1 to 16 then 5×5 to 32;
+    # a 3×3 max-pool keeps 192, then a 1×1 projects to 32 (Table 1, inception(3a))
+    assert lines == {"branch1": [192, 64], "branch2": [192, 96, 128], "branch3": [192, 16, 32],
+                     "branch4": [192, 192, 32]}
+    assert "4 parallel branches" in fig.layout.title.text and "784" in fig.layout.title.text  # 28·28 throughout
 
 
 def test_sunburst_is_a_consistent_tree(zoo_profile) -> None:  # type: ignore[no-untyped-def]
@@ -26,11 +38,35 @@ def test_sunburst_is_a_consistent_tree(zoo_profile) -> None:  # type: ignore[no-
     assert value["0"] == result.totals["macs"]
 
 
-def test_layer_bars_cover_every_leaf_call(zoo_profile) -> None:  # type: ignore[no-untyped-def]
+def test_layer_bars_show_the_layers_that_carry_the_metric(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     result = zoo_profile("inception")
     bars = figures.layer_bars(result, "macs", "t").data[0]
     assert sum(bars.y) == 128_049_152  # every MAC sits in a leaf conv
-    assert len(bars.x) == sum(1 for layer in result.layers if layer.leaf)
+    assert all(bars.y)  # ReLU and the max-pool carry no MACs and get no bar
+    blocks, names = bars.x
+    # six convolutions: branch1; branch2's reduce and 3×3; branch3's reduce and 5×5; branch4's projection
+    assert list(names) == ["branch1", "reduce", "conv", "reduce", "conv", "branch4"]
+    # one-bar blocks name the bar and leave the block row blank, so short names never overprint
+    assert [b.strip("\u200b") for b in blocks] == ["", "branch2", "branch2", "branch3", "branch3", ""]
+
+
+def test_bars_are_colored_by_block_alike_in_every_chart(zoo_profile) -> None:  # type: ignore[no-untyped-def]
+    result = zoo_profile("resnet50")
+    for metric in ("macs", "params"):
+        bars = figures.layer_bars(result, metric, "t").data[0]
+        colors: dict[str, set[str]] = {}
+        for block, color in zip(bars.x[0], bars.marker.color):
+            colors.setdefault(block, set()).add(color)
+        assert all(len(c) == 1 for b, c in colors.items() if b.strip("\u200b"))  # a block is one color
+        # by the order of the top-level calls: conv1, bn1, relu, maxpool, layer1, layer2, layer3
+        assert colors["layer3"] == {figures.BLOCK_COLORS[6]}
+
+
+def test_sunburst_labels_the_largest_blocks_with_their_share(zoo_profile) -> None:  # type: ignore[no-untyped-def]
+    sun = figures.sunburst(zoo_profile("googlenet")).data[0]
+    share = dict(zip(sun.labels, sun.text))
+    assert share["conv2"] == "21.9%"  # 346,816,512 / 1,582,671,872 MACs
+    assert share["fc"] == ""  # 1,024,000: 0.06%, too small to label
 
 
 def test_self_flops_partition_the_total(zoo_profile) -> None:  # type: ignore[no-untyped-def]

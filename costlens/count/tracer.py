@@ -26,6 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
 from costlens.count.formulas import FREE, Handler, OpCost, rule_for
+from costlens.count.live import LiveBytes
 from costlens.errors import ModelError
 from costlens.metrics import OpEvent, TensorFacts
 from costlens.records import LayerCost
@@ -64,6 +65,7 @@ class _Call:
     input_shapes: list[list[int]]
     sums: list[int]
     output_shapes: list[list[int]] = field(default_factory=list)
+    output_sums: list[int] = field(default_factory=list)  # the output metrics of the catalogue
     ops: Counter = field(default_factory=Counter)
     formulas: list[str] = field(default_factory=list)
 
@@ -73,10 +75,11 @@ class _Call:
             sums[i] += value
         self.ops.update(child.ops)
 
-    def freeze(self, op_keys: list[str], layer_keys: set[str]) -> LayerCost:
+    def freeze(self, op_keys: list[str], layer_keys: set[str], output_keys: list[str]) -> LayerCost:
         f = self.facts
         values: dict[str, float] = {k: v for k, v in f.state.items() if k in layer_keys}
         values.update(zip(op_keys, self.sums))
+        values.update(zip(output_keys, self.output_sums))
         return LayerCost(
             path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
@@ -120,7 +123,7 @@ class TraceResult:
     layers: list[LayerCost]
     uncounted: dict[str, tuple[int, list[str]]]
     flops_by_op: dict[str, int]
-    state: dict[str, int]  # the model's tensor metrics, each tensor once
+    state: dict[str, int]  # the model's tensor metrics, each tensor once, and its peak memory
 
 
 def _tensor_bytes(t: torch.Tensor) -> int:
@@ -142,6 +145,15 @@ def _shapes(values: Any) -> list[list[int]]:
                 found.extend(list(t.shape) for t in v if isinstance(t, torch.Tensor))
         return found
     return []
+
+
+def _returned_tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors in a module's output, as ``_shapes`` finds them."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):
+        output = list(output.values())
+    return list(_tensors(output)) if isinstance(output, (tuple, list)) else []
 
 
 def _tensors(values: Any) -> Iterator[torch.Tensor]:
@@ -202,10 +214,11 @@ _META = torch.device("meta")
 class _CountingMode(TorchDispatchMode):
     """Counts each op into the innermost module call on the tracer's stack."""
 
-    def __init__(self, tracer: _Tracer, custom: dict[Any, Handler]) -> None:
+    def __init__(self, tracer: _Tracer, custom: dict[Any, Handler], live: LiveBytes) -> None:
         super().__init__()
         self.tracer = tracer
         self.custom = custom
+        self.live = live
         self.infos: dict[Any, _OpInfo] = {}
 
     @classmethod
@@ -215,6 +228,11 @@ class _CountingMode(TorchDispatchMode):
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = self._dispatch(func, args, kwargs)
+        self.live.hold(func, out)  # the outputs the model gets: alive until torch frees them
+        return out
+
+    def _dispatch(self, func, args, kwargs):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         info = self.infos.get(func)
         if info is None:
@@ -273,6 +291,7 @@ class _Tracer:
         self.reuse = reuse
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
+        self.output_producers = [m.of_output for m in metrics.output_metrics() if m.of_output is not None]
         self.cache: dict[Any, _Cached] = {}
         self.stack: list[_Call] = []
         self.calls: list[_Call] = []
@@ -292,6 +311,8 @@ class _Tracer:
     def leave(self, module: nn.Module, args: tuple, output: Any) -> None:
         record = self.stack.pop()
         record.output_shapes = _shapes(output)
+        returned = [TensorFacts(t.numel(), _tensor_bytes(t), False, False) for t in _returned_tensors(output)]
+        record.output_sums = [sum(produce(t) for t in returned) for produce in self.output_producers]
         if self.stack:
             self.stack[-1].absorb(record)
 
@@ -432,8 +453,9 @@ def trace(
     facts = module_facts(model, dtype)
     tracer = _Tracer(facts, reuse=device.type == "meta")
     stand_ins = _stand_ins(model, device, dtype, train)
+    live = LiveBytes(tensors)
     try:
-        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}):
+        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}, live):
             if stand_ins:
                 torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
             else:
@@ -443,8 +465,11 @@ def trace(
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
     op_keys = [m.key for m in tracer.op_metrics]
     layer_keys = {m.key for m in metrics.per_layer()}
-    layers = [c.freeze(op_keys, layer_keys) for c in tracer.calls]
-    return TraceResult(layers, tracer.uncounted, by_op, facts[id(model)].state)
+    output_keys = [m.key for m in metrics.output_metrics()]
+    layers = [c.freeze(op_keys, layer_keys, output_keys) for c in tracer.calls]
+    state = facts[id(model)].state
+    peak = {"peak_bytes": state.get("weight_bytes", 0) + live.peak}  # weights stay alive throughout
+    return TraceResult(layers, tracer.uncounted, by_op, {**state, **peak})
 
 
 def _forward_error(call: _Call | None, error: Exception) -> ModelError:

@@ -21,7 +21,7 @@ def grid(rows: list[tuple[str, ...]], right: set[int], footer_rows: int = 0) -> 
 
     rule = "  ".join("-" * w for w in widths)
     body = [line(r) for r in rows[1:]]
-    if footer_rows:
+    if footer_rows and len(body) > footer_rows:  # no rule under a rule when only the footer is left
         body.insert(len(body) - footer_rows, rule)
     return [line(rows[0]), rule] + body
 

@@ -36,8 +36,11 @@ margin:0 0 18px;padding:12px 16px}h2{font-size:17px;margin:4px 0 10px}
 min-width:150px;background:#f5f7fc}.total .label{display:block;font-size:12px;color:#556}
 .total .value{font-size:18px;font-weight:600}.total .short{font-size:12px;color:#556}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}.chart{min-width:0}
-table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:3px 8px;border-bottom:1px solid #eee;
-text-align:left;white-space:nowrap}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.chart.wide{grid-column:1/-1}.defs{font-size:13px;color:#333;margin:10px 0 0;line-height:1.45}
+.defs dt{font-weight:600;display:inline}.defs dd{display:inline;margin:0}.defs div{margin:2px 0}
+tr.own td{font-style:italic;color:#445}
+table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:3px 7px;border-bottom:1px solid #eee;
+text-align:left;white-space:nowrap}th{white-space:normal;vertical-align:bottom}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#f0f2f7;position:sticky;top:0;cursor:pointer;user-select:none}th.sorted-asc:after{content:" ▲"}
 th.sorted-desc:after{content:" ▼"}.scroll{max-height:640px;overflow:auto}
 input.filter{padding:5px 8px;width:320px;margin-bottom:8px;border:1px solid #ccd;border-radius:4px}
@@ -52,7 +55,9 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
   var body = table.tBodies[0];
   table.querySelectorAll('th').forEach(function (th, col) {
     th.addEventListener('click', function () {
-      var asc = !th.classList.contains('sorted-asc');
+      // numbers sort largest first on the first click, text A to Z; a second click reverses
+      var first = !th.classList.contains('sorted-asc') && !th.classList.contains('sorted-desc');
+      var asc = first ? !th.classList.contains('num') : th.classList.contains('sorted-desc');
       table.querySelectorAll('th').forEach(function (h) { h.classList.remove('sorted-asc', 'sorted-desc'); });
       th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
       var rows = Array.prototype.slice.call(body.rows);
@@ -94,10 +99,10 @@ def _plotly_tag(plotlyjs_src: str | None) -> str:
     return f"<script>{get_plotlyjs()}</script>"
 
 
-def _figure_div(fig_id: str, fig: go.Figure) -> str:
+def _figure_div(fig_id: str, fig: go.Figure, wide: bool = False) -> str:
     body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{fig_id}",
                        config={"displaylogo": False, "responsive": True})
-    return f'<div class="chart" data-chart="{_e(fig_id)}">{body}</div>'
+    return f'<div class="chart{" wide" if wide else ""}" data-chart="{_e(fig_id)}">{body}</div>'
 
 
 def _document(title: str, header: str, sections: list[str], plotlyjs_src: str | None) -> str:
@@ -137,7 +142,21 @@ def _totals(profile: Profile) -> str:
             f'<div class="total" data-metric="{_e(metric.key)}" data-value="{value}" title="{_e(metric.description)}">'
             f'<span class="label">{_e(metric.label)}</span><span class="value">{_e(metric.format(value))}</span> '
             f'<span class="short">{_e(metric.short(value))}</span></div>')
-    return '<div class="totals">' + "".join(cards) + "</div>"
+    return '<div class="totals">' + "".join(cards) + "</div>" + _memory_meanings(profile)
+
+
+def _memory_meanings(profile: Profile) -> str:
+    """What each memory figure counts, and the peak taken apart."""
+    totals = profile.totals
+    items = [(m.label, m.description) for m in metrics.catalogue() if m.unit == "bytes" and m.key in totals]
+    peak, weights = totals.get("peak_bytes"), totals.get("weight_bytes")
+    if peak is not None and weights is not None:
+        short = metrics.get("peak_bytes").short
+        items.append(("Peak memory, taken apart",
+                      f"{short(weights)} of weights and buffers, held throughout, plus {short(peak - weights)} of "
+                      "activations alive at the worst moment (the input and the outputs not yet consumed)"))
+    body = "".join(f"<div><dt>{_e(label)}</dt>: <dd>{_e(text)}.</dd></div>" for label, text in items)
+    return f'<dl class="defs" id="memory-meanings">{body}</dl>'
 
 
 def _timing(profile: Profile) -> str:
@@ -179,25 +198,32 @@ def _layer_metrics(profile: Profile) -> list[metrics.Metric]:
 
 def _layer_row(index: int, layer: LayerCost, shown: list[metrics.Metric]) -> str:
     indent = "&nbsp;&nbsp;" * max(layer.depth - 1, 0)
+    own = layer.name == "(self)"
+    shapes = " ".join(format_shape(s) for s in layer.input_shapes) or "-"
+    title = ("its forward's own ops, outside any child call: " + ", ".join(layer.ops)) if own else f"input {shapes}"
     return (
-        f'<tr class="depth{layer.depth}">{_num(index, str(index))}'
-        f'<td data-value="{_e(layer.path)}">{indent}{_e(layer.path or "<root>")}</td>'
-        f'<td data-value="{_e(layer.type)}">{_e(layer.type)}</td>{_num(layer.call, str(layer.call))}'
-        f'<td data-value="{_e(layer.input_shapes)}">{_e(" ".join(format_shape(s) for s in layer.input_shapes))}</td>'
+        f'<tr class="depth{layer.depth}{" own" if own else ""}" title="{_e(title)}">{_num(index, str(index))}'
+        f'<td data-value="{_e(layer.path)}">{indent}{_e(layer.label)}</td>'
+        f'<td data-value="{_e(layer.type)}">{_e(layer.type)}</td>'
         f'<td data-value="{_e(layer.output_shapes)}">{_e(layer.output)}</td>'
         + "".join(_num(layer.get(m.key), m.cell(layer.get(m.key))) for m in shown)
         + _num(layer.intensity, f"{layer.intensity:.1f}") + "</tr>"
     )
 
 
+def table_rows(profile: Profile) -> list[LayerCost]:
+    """Every module call, the model first, and each parent's own ops ("(self)") after its last child."""
+    deepest = max(layer.depth for layer in profile.layers)
+    return [profile.root, *profile.rows(deepest)]
+
+
 def _layer_table(profile: Profile, layers: list[LayerCost] | None = None, filter_box: bool = True) -> str:
     shown = _layer_metrics(profile)
-    heads = ["#", "Layer", "Type", "Call", "Input", "Output", *(m.label for m in shown), "FLOPs/byte"]
-    text_columns = {"Layer", "Type", "Input", "Output"}
+    heads = ["#", "Layer", "Type", "Output", *(m.label for m in shown), "FLOPs/byte"]
+    text_columns = {"Layer", "Type", "Output"}
     head = "".join(f'<th class="{"" if h in text_columns else "num"}">{_e(h)}</th>' for h in heads)
-    chosen = profile.layers if layers is None else layers
-    body = "".join(_layer_row(profile.layers.index(layer) if layers is not None else i, layer, shown)
-                   for i, layer in enumerate(chosen))
+    chosen = table_rows(profile) if layers is None else layers
+    body = "".join(_layer_row(i, layer, shown) for i, layer in enumerate(chosen))
     box = '<input class="filter" data-table="layers" placeholder="Filter layers by name or type">' if filter_box else ""
     return (f'{box}<div class="scroll"><table class="sortable" id="layers"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
@@ -223,14 +249,15 @@ def profile_page(profile: Profile, plotlyjs_src: str | None = None) -> str:
     """The profile's page: header, totals, charts, formulas, uncounted ops, layer table."""
     from costlens.report import figures
 
-    charts = '<div class="charts">' + "".join(_figure_div(i, f) for i, f in figures.profile_figures(profile)) + "</div>"
+    charts = '<div class="charts">' + "".join(
+        _figure_div(i, f, wide=figures.is_wide(f)) for i, f in figures.profile_figures(profile)) + "</div>"
     sections = [
         _section("Totals", _totals(profile), "totals"),
         *([_section("Measured time", _timing(profile), "timing")] if profile.timing else []),
         _section("Where the cost goes", charts, "charts"),
         _section("Formulas of convolution, linear and matmul layers", _formula_table(profile), "formulas"),
         _section("Uncounted ops", _uncounted(profile), "uncounted"),
-        _section("Every module call", _layer_table(profile), "layer-table"),
+        _section("Every module call, with each parent's own ops as (self)", _layer_table(profile), "layer-table"),
     ]
     return _document(f"costlens · {profile.model}", _header(profile), sections, plotlyjs_src)
 
@@ -266,18 +293,20 @@ def _block_table(comparison: Comparison) -> str:
     shown = [metrics.get(key) for key in BLOCK_METRICS]
     head = "<th>Block</th>" + "".join(f'<th class="num">{_e(n)} {_e(m.label)}</th>' for n in names for m in shown)
     rows = []
+    drawn = {id(b) for m in shown for b in comparison.blocks_with(m.key)}  # the charts' blocks: no parent beside its children
     for block in comparison.blocks:
-        if not any(any(block.values[m.key]) for m in shown):
-            continue  # a ReLU or a pool: nothing to compare
+        if id(block) not in drawn:
+            continue
         cells = ""
         for i in range(len(names)):
             for metric in shown:
                 values = list(block.values[metric.key])
-                note = f"<br><small>{_e(ratio_words(ratio_row(values)[i]))}</small>" if i and values[i] is not None else ""
+                ratio = ratio_row(values)[i]
+                note = f"<br><small>{_e(ratio_words(ratio))}</small>" if i and ratio is not None else ""
+                shown_value = "absent" if values[i] is None else metric.format(values[i])  # the block is not in this model
                 cells += (f'<td class="num" data-metric="{metric.key}" data-value="{"" if values[i] is None else values[i]}">'
-                          f'{_e(metric.format(values[i]))}{note}</td>')
-        indent = "&nbsp;&nbsp;" * (block.depth - 1)
-        rows.append(f'<tr data-block="{_e(block.label)}"><td data-value="{_e(block.label)}">{indent}'
+                          f'{_e(shown_value)}{note}</td>')
+        rows.append(f'<tr data-block="{_e(block.label)}"><td data-value="{_e(block.label)}">'
                     f"{_e(block.label)}</td>{cells}</tr>")
     return (f'<div class="scroll"><table class="sortable" id="blocks"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
@@ -294,7 +323,7 @@ def comparison_page(comparison: Comparison, plotlyjs_src: str | None = None) -> 
     from costlens.report import figures
 
     charts = '<div class="charts">' + "".join(
-        _figure_div(i, f) for i, f in figures.comparison_figures(comparison)) + "</div>"
+        _figure_div(i, f, wide=figures.is_wide(f)) for i, f in figures.comparison_figures(comparison)) + "</div>"
     sections = [
         _section(f"Totals, with ratios to {comparison.names[0]}", _ratio_table(comparison), "totals"),
         _section("Side by side", charts, "charts"),
@@ -311,12 +340,17 @@ def write_page(path: str | Path, render: Callable[[str | None], str], plotly_dir
     taking the ``plotlyjs_src`` to reference (None embeds plotly.js).
     """
     target = Path(path)
-    src = None
-    if plotly_dir is not None:
-        shared = Path(plotly_dir) / PLOTLY_FILE
-        if not shared.exists():
-            from plotly.offline import get_plotlyjs
+    return write_atomic(target, render(plotly_source(plotly_dir, target.parent)))
 
-            write_atomic(shared, get_plotlyjs())
-        src = Path(os.path.relpath(shared.resolve(), target.parent.resolve())).as_posix()
-    return write_atomic(target, render(src))
+
+def plotly_source(plotly_dir: str | Path | None, page_dir: str | Path) -> str | None:
+    """What a page in ``page_dir`` loads plotly.js from: None (embedded) without
+    ``plotly_dir``, else the shared file there, written once, as a relative path."""
+    if plotly_dir is None:
+        return None
+    shared = Path(plotly_dir) / PLOTLY_FILE
+    if not shared.exists():
+        from plotly.offline import get_plotlyjs
+
+        write_atomic(shared, get_plotlyjs())
+    return Path(os.path.relpath(shared.resolve(), Path(page_dir).resolve())).as_posix()

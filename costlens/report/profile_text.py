@@ -7,13 +7,17 @@ it when the metric asks for one.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from costlens import metrics
 from costlens.records import LayerCost, Profile
 from costlens.report.grid import grid, md_escape
 from costlens.units import format_shape, human
 from costlens.zoo.registry import NamedModel
+
+WIDTH = 100  # columns of the terminal the text lines are wrapped for
 
 
 def _columns(profile: Profile) -> list[tuple[str, metrics.Metric | None]]:
@@ -92,7 +96,7 @@ def header(profile: Profile) -> str:
         f"device {profile.device.get('type')}  torch {env.get('torch')}  costlens {env.get('costlens')}"
     ]
     if profile.citation:
-        lines.append(profile.citation)
+        lines += textwrap.wrap(profile.citation, WIDTH)
     return "\n".join(lines)
 
 
@@ -107,7 +111,7 @@ def totals_line(profile: Profile) -> str:
         parts.append(f"{metric.label} {exact}" + (f" ({short})" if short != exact else ""))
     lines, line = [], ""
     for part in parts:
-        if line and len(line) + len(part) + 2 > 100:
+        if line and len(line) + len(part) + 2 > WIDTH:
             lines.append(line)
             line = ""
         line = f"{line}  {part}" if line else part
@@ -119,8 +123,9 @@ def footer(profile: Profile) -> str:
     from costlens.report.timing_text import timing_summary
 
     timing = timing_summary(profile)
+    convention = textwrap.wrap(f"Convention: {profile.convention}", WIDTH)
     return "\n".join([totals_line(profile)] + ([timing.rstrip("\n")] if timing else [])
-                     + [f"Convention: {profile.convention}", uncounted_line(profile)])
+                     + [*convention, uncounted_line(profile)])
 
 
 def uncounted_line(profile: Profile) -> str:
@@ -132,45 +137,102 @@ def uncounted_line(profile: Profile) -> str:
     return "Uncounted ops (no formula, counted as 0 FLOPs): " + "; ".join(parts)
 
 
-def table(profile: Profile, depth: int = 1) -> str:
-    """The per-layer terminal table, indented by depth, with totals and convention under it."""
-    rows = [headings(profile)] + [_cells(profile, layer, "  ") for layer in profile.blocks(depth)]
+@dataclass(frozen=True)
+class Selection:
+    """The rows a table shows, and how they were chosen (said under the table)."""
+
+    depth: int
+    automatic: bool
+    rows: list[LayerCost]
+    left_out: list[LayerCost]  # calls without MACs or params, left out when the depth was chosen automatically
+
+    def note(self) -> str:
+        """How deep the table goes and what it leaves out, in lines under 100 columns ('' when
+        the user chose the depth: the table then shows every call down to it)."""
+        if not self.automatic:
+            return ""
+        lines = [f"Depth {self.depth}, chosen automatically: the first level where 3 blocks carry MACs "
+                 "(--depth N sets it)."]
+        if self.left_out:
+            types = ", ".join(dict.fromkeys(layer.type for layer in self.left_out))
+            lines.append(f"Left out: {len(self.left_out)} calls without MACs or params ({types}).")
+        return "\n".join(lines)
+
+
+def _shows_something(layer: LayerCost) -> bool:
+    return any(layer.values.get(m.key) for m in metrics.columns())
+
+
+def select(profile: Profile, depth: int | None = None) -> Selection:
+    """The rows down to ``depth``, or, when None, down to ``Profile.useful_depth`` without
+    the calls that carry no MACs and no params (ReLU, pooling, dropout). A parent's own
+    ops ("(self)") appear when they carry a value the table shows."""
+    automatic = depth is None
+    chosen = profile.useful_depth() if depth is None else depth
+    rows: list[LayerCost] = []
+    left_out: list[LayerCost] = []
+    for layer in profile.rows(chosen):
+        own = layer.name == "(self)"
+        if own and not _shows_something(layer):
+            continue
+        if automatic and not own and layer.leaf and not (layer.values.get("macs") or layer.values.get("params")):
+            left_out.append(layer)
+            continue
+        rows.append(layer)
+    return Selection(chosen, automatic, rows, left_out)
+
+
+def table(profile: Profile, depth: int | None = None) -> str:
+    """The per-layer terminal table, indented by depth, with totals and convention under it
+    (``depth`` None: chosen as ``select`` says, and said under the table)."""
+    chosen = select(profile, depth)
+    rows = [headings(profile)] + [_cells(profile, layer, "  ") for layer in chosen.rows]
     rows.append(_total_cells(profile))
-    return "\n".join([header(profile), ""] + grid(rows, _right(profile), footer_rows=1) + ["", footer(profile)]) + "\n"
+    note = [chosen.note()] if chosen.note() else []
+    return "\n".join([header(profile), ""] + grid(rows, _right(profile), footer_rows=1) + [""] + note
+                     + [footer(profile)]) + "\n"
 
 
-def markdown(profile: Profile, depth: int = 1) -> str:
+def markdown(profile: Profile, depth: int | None = None) -> str:
     """A compact pipe table fit for a pull-request comment or a README."""
     right, heads = _right(profile), headings(profile)
+    chosen = select(profile, depth)
     lines = [
         f"**{md_escape(profile.model)}** — input `{profile.input_text}`, {profile.dtype}",
         "",
         "| " + " | ".join(heads) + " |",
         "|" + "|".join("---:" if i in right else ":---" for i in range(len(heads))) + "|",
     ]
-    for layer in profile.blocks(depth):
+    for layer in chosen.rows:
         cells = [md_escape(c) for c in _cells(profile, layer, "")]
         cells[0] = "&nbsp;&nbsp;" * (layer.depth - 1) + cells[0]  # indent after escaping: &nbsp; stays markup
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("| " + " | ".join(f"**{md_escape(c)}**" for c in _total_cells(profile)) + " |")
-    lines += ["", md_escape(totals_line(profile).replace("\n", "  ")), "",
-              f"_{profile.convention}_", "", md_escape(uncounted_line(profile))]
+    lines += ["", md_escape(totals_line(profile).replace("\n", "  ")), ""]
+    if chosen.note():
+        lines += [md_escape(chosen.note().replace("\n", " ")), ""]
+    lines += [f"_{profile.convention}_", "", md_escape(uncounted_line(profile))]
     return "\n".join(lines) + "\n"
 
 
-def csv(profile: Profile) -> str:
-    """One row per module call, every depth, for spreadsheets and pandas."""
-    return str(profile.to_frame().to_csv(index=False))
+def csv(profile: Profile, depth: int | None = None) -> str:
+    """One row per module call, for spreadsheets and pandas: every call, or with
+    ``depth`` the model's row and the calls down to that depth."""
+    frame = profile.to_frame()
+    if depth is not None:
+        frame = frame[frame["depth"] <= depth]
+    return str(frame.to_csv(index=False))
 
 
 def zoo_table(rows: Sequence[tuple[NamedModel, Profile]]) -> str:
     """``costlens list``: name, default input, params, MACs and citation of each model."""
-    cells: list[tuple[str, ...]] = [("Model", "Input", "Params", "MACs", "Citation")]
+    cells: list[tuple[str, ...]] = [("Model", "Input", "Params", "MACs", "Source")]
     cells += [
-        (e.name, format_shape(e.input or ()), human(p.totals["params"]), human(p.totals["macs"]), e.cite or "")
+        (e.name, format_shape(e.input or ()), human(p.totals["params"]), human(p.totals["macs"]), e.short_cite or "")
         for e, p in rows
     ]
     lines = grid(cells, {2, 3})
     lines.append("")
+    lines.append("The full citation heads 'costlens profile NAME'.")
     lines.append("Any nn.Module works too: costlens profile package.module:factory --input 1x3x224x224")
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ def _lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)
 
 
-@register("alexnet", input=(1, 3, 227, 227), cite=KRIZHEVSKY_2012)
+@register("alexnet", input=(1, 3, 227, 227), cite=KRIZHEVSKY_2012, short="Krizhevsky et al. 2012, Fig. 2")
 def alexnet() -> nn.Module:
     """The paper's network (Fig. 2), its two GPU towers as grouped convolutions.
 
@@ -61,7 +61,8 @@ def alexnet() -> nn.Module:
     ]))
 
 
-@register("alexnet-owt", input=(1, 3, 224, 224), cite=KRIZHEVSKY_2014 + " (torchvision's alexnet)")
+@register("alexnet-owt", input=(1, 3, 224, 224), cite=KRIZHEVSKY_2014 + " (torchvision's alexnet)",
+          short="Krizhevsky 2014 (torchvision's alexnet)")
 def alexnet_owt() -> nn.Module:
     """The single-tower variant torchvision ships: 64/192/384/256/256 filters, no LRN."""
     features = nn.Sequential(OrderedDict([

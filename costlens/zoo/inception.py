@@ -62,25 +62,27 @@ class Inception(nn.Module):
 MODULE_INPUT = (1, 192, 28, 28)
 
 
-@register("inception-naive", input=MODULE_INPUT, cite=SZEGEDY_2014 + ", Fig. 2(a), with inception(3a)'s widths")
+@register("inception-naive", input=MODULE_INPUT, cite=SZEGEDY_2014 + ", Fig. 2(a), with inception(3a)'s widths",
+          short="Szegedy et al. 2014, Fig. 2(a), 3a's widths")
 def inception_naive() -> nn.Module:
     """Naive module with 3a's widths: 1×1 (64), 3×3 (128), 5×5 (32), max-pool → 28×28×416."""
     return NaiveInception(192, 64, 128, 32)
 
 
-@register("inception", input=MODULE_INPUT, cite=SZEGEDY_2014 + ", Fig. 2(b), Table 1 inception(3a)")
+@register("inception", input=MODULE_INPUT, cite=SZEGEDY_2014 + ", Fig. 2(b), Table 1 inception(3a)",
+          short="Szegedy et al. 2014, Fig. 2(b), inception(3a)")
 def inception() -> nn.Module:
     """Inception(3a): 1×1 (64); 1×1 (96) → 3×3 (128); 1×1 (16) → 5×5 (32); pool → 1×1 (32) → 28×28×256."""
     return Inception(192, 64, 96, 128, 16, 32, 32)
 
 
-@register("conv5x5", input=MODULE_INPUT, cite=LECTURE)
+@register("conv5x5", input=MODULE_INPUT, cite=LECTURE, short="deeplearning.ai, Inception motivation: 5×5")
 def conv5x5() -> nn.Module:
     """28×28×192 → 5×5 same conv, 32 filters → 28×28×32: 120,422,400 MACs."""
     return nn.Sequential(OrderedDict([("conv", nn.Conv2d(192, 32, 5, padding=2))]))
 
 
-@register("conv1x1-5x5", input=MODULE_INPUT, cite=LECTURE)
+@register("conv1x1-5x5", input=MODULE_INPUT, cite=LECTURE, short="deeplearning.ai, Inception motivation: 1×1, 5×5")
 def conv1x1_5x5() -> nn.Module:
     """28×28×192 → 1×1 conv to 16 (the bottleneck) → 5×5 same conv to 32: 12,443,648 MACs."""
     return nn.Sequential(OrderedDict([
@@ -179,7 +181,7 @@ class GoogLeNet(nn.Module):
         return logits
 
 
-@register("googlenet", input=(1, 3, 224, 224), cite=SZEGEDY_2014 + ", Table 1")
+@register("googlenet", input=(1, 3, 224, 224), cite=SZEGEDY_2014 + ", Table 1", short="Szegedy et al. 2014, Table 1")
 def googlenet(aux_classifiers: bool = False) -> nn.Module:
     """GoogLeNet (Inception v1) from Table 1."""
     return GoogLeNet(aux_classifiers=aux_classifiers)

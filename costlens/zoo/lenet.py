@@ -16,7 +16,8 @@ LECUN_1998 = (
 )
 
 
-@register("lenet5", input=(1, 1, 32, 32), cite=LECUN_1998 + " (as simplified in the lecture)")
+@register("lenet5", input=(1, 1, 32, 32), cite=LECUN_1998 + " (as simplified in the lecture)",
+          short="LeCun et al. 1998, as simplified in the lecture")
 def lenet5() -> nn.Module:
     """The lecture's LeNet-5: conv 5×5 → pool → conv 5×5 → pool → fc 120 → fc 84 → 10.
 
@@ -113,7 +114,7 @@ class EuclideanRBF(nn.Module):
         return (x.unsqueeze(1) - self.centers).pow(2).sum(dim=-1)
 
 
-@register("lenet5-1998", input=(1, 1, 32, 32), cite=LECUN_1998)
+@register("lenet5-1998", input=(1, 1, 32, 32), cite=LECUN_1998, short="LeCun et al. 1998, Fig. 2")
 def lenet5_1998() -> nn.Module:
     """LeNet-5 as in Fig. 2 of the paper: 60,000 trainable parameters."""
     return nn.Sequential(OrderedDict([

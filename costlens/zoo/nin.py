@@ -25,7 +25,7 @@ def mlpconv(in_ch: int, widths: tuple[int, int, int], kernel: int) -> nn.Sequent
     ]))
 
 
-@register("nin", input=(1, 3, 32, 32), cite=LIN_2013 + ", CIFAR-10 model")
+@register("nin", input=(1, 3, 32, 32), cite=LIN_2013 + ", CIFAR-10 model", short="Lin et al. 2013, CIFAR-10 model")
 def nin() -> nn.Module:
     """The paper's CIFAR-10 network: three mlpconv layers, then global average pooling
     over ten class maps instead of fully connected layers (Fig. 2).

@@ -24,20 +24,29 @@ class NamedModel:
     build: Callable[..., nn.Module]
     input: tuple[int, ...] | None = None
     cite: str | None = None
+    short_cite: str | None = None  # authors, year and figure: what fits a line of ``costlens list``
 
 
 _ZOO: dict[str, NamedModel] = {}
 
 
+SHORT_CITE = 50  # characters: the citation column of ``costlens list`` in a 100-column terminal
+
+
 def register(
-    name: str, *, input: tuple[int, ...], cite: str
+    name: str, *, input: tuple[int, ...], cite: str, short: str | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a zero-argument (options optional) builder; a duplicate name raises."""
+    """Register a zero-argument (options optional) builder under ``name``, with its
+    default input, its full citation and a short one (at most SHORT_CITE characters;
+    default: the citation up to its first comma); a duplicate name raises."""
+    brief = short if short is not None else cite.split(",")[0][:SHORT_CITE]
 
     def add(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _ZOO:
             raise ValueError(f"zoo name {name!r} is already registered")
-        _ZOO[name] = NamedModel(name, build, tuple(input), cite)
+        if len(brief) > SHORT_CITE:
+            raise ValueError(f"the short citation of {name!r} is longer than {SHORT_CITE} characters")
+        _ZOO[name] = NamedModel(name, build, tuple(input), cite, brief)
         return build
 
     return add

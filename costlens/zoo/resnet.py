@@ -116,15 +116,16 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-def _register(name: str, depth: int, cite: str, **options: bool) -> None:
+def _register(name: str, depth: int, cite: str, short: str, **options: bool) -> None:
     block, depths = DEPTHS[depth]
-    register(name, input=(1, 3, 224, 224), cite=cite)(
+    register(name, input=(1, 3, 224, 224), cite=cite, short=short)(
         lambda width=1.0: ResNet(block, depths, width=width, **options))
 
 
 for _depth in DEPTHS:
-    _register(f"resnet{_depth}", _depth, HE_2015)
+    _register(f"resnet{_depth}", _depth, HE_2015, "He et al. 2015, Table 1")
 for _depth in (50, 101, 152):
-    _register(f"resnet{_depth}-v1.5", _depth, HE_2015 + V15, stride_on_3x3=True)
+    _register(f"resnet{_depth}-v1.5", _depth, HE_2015 + V15, "He et al. 2015, v1.5 (stride on the 3×3)", stride_on_3x3=True)
 for _depth in (18, 34):
-    _register(f"plain{_depth}", _depth, HE_2015 + " (plain baseline of Fig. 3, no shortcuts)", shortcut=False)
+    _register(f"plain{_depth}", _depth, HE_2015 + " (plain baseline of Fig. 3, no shortcuts)",
+              "He et al. 2015, plain baseline (Fig. 3)", shortcut=False)

@@ -74,7 +74,8 @@ def vgg(config: str, width: float = 1.0) -> nn.Module:
 
 
 def _register(name: str, config: str) -> None:
-    register(name, input=(1, 3, 224, 224), cite=f"{SIMONYAN_2015}, configuration {config}")(
+    register(name, input=(1, 3, 224, 224), cite=f"{SIMONYAN_2015}, configuration {config}",
+             short=f"Simonyan & Zisserman 2015, configuration {config}")(
         lambda width=1.0: vgg(config, width)
     )
 

@@ -1,0 +1,68 @@
+"""The peak memory of one forward pass: the most bytes of tensors alive at one moment.
+
+Sums over ops (``activation_bytes``) say how much was written, not how much was held:
+a ResNet writes every block's output once, but only a few are alive at a time. This
+tracker sees every op's outputs and follows their storages: a new storage is
+added to the live bytes when an op returns it, and taken off when torch frees it (a
+weak reference's callback). Views and in-place ops return storages already counted,
+so they add nothing. The trace's inputs are alive from the start.
+
+The counting mode of ``costlens/count/tracer.py`` hands it every op's outputs: the
+tensors the model gets (on the meta device, the results rebuilt from its cache).
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+# Norms also return the statistics they saved for backward, whose size differs between
+# kernels (meta keeps them in eval mode, cpu does not); they die at once, but the peak
+# must not depend on the device, so only the normalized output counts.
+STATISTICS_OUTPUTS = frozenset({
+    "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+    "cudnn_batch_norm", "native_layer_norm", "native_group_norm", "_batch_norm_with_update",
+})
+
+
+class LiveBytes:
+    """Counts the bytes of the storages alive during a forward and remembers the most."""
+
+    def __init__(self, inputs: Iterable[torch.Tensor] = ()) -> None:
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, weakref.ref] = {}
+        self._primary_only: dict[Any, bool] = {}
+        for tensor in inputs:
+            self._hold(tensor.untyped_storage())
+
+    def _hold(self, storage: torch.UntypedStorage) -> None:
+        key = id(storage)
+        if key in self._refs:
+            return  # a view or an in-place result: its storage is counted already
+        size = storage.nbytes()
+        self.live += size
+        if self.live > self.peak:
+            self.peak = self.live
+        self._refs[key] = weakref.ref(storage, functools.partial(self._release, key, size))
+
+    def _release(self, key: int, size: int, _gone: object) -> None:
+        self.live -= size
+        self._refs.pop(key, None)
+
+    def hold(self, func: Any, out: Any) -> None:
+        """Count the storages of an op's outputs (``func`` returned ``out``) as alive."""
+        if isinstance(out, torch.Tensor):
+            self._hold(out.untyped_storage())
+            return
+        if isinstance(out, (tuple, list)):
+            primary_only = self._primary_only.get(func)
+            if primary_only is None:
+                primary_only = self._primary_only[func] = func.overloadpacket.__name__ in STATISTICS_OUTPUTS
+            for item in out[:1] if primary_only else out:
+                if isinstance(item, torch.Tensor):
+                    self._hold(item.untyped_storage())
