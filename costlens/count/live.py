@@ -38,13 +38,16 @@ class LiveBytes:
         self._refs: dict[int, weakref.ref] = {}
         self._primary_only: dict[Any, bool] = {}
         for tensor in inputs:
-            self._hold(tensor.untyped_storage())
+            self._hold(tensor)
 
-    def _hold(self, storage: torch.UntypedStorage) -> None:
+    def _hold(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
         key = id(storage)
         if key in self._refs:
             return  # a view or an in-place result: its storage is counted already
-        size = storage.nbytes()
+        # the bytes the tensor spans, not the storage's: some meta kernels allocate more than
+        # they return (a padded transposed convolution), which the cpu kernels do not
+        size = min(storage.nbytes(), _extent(tensor))
         self.live += size
         if self.live > self.peak:
             self.peak = self.live
@@ -57,7 +60,7 @@ class LiveBytes:
     def hold(self, func: Any, out: Any) -> None:
         """Count the storages of an op's outputs (``func`` returned ``out``) as alive."""
         if isinstance(out, torch.Tensor):
-            self._hold(out.untyped_storage())
+            self._hold(out)
             return
         if isinstance(out, (tuple, list)):
             primary_only = self._primary_only.get(func)
@@ -65,4 +68,12 @@ class LiveBytes:
                 primary_only = self._primary_only[func] = func.overloadpacket.__name__ in STATISTICS_OUTPUTS
             for item in out[:1] if primary_only else out:
                 if isinstance(item, torch.Tensor):
-                    self._hold(item.untyped_storage())
+                    self._hold(item)
+
+
+def _extent(tensor: torch.Tensor) -> int:
+    """Bytes from the storage's start to the tensor's last element."""
+    if tensor.numel() == 0:
+        return 0
+    last = tensor.storage_offset() + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()))
+    return (last + 1) * tensor.element_size()
