@@ -78,4 +78,4 @@ def test_csv_lists_every_call_or_those_down_to_the_depth(zoo_profile) -> None:  
 
 def test_markdown_says_how_deep_it_goes(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     md = text.markdown(zoo_profile("vgg16"))
-    assert "| `conv1_1` |" in md.replace("&nbsp;", "") and "Depth 2, chosen automatically" in md
+    assert "| conv1_1 |" in md.replace("&nbsp;", "") and "Depth 2, chosen automatically" in md

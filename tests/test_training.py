@@ -138,5 +138,5 @@ def test_the_command_prints_the_step_and_writes_its_page(tmp_path, monkeypatch) 
     assert ran.return_value == 0, ran.output
     assert "Backward MACs" in ran.output and "Precompute the frozen part once" in ran.output
     # the 1x1 conv frozen: the 5x5 conv's weight gradient only, 28·28·32 × 5·5·16 = 10,035,200
-    assert '"backward_macs": 10035200' in (tmp_path / "reports" / "conv1x1-5x5-train.json").read_text()
-    assert "Backward MACs" in (tmp_path / "reports" / "conv1x1-5x5-train.html").read_text()
+    assert '"backward_macs": 10035200' in (tmp_path / "reports" / "conv1x1-5x5-train-step.json").read_text()
+    assert "Backward MACs" in (tmp_path / "reports" / "conv1x1-5x5-train-step.html").read_text()

@@ -76,4 +76,4 @@ def _extent(tensor: torch.Tensor) -> int:
     if tensor.numel() == 0:
         return 0
     last = tensor.storage_offset() + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()))
-    return (last + 1) * tensor.element_size()
+    return int((last + 1) * tensor.element_size())
