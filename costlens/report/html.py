@@ -44,7 +44,7 @@ text-align:left;white-space:nowrap}th{white-space:normal;vertical-align:bottom}t
 th{background:#f0f2f7;position:sticky;top:0;cursor:pointer;user-select:none}th.sorted-asc:after{content:" ▲"}
 th.sorted-desc:after{content:" ▼"}.scroll{max-height:640px;overflow:auto}
 input.filter{padding:5px 8px;width:320px;margin-bottom:8px;border:1px solid #ccd;border-radius:4px}
-.none{color:#2a7;font-weight:600}.warn{color:#b50}.depth1{font-weight:600}
+pre.timing{overflow-x:auto;font-size:12px}.none{color:#2a7;font-weight:600}.warn{color:#b50}.depth1{font-weight:600}
 """
 
 SCRIPT = """

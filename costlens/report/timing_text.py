@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from costlens.records import Profile
 from costlens.report.grid import grid
 from costlens.timing.device import DeviceFacts
 from costlens.units import human, human_bytes
+
+WIDTH = 100  # columns the notes under the table are wrapped to
 
 
 def _rate(value: float, unit: str) -> str:
@@ -45,9 +48,11 @@ def timing_summary(profile: Profile) -> str:
         return ""
     device = timing["device"]
     peak = device["peak_flops"].get(profile.dtype) or device["peak_flops"].get("float32")
-    head = (f"Timed on {device['type']} ({device['name']}, {timing['threads']} threads), {timing['dtype']}"
-            + (", torch.compile" if timing.get("compile") else "") + (", channels-last" if timing.get("channels_last") else "")
-            + f"; roofline peak {_rate(peak, 'FLOP/s')}, bandwidth {_rate(device['bandwidth'], 'B/s')} ({device['source']})")
+    head = "\n".join(textwrap.wrap(
+        f"Timed on {device['type']} ({device['name']}, {timing['threads']} threads), {timing['dtype']}"
+        + (", torch.compile" if timing.get("compile") else "") + (", channels-last" if timing.get("channels_last") else "")
+        + f"; roofline peak {_rate(peak, 'FLOP/s')}, bandwidth {_rate(device['bandwidth'], 'B/s')} ({device['source']})",
+        WIDTH))
     rows: list[tuple[str, ...]] = [("Batch", "Median", "IQR", "IQR/median", "Min", "Runs", "Throughput",
                                     "Peak memory")]
     rows += [_batch_cells(entry) for entry in timing["batches"]]
@@ -60,9 +65,10 @@ def timing_summary(profile: Profile) -> str:
         share = 100 * layers["sum_ms"] / layers["end_to_end_ms"]
         why = ("the rest is time outside leaf modules: functional ops, Python, launch overhead" if share <= 100 else
                "layers replayed alone take longer than inside the forward: per-call overhead of small layers, caches")
-        lines.append(f"Layers: the sum of {layers['timed_calls']} leaf medians is {layers['sum_ms']:.3f} ms, "
-                     f"{share:.0f}% of end to end ({layers['distinct_computations']} distinct computations replayed; "
-                     f"{why})")
+        lines += textwrap.wrap(
+            f"Layers: the sum of {layers['timed_calls']} leaf medians is {layers['sum_ms']:.3f} ms, "
+            f"{share:.0f}% of end to end ({layers['distinct_computations']} distinct computations replayed; {why})",
+            WIDTH)
     if timing.get("interrupted"):
         lines.append("Interrupted: figures above are what was measured before Ctrl-C")
     return "\n".join(lines) + "\n"
