@@ -8,7 +8,10 @@ file is read, and a zoo name, an import path or an ``nn.Module`` is built and tr
 from __future__ import annotations
 
 import copy
+import math
 import platform
+import re
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -20,11 +23,11 @@ from torch import nn
 from costlens import __version__
 from costlens.comparison import Comparison, align
 from costlens.count.formulas import CONVENTION, Handler
-from costlens.count.tracer import trace
+from costlens.count.tracer import TraceResult, trace
 from costlens.errors import CostlensError, InputShapeError, ModelError
-from costlens.inputs import Inputs, prepare, trace_dtype
-from costlens.models import resolve
-from costlens.records import Profile, Uncounted, load
+from costlens.inputs import Inputs, Prepared, new_bytes, prepare, refuse_unless_fits, trace_dtype
+from costlens.models import resolve, user_code
+from costlens.records import LayerCost, Profile, Uncounted, load
 from costlens.timing.measure import TimingOptions
 from costlens.zoo.registry import NamedModel
 
@@ -32,6 +35,8 @@ from costlens.zoo.registry import NamedModel
 class CostlensWarning(UserWarning):
     """Something the user should know that does not stop the work (one line)."""
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Factories that could not build on the meta device: built on cpu straight away next time.
 _NEEDS_REAL_DEVICE: set[str] = set()
@@ -54,9 +59,11 @@ def build(named: NamedModel, device: torch.device) -> nn.Module:
             with torch.device("meta"):
                 return named.build()
         except CostlensError as error:
-            if not isinstance(error.__cause__, Exception) or isinstance(error.__cause__, CostlensError):
+            if not isinstance(error.__cause__, Exception) or isinstance(error.__cause__, (CostlensError, RecursionError)):
                 raise
             reason = f"{type(error.__cause__).__name__}: {error.__cause__}"
+        except RecursionError as error:
+            raise _too_deep(named.name, error) from error
         except Exception as error:  # a factory that reads real values: build it on cpu below
             reason = f"{type(error).__name__}: {error}"
         _NEEDS_REAL_DEVICE.add(named.name)
@@ -145,7 +152,11 @@ def timed(models: Sequence[str | nn.Module], inputs: Inputs, *, batch: int | Seq
         counted = _profile(model, inputs, batch=batches[0] if batches else None, device="meta", dtype=dtype,
                            train=False, formulas=None, argument=argument)
         jobs.append(Job(counted, _real_builder(model), inputs if inputs is not None else counted.input_shape))
-    return time_profiles(jobs, settings)
+    try:
+        with user_code("the model's code, while it was timed,"):
+            return time_profiles(jobs, settings)
+    except RecursionError as error:
+        raise _too_deep(", ".join(job.counted.model for job in jobs), error) from error
 
 
 def _real_builder(model: str | nn.Module) -> Callable[[torch.device], nn.Module]:
@@ -179,8 +190,12 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
             raise InputShapeError(f"{named.name} has no default input: give one "
                                   f"({'--input 1x3x224x224' if argument == '--input' else 'inputs=(1, 3, 224, 224)'})")
         inputs = named.input
+    if torch_device.type != "meta":
+        _refuse_unless_forward_fits(named.name, net, inputs, batch=batch, device=torch_device, dtype=traced_dtype,
+                                    train=train, argument=argument)
     prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
-    result = trace(net, prepared.args, prepared.kwargs, train=train, dtype=traced_dtype, formulas=custom)
+    result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom)
+    _check_names(named.name, result.layers)
     root = result.layers[0]
     totals: dict[str, float] = dict(result.state)
     totals.update(root.values)  # op metrics of the whole forward; state metrics agree with the root's
@@ -191,6 +206,84 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
         uncounted=[Uncounted(op, count, paths) for op, (count, paths) in sorted(result.uncounted.items())],
         citation=named.cite, flops_by_op=result.flops_by_op,
     )
+
+
+def _trace(name: str, net: nn.Module, prepared: Prepared, *, train: bool, dtype: torch.dtype,
+           formulas: dict[Any, Handler]) -> TraceResult:
+    """``trace`` with the user's forward contained: an exit or a ``BaseException`` from it, or a
+    model nested deeper than Python's recursion limit, is a one-line ``ModelError``."""
+    try:
+        with user_code(f"the forward of {name}"):
+            return trace(net, prepared.args, prepared.kwargs, train=train, dtype=dtype, formulas=formulas)
+    except RecursionError as error:
+        raise _too_deep(name, error, net) from error
+    except ModelError as error:
+        if isinstance(error.__cause__, RecursionError):  # the forward itself recursed too deep
+            raise _too_deep(name, error.__cause__, net) from error
+        raise
+
+
+def _nesting(model: nn.Module) -> int:
+    """How many levels of submodules ``model`` has, counted without recursion."""
+    deepest, stack, seen = 0, [(model, 0)], {id(model)}
+    while stack:
+        module, level = stack.pop()
+        deepest = max(deepest, level)
+        for child in module._modules.values():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                stack.append((child, level + 1))
+    return deepest
+
+
+def _too_deep(name: str, error: RecursionError, net: nn.Module | None = None) -> ModelError:
+    levels = f" ({_nesting(net):,} levels of submodules)" if net is not None else ""
+    return ModelError(f"{name} is nested too deeply to trace{levels}: Python's recursion limit "
+                      f"({sys.getrecursionlimit():,} frames) was reached; flatten the model")
+
+
+def _check_names(model: str, layers: Sequence[LayerCost]) -> None:
+    """Module paths and types must be text that UTF-8 reports (JSON, HTML, CSV) can hold:
+    a lone surrogate (a name decoded with surrogateescape, or built with one) is refused
+    here, before any report is written."""
+    named = [(model, f"the model's name {model!r}")]
+    named += [(text, f"the {kind} of layer {layer.path!r}") for layer in layers
+              for text, kind in ((layer.path, "path"), (layer.type, "type"))]
+    for text, what in named:
+        found = _SURROGATE.search(text)
+        if found:
+            raise ModelError(f"{what} holds U+{ord(found.group()):04X}, a lone surrogate that no UTF-8 report can hold: "
+                             "rename it")
+
+
+def _refuse_unless_forward_fits(name: str, net: nn.Module, inputs: Inputs, *, batch: int | None, device: torch.device,
+                                dtype: torch.dtype, train: bool, argument: str) -> None:
+    """Before real tensors are allocated: trace on meta (no memory) and refuse, with the figure,
+    a forward whose input plus its largest layer output cannot fit in the memory ``device`` has free.
+
+    The figure is a lower bound of the forward's peak (the input is held by the caller while
+    every layer runs; a layer's fresh output exists at its end), so nothing that fits is refused.
+    """
+    given = new_bytes(inputs, batch=batch, device=device, dtype=dtype, argument=argument)  # refuses inputs too large
+    try:
+        meta = prepare(inputs, batch=batch, device=torch.device("meta"), dtype=dtype, argument=argument)
+        with warnings.catch_warnings(), user_code(f"the forward of {name}"):
+            warnings.simplefilter("ignore")
+            traced = trace(net, meta.args, meta.kwargs, train=train, dtype=dtype)
+    except CostlensError:
+        raise
+    except Exception:  # a forward that needs real values: there is no estimate, the real run decides
+        return
+    itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
+    largest, where = 0, None
+    for layer in traced.layers:
+        if layer.leaf:
+            written = sum(math.prod(shape) for shape in layer.output_shapes) * itemsize
+            fresh = min(written, int(layer.values.get("activation_bytes", 0)))
+            if fresh > largest:
+                largest, where = fresh, layer
+    detail = f" (the input, and the output of {where.path} ({where.type}))" if where is not None else ""
+    refuse_unless_fits(given + largest, device, f"{name}: cannot run the forward on {device}", detail)
 
 
 def _total_keys(totals: dict[str, float]) -> list[str]:
