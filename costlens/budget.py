@@ -26,7 +26,9 @@ from __future__ import annotations
 import difflib
 import math
 import operator
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,8 @@ _SCALED = re.compile(r"^(?P<factor>[0-9.,_]+%?)\s*\*\s*(?P<ref>\S+)$")
 # Limits and factors at or beyond this are no budget: larger than any count a profile holds.
 LIMIT_BOUND = 10**30
 LIMIT_BOUND_TEXT = "10**30"
+# A budget is a few hundred lines; a file beyond this is something else.
+MAX_BUDGET_BYTES = 16 * 2**20
 
 
 class BudgetFileError(CostlensError):
@@ -328,15 +332,48 @@ def _rule_lines(text: str, rules: list[str]) -> list[int] | None:
     return lines if len(lines) == len(rules) else None
 
 
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a fifo", stat.S_IFSOCK: "a socket"}
+
+
+def _refuse_unless_regular(name: str, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        raise _fail(name, None, f"not a regular file ({kind}); a budget is a TOML file")
+    if info.st_size > MAX_BUDGET_BYTES:
+        raise _fail(name, None, f"{info.st_size:,} bytes, more than a budget file ({MAX_BUDGET_BYTES:,} at most)")
+
+
+def _read_text(name: str) -> str:
+    """The budget file's text. It is checked before it is opened (a fifo would block, /dev/zero
+    never ends) and read with a bound, as costlens/validate.py reads saved profiles."""
+    try:
+        _refuse_unless_regular(name, os.stat(name))
+        descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            _refuse_unless_regular(name, os.fstat(descriptor))  # what was opened, in case it changed
+            data = os.read(descriptor, MAX_BUDGET_BYTES + 1)
+        finally:
+            os.close(descriptor)
+    except FileNotFoundError:
+        raise _fail(name, None, "no such budget file (create it, or name another: costlens check FILE)") from None
+    except OSError as error:
+        raise _fail(name, None, f"cannot read: {error.strerror or error}") from None
+    except ValueError:  # a NUL character in the name
+        raise _fail(name, None, "cannot read: not a valid file name") from None
+    if len(data) > MAX_BUDGET_BYTES:
+        raise _fail(name, None, f"grew past {MAX_BUDGET_BYTES:,} bytes while being read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = f"0x{data[error.start]:02x}"
+        raise _fail(name, None, f"cannot read: not UTF-8 text (byte {byte} at offset {error.start:,})") from None
+
+
 def load_budget(path: str | Path) -> Budget:
     """Read and validate a budget file (models resolve later, in ``check``)."""
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _fail(name, None, "no such budget file (create it, or name another: costlens check FILE)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise _fail(name, None, f"cannot read: {error}") from None
+    text = _read_text(name)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
