@@ -52,8 +52,10 @@ def build(named: NamedModel, device: torch.device) -> nn.Module:
 
     For a meta trace the model is built on the meta device, so no weights are allocated.
     A factory that cannot (it reads real values) is built on cpu instead, once, and
-    the user is told in one line; later profiles of it in this process go to cpu directly.
+    the user is told in one line, once the cpu build worked (when it fails too, its error
+    is the only line); later profiles of it in this process go to cpu directly.
     """
+    reason = None
     if device.type == "meta" and named.name not in _NEEDS_REAL_DEVICE:
         try:
             with torch.device("meta"):
@@ -66,18 +68,20 @@ def build(named: NamedModel, device: torch.device) -> nn.Module:
             raise _too_deep(named.name, error) from error
         except Exception as error:  # a factory that reads real values: build it on cpu below
             reason = f"{type(error).__name__}: {error}"
-        _NEEDS_REAL_DEVICE.add(named.name)
-        first = reason.strip().splitlines()[0] if reason.strip() else "failed"
-        warnings.warn(f"{named.name} cannot be built on the meta device ({first[:120]}); building it on cpu, "
-                      "which allocates its weights (the trace still runs on meta)", CostlensWarning, stacklevel=3)
     real = torch.device("cpu") if device.type == "meta" else device  # the trace swaps in meta stand-ins
     try:
         with real:
-            return named.build()
+            model = named.build()
     except CostlensError:
         raise
     except Exception as error:
         raise ModelError(f"cannot build {named.name}: {type(error).__name__}: {error}") from error
+    if reason is not None:
+        _NEEDS_REAL_DEVICE.add(named.name)
+        first = reason.strip().splitlines()[0] if reason.strip() else "failed"
+        warnings.warn(f"{named.name} cannot be built on the meta device ({first[:120]}); built it on cpu, "
+                      "which allocates its weights (the trace still runs on meta)", CostlensWarning, stacklevel=3)
+    return model
 
 
 def _formulas(custom: Mapping[Any, Handler] | None) -> dict[Any, Handler]:
