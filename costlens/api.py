@@ -181,11 +181,11 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
     traced_dtype = trace_dtype(dtype)
     torch_device = _device(device)
     custom = _formulas(formulas)
+    net: nn.Module | None = None
     if isinstance(model, nn.Module):
         named, net = NamedModel(type(model).__name__, lambda: model), model
     elif isinstance(model, str):
         named = resolve(model)
-        net = build(named, torch_device)
     else:
         raise ModelError(f"model: expected a zoo name, 'package.module:factory' or an nn.Module, "
                          f"got {type(model).__name__}")
@@ -195,8 +195,10 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
                                   f"({'--input 1x3x224x224' if argument == '--input' else 'inputs=(1, 3, 224, 224)'})")
         inputs = named.input
     if torch_device.type != "meta":
-        _refuse_unless_forward_fits(named.name, net, inputs, batch=batch, device=torch_device, dtype=traced_dtype,
+        _refuse_unless_forward_fits(named, net, inputs, batch=batch, device=torch_device, dtype=traced_dtype,
                                     train=train, argument=argument)
+    if net is None:
+        net = build(named, torch_device)
     prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
     result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom)
     _check_names(named.name, result.layers)
@@ -260,24 +262,32 @@ def _check_names(model: str, layers: Sequence[LayerCost]) -> None:
                              "rename it")
 
 
-def _refuse_unless_forward_fits(name: str, net: nn.Module, inputs: Inputs, *, batch: int | None, device: torch.device,
-                                dtype: torch.dtype, train: bool, argument: str) -> None:
-    """Before real tensors are allocated: trace on meta (no memory) and refuse, with the figure,
-    a forward whose input plus its largest layer output cannot fit in the memory ``device`` has free.
+def _refuse_unless_forward_fits(named: NamedModel, net: nn.Module | None, inputs: Inputs, *, batch: int | None,
+                                device: torch.device, dtype: torch.dtype, train: bool, argument: str) -> None:
+    """Before real weights or tensors are allocated: trace on meta (no memory) and refuse, with
+    the figure, a model whose weights (unless ``net`` already holds them), input and largest
+    layer output cannot fit together in the memory ``device`` has free.
 
-    The figure is a lower bound of the forward's peak (the input is held by the caller while
+    The figure is a lower bound of what the run needs (the input is held by the caller while
     every layer runs; a layer's fresh output exists at its end), so nothing that fits is refused.
+    A model that cannot be built or traced on meta is not estimated: the real run decides.
     """
     given = new_bytes(inputs, batch=batch, device=device, dtype=dtype, argument=argument)  # refuses inputs too large
     try:
-        meta = prepare(inputs, batch=batch, device=torch.device("meta"), dtype=dtype, argument=argument)
-        with warnings.catch_warnings(), user_code(f"the forward of {name}"):
+        with warnings.catch_warnings(), user_code(f"the forward of {named.name}"):
             warnings.simplefilter("ignore")
-            traced = trace(net, meta.args, meta.kwargs, train=train, dtype=dtype)
-    except CostlensError:
+            if net is None:
+                with torch.device("meta"):
+                    candidate = named.build()
+            meta = prepare(inputs, batch=batch, device=torch.device("meta"), dtype=dtype, argument=argument)
+            traced = trace(net if net is not None else candidate, meta.args, meta.kwargs, train=train, dtype=dtype)
+    except CostlensError as error:
+        if isinstance(error.__cause__, Exception) and not isinstance(error.__cause__, CostlensError):
+            return  # the factory or forward failed on meta: the real run decides
         raise
-    except Exception:  # a forward that needs real values: there is no estimate, the real run decides
+    except Exception:  # a factory or forward that needs real values: no estimate
         return
+    weights = int(traced.state.get("weight_bytes", 0)) if net is None else 0
     itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
     largest, where = 0, None
     for layer in traced.layers:
@@ -286,8 +296,10 @@ def _refuse_unless_forward_fits(name: str, net: nn.Module, inputs: Inputs, *, ba
             fresh = min(written, int(layer.values.get("activation_bytes", 0)))
             if fresh > largest:
                 largest, where = fresh, layer
-    detail = f" (the input, and the output of {where.path} ({where.type}))" if where is not None else ""
-    refuse_unless_fits(given + largest, device, f"{name}: cannot run the forward on {device}", detail)
+    parts = (["the weights"] if weights else []) + ["the input"]
+    parts += [f"the output of {where.path} ({where.type})"] if where is not None else []
+    detail = f" ({', '.join(parts[:-1])} and {parts[-1]})" if len(parts) > 1 else f" ({parts[0]})"
+    refuse_unless_fits(weights + given + largest, device, f"{named.name}: cannot run the forward on {device}", detail)
 
 
 def _total_keys(totals: dict[str, float]) -> list[str]:

@@ -218,16 +218,21 @@ def _materialize(planned: _Planned, device: torch.device) -> torch.Tensor:
 
 
 def _brief_shape(shape: tuple[int, ...]) -> str:
-    text = format_shape(shape)
+    try:
+        text = format_shape(shape)
+    except ValueError:  # a size with more digits than str() writes (sys.get_int_max_str_digits)
+        return f"{len(shape)}-dimensional"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _bytes(count: int) -> str:
-    """Bytes in decimal units as people read a memory figure: '4.80 GB', '3.0e+25 bytes'."""
+    """Bytes in decimal units as people read a memory figure: '4.8 GB', '6.02e+25 bytes'."""
+    if count >= 10**15:  # beyond any memory: a power of ten (math.log10 takes ints of any size)
+        exponent = math.floor(math.log10(count))
+        return f"{10 ** (math.log10(count) - exponent):.2f}e+{exponent} bytes"
     for suffix, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if count >= scale:
-            value = count / scale
-            return f"{value:.3g} {suffix}" if value < 1e6 else f"{count:.2e} bytes"
+            return f"{count / scale:.3g} {suffix}"
     return f"{count} bytes"
 
 
