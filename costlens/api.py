@@ -13,7 +13,8 @@ import platform
 import re
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +26,7 @@ from costlens.comparison import Comparison, align
 from costlens.count.formulas import CONVENTION, Handler
 from costlens.count.tracer import TraceResult, trace
 from costlens.errors import CostlensError, InputShapeError, ModelError
-from costlens.inputs import Inputs, Prepared, new_bytes, prepare, refuse_unless_fits, trace_dtype
+from costlens.inputs import Inputs, Prepared, available_memory, input_bytes, prepare, refuse_unless_fits, trace_dtype
 from costlens.models import resolve, user_code
 from costlens.records import LayerCost, Profile, Uncounted, load
 from costlens.timing.measure import TimingOptions
@@ -36,6 +37,9 @@ class CostlensWarning(UserWarning):
     """Something the user should know that does not stop the work (one line)."""
 
 
+# The share of the machine's free memory a real-device trace on cpu may take (the rest stays
+# for the system and other processes).
+MEMORY_SHARE = 0.9
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Factories that could not build on the meta device: built on cpu straight away next time.
@@ -197,10 +201,11 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
     if torch_device.type != "meta":
         _refuse_unless_forward_fits(named, net, inputs, batch=batch, device=torch_device, dtype=traced_dtype,
                                     train=train, argument=argument)
-    if net is None:
-        net = build(named, torch_device)
-    prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
-    result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom)
+    with _memory_capped(torch_device):
+        if net is None:
+            net = build(named, torch_device)
+        prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
+        result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom)
     _check_names(named.name, result.layers)
     root = result.layers[0]
     totals: dict[str, float] = dict(result.state)
@@ -265,14 +270,10 @@ def _check_names(model: str, layers: Sequence[LayerCost]) -> None:
 def _refuse_unless_forward_fits(named: NamedModel, net: nn.Module | None, inputs: Inputs, *, batch: int | None,
                                 device: torch.device, dtype: torch.dtype, train: bool, argument: str) -> None:
     """Before real weights or tensors are allocated: trace on meta (no memory) and refuse, with
-    the figure, a model whose weights (unless ``net`` already holds them), input and largest
-    layer output cannot fit together in the memory ``device`` has free.
-
-    The figure is a lower bound of what the run needs (the input is held by the caller while
-    every layer runs; a layer's fresh output exists at its end), so nothing that fits is refused.
-    A model that cannot be built or traced on meta is not estimated: the real run decides.
-    """
-    given = new_bytes(inputs, batch=batch, device=device, dtype=dtype, argument=argument)  # refuses inputs too large
+    the figure, a run whose weights (unless ``net`` already holds them) and ``forward_floor``
+    cannot fit in the memory ``device`` has free. A model that cannot be built or traced on
+    meta is not estimated: the real run decides."""
+    given, new = input_bytes(inputs, batch=batch, device=device, dtype=dtype, argument=argument)  # refuses inputs too large
     try:
         with warnings.catch_warnings(), user_code(f"the forward of {named.name}"):
             warnings.simplefilter("ignore")
@@ -288,18 +289,78 @@ def _refuse_unless_forward_fits(named: NamedModel, net: nn.Module | None, inputs
     except Exception:  # a factory or forward that needs real values: no estimate
         return
     weights = int(traced.state.get("weight_bytes", 0)) if net is None else 0
-    itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
-    largest, where = 0, None
-    for layer in traced.layers:
-        if layer.leaf:
-            written = sum(math.prod(shape) for shape in layer.output_shapes) * itemsize
-            fresh = min(written, int(layer.values.get("activation_bytes", 0)))
-            if fresh > largest:
-                largest, where = fresh, layer
-    parts = (["the weights"] if weights else []) + ["the input"]
-    parts += [f"the output of {where.path} ({where.type})"] if where is not None else []
-    detail = f" ({', '.join(parts[:-1])} and {parts[-1]})" if len(parts) > 1 else f" ({parts[0]})"
-    refuse_unless_fits(weights + given + largest, device, f"{named.name}: cannot run the forward on {device}", detail)
+    floor, where = forward_floor(traced.layers, given, torch.empty((), dtype=dtype, device="meta").element_size())
+    already = given - new  # inputs that were on the device before this call
+    refuse_unless_fits(weights + floor - already, device, f"{named.name}: cannot run the forward on {device}",
+                       _floor_detail(weights, where))
+
+
+@contextmanager
+def _memory_capped(device: torch.device) -> Iterator[None]:
+    """On cpu under Linux: cap the process's data segment (RLIMIT_DATA) at what it holds now
+    plus ``MEMORY_SHARE`` of what the machine has free, for the build and trace only, then
+    restore the limit.
+
+    The estimate before it is a floor; a forward that needs more than the machine has (a
+    concatenation of wide branches) then fails one allocation, a one-line error, instead of
+    filling memory until the kernel's OOM killer ends this or another process.
+    """
+    if device.type != "cpu" or not sys.platform.startswith("linux"):
+        yield
+        return
+    import resource
+
+    free, used = available_memory(device), _data_segment()
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    cap = None if free is None or used is None else used + int(free * MEMORY_SHARE)
+    if cap is None or (soft != resource.RLIM_INFINITY and soft <= cap):
+        yield  # no figure, or a tighter limit already
+        return
+    resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _data_segment() -> int | None:
+    """VmData of this process (what RLIMIT_DATA counts), in bytes."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def forward_floor(layers: Sequence[LayerCost], given: int, itemsize: int) -> tuple[int, LayerCost | None]:
+    """Bytes a forward pass must hold at once, at least, beside its weights, and the layer where.
+
+    While a leaf layer runs, the model's inputs (``given`` bytes, held by the caller) and the
+    leaf's input are alive, the same tensor or not, and when it ends so is its fresh output
+    (an in-place or view layer writes none: its activation bytes are 0). So every leaf call
+    needs max(given, its largest input) + its fresh output; the floor is the largest such need.
+    ``itemsize`` sizes the recorded shapes (the trace's dtype).
+    """
+    floor, where = given, None
+    for layer in layers:
+        if not layer.leaf:
+            continue
+        largest_input = max((math.prod(shape) for shape in layer.input_shapes), default=0) * itemsize
+        written = sum(math.prod(shape) for shape in layer.output_shapes) * itemsize
+        need = max(given, largest_input) + min(written, int(layer.values.get("activation_bytes", 0)))
+        if need > floor:
+            floor, where = need, layer
+    return floor, where
+
+
+def _floor_detail(weights: int, where: LayerCost | None) -> str:
+    held = (["the weights"] if weights else []) + ["the input"]
+    if where is not None:
+        held.append(f"{where.path} ({where.type})'s input and output")
+    return f" ({', '.join(held[:-1])} and {held[-1]})" if len(held) > 1 else f" ({held[0]})"
 
 
 def _total_keys(totals: dict[str, float]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from costlens.api import build, profile
+from costlens.api import _floor_detail, build, forward_floor, profile
 from costlens.errors import CostlensError, ModelError
 from costlens.inputs import prepare
 from costlens.inputs import refuse_unless_fits as refuse_unless_fits_on
@@ -76,27 +76,15 @@ def fvcore_macs(model: torch.nn.Module, example: torch.Tensor) -> dict[str, int]
     return {path: int(sum(count for op, count in ops.items() if op in MAC_OPS)) for path, ops in by_module.items()}
 
 
-def real_bytes(counted: Profile) -> tuple[int, str]:
-    """A lower bound of the memory a cross-check on real CPU tensors needs, from a meta profile:
-    the weights, the input, and the largest output one layer writes fresh; and what that layer is."""
-    itemsize = torch.empty((), dtype=getattr(torch, counted.dtype), device="meta").element_size()
-    weights = int(counted.totals.get("weight_bytes", 0))
-    given = sum(math.prod(info.shape) for info in counted.inputs) * itemsize
-    largest, where = 0, ""
-    for layer in counted.layers:
-        if layer.leaf:
-            written = sum(math.prod(shape) for shape in layer.output_shapes) * itemsize
-            fresh = min(written, int(layer.values.get("activation_bytes", 0)))
-            if fresh > largest:
-                largest, where = fresh, f"{layer.path} ({layer.type})"
-    return weights + given + largest, where
-
-
 def refuse_unless_fits(counted: Profile) -> None:
-    """One line, with the figure, when the cross-check of ``counted`` cannot fit in this machine's memory."""
-    need, where = real_bytes(counted)
-    detail = f" (weights, input and the output of {where})" if where else " (weights and input)"
-    refuse_unless_fits_on(need, torch.device("cpu"), f"--crosscheck runs {counted.model} on real CPU tensors", detail)
+    """One line, with the figure, when the cross-check of ``counted`` (a meta profile) cannot fit in
+    this machine's memory: its weights and forward floor (costlens/api.py, forward_floor) on real CPU tensors."""
+    itemsize = torch.empty((), dtype=getattr(torch, counted.dtype), device="meta").element_size()
+    given = sum(math.prod(info.shape) for info in counted.inputs) * itemsize
+    weights = int(counted.totals.get("weight_bytes", 0))
+    floor, where = forward_floor(counted.layers, given, itemsize)
+    refuse_unless_fits_on(weights + floor, torch.device("cpu"), f"--crosscheck runs {counted.model} on real CPU tensors",
+                          _floor_detail(weights, where))
 
 
 def crosscheck(spec: str, shape: tuple[int, ...]) -> Crosscheck:

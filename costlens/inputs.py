@@ -138,14 +138,15 @@ def prepare(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: t
     return Prepared(tuple(args), kwargs, infos)
 
 
-def new_bytes(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: torch.dtype,
-              argument: str = "inputs") -> int:
-    """Bytes ``prepare`` would allocate on ``device`` (tensors already there cost nothing);
-    an ``InputShapeError`` when they cannot fit in the memory ``device`` has free."""
+def input_bytes(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: torch.dtype,
+                argument: str = "inputs") -> tuple[int, int]:
+    """Bytes of all the inputs ``prepare`` would give the model, and of those it would allocate
+    on ``device`` (tensors already there cost nothing); an ``InputShapeError`` when the
+    allocation cannot fit in the memory ``device`` has free."""
     positional, keyword = split(inputs, argument)
     planned = _plans(positional, keyword, batch, dtype, argument)
     _refuse_unless_planned_fit(planned, device, argument)
-    return _new_bytes(planned, device)
+    return sum(p.nbytes for p in planned), _new_bytes(planned, device)
 
 
 def _refuse_unless_planned_fit(planned: list[_Planned], device: torch.device, argument: str) -> None:
