@@ -145,12 +145,16 @@ def parse_reference(text: str) -> tuple[str, str | None, str]:
     return model, (block or None), metric
 
 
+class _BeyondBound(ValueError):
+    """A limit or factor that parses, but beyond ``LIMIT_BOUND``."""
+
+
 def _factor(text: str) -> float:
     """'0.45' -> 0.45; '105%' -> 1.05; a factor too large to mean anything is a ValueError."""
     plain = text.replace(",", "").replace("_", "")
     factor = float(plain[:-1]) / 100 if plain.endswith("%") else float(plain)
     if not math.isfinite(factor) or factor >= LIMIT_BOUND:
-        raise ValueError(f"the factor {_brief(text)} is beyond {LIMIT_BOUND_TEXT}")
+        raise _BeyondBound(f"the factor {_brief(text)} is beyond {LIMIT_BOUND_TEXT}")
     return factor
 
 
@@ -165,7 +169,7 @@ def _limit(text: str) -> int:
     except OverflowError:  # more digits than a float holds
         number = LIMIT_BOUND
     if number >= LIMIT_BOUND:
-        raise ValueError(f"the limit {_brief(text)} is beyond {LIMIT_BOUND_TEXT}, larger than any count")
+        raise _BeyondBound(f"the limit {_brief(text)} is beyond {LIMIT_BOUND_TEXT}, larger than any count")
     return number
 
 
@@ -213,9 +217,9 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
         return Rule(text, line, left, op, factor=factor, right=right)
     try:
         number = _limit(right_text)
-    except ValueError as error:
-        if "beyond" in str(error):
-            raise _fail(path, line, str(error)) from None
+    except _BeyondBound as error:
+        raise _fail(path, line, str(error)) from None
+    except ValueError:
         raise _fail(path, line, f"unparsable number '{_brief(right_text)}' (write 12400000, 12,400,000, 12.4M or 1.5G)") from None
     _metric(path, line, left.metric, absolute=True)
     return Rule(text, line, left, op, number=number)
