@@ -29,6 +29,8 @@ import pytest
 
 from tests import evil_models
 
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork, fifos, /dev/full and /proc: Linux")
+
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "tests.evil_models"
 # Environment variables a user's shell or CI may set that would change what a command does.
@@ -327,7 +329,8 @@ def _signal_once_asleep(work: Path, number: int) -> Callable[[int], None]:
     (["--device", "cuda"], "not available here"),
     (["--depth", "-1"], "Invalid value for '--depth'"),
     (["--dtype", "int64"], "Invalid value for '--dtype'"),
-])
+], ids=["input-20-digits", "input-int64-overflow", "batch-23-digits", "batch-0", "input-3d", "input-negative",
+        "input-empty", "input-400-digits", "input-5000-digits", "cuda-absent", "depth-negative", "dtype-int64"])
 def test_bad_input_is_refused_before_anything_is_written(costlens: Run, work: Path, args: list[str], needle: str) -> None:
     refused_leaving_nothing(costlens("profile", "conv5x5", *args), needle, work, {})
 
@@ -412,7 +415,9 @@ def _budget(work: Path, body: str) -> dict[str, str]:
     ('rules = ["conv5x5.macs <= 1G"\n', "not valid TOML"),
     ('rules = ["conv5x5.macs <= 1G", "conv5x5.macs !! 1"]\n', "cannot read rule"),
     ('rules = ["conv5x5.latency_ms <= 5"]\n', "'latency_ms' is measured"),
-])
+], ids=["limit-400-digits", "limit-300-digits", "factor-400-digits", "limit-1e999", "zoo-int", "import-list",
+        "profile-empty", "input-int", "model-not-a-table", "alias-control-character", "alias-space", "rules-a-string",
+        "rules-numbers", "unknown-key", "unclosed-array", "bad-operator", "measured-absolute"])
 def test_malformed_budgets_are_one_line_exit_2(costlens: Run, work: Path, body: str, needle: str) -> None:
     before = _budget(work, body)
     refused_leaving_nothing(costlens("check", "budget.toml", "--junit", "j.xml"), needle, work, before)
@@ -598,7 +603,8 @@ def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
     (_set(("model",), {"a": 1}), "model: expected a string"),
     (_set(("totals", "macs"), 10**400), "totals.macs"),
     (_set(("layers", 1, "path"), "conv\udcff"), "layers[1].path"),
-])
+], ids=["layers-a-string", "macs-a-word", "macs-negative", "macs-null", "depth-a-string", "device-a-string",
+        "model-an-object", "macs-10**400", "path-lone-surrogate"])
 def test_bad_saved_profiles_name_the_first_bad_field(costlens: Run, work: Path, saved: dict[str, Any],
                                                     change: Callable[[dict[str, Any]], None], needle: str) -> None:
     (work / "bad.json").write_text(_mutated(saved, change))
@@ -611,7 +617,7 @@ def test_bad_saved_profiles_name_the_first_bad_field(costlens: Run, work: Path, 
     ('{"schema": "costlens.profile/1", "x": Infinity}', "Infinity"),
     ("[" * 100_000 + "]" * 100_000, "nested"),
     ("\xff\xfe", "not UTF-8"),
-])
+], ids=["NaN", "Infinity", "nested-100000", "latin-1"])
 def test_saved_profiles_that_are_not_json(costlens: Run, work: Path, text: str, needle: str) -> None:
     (work / "bad.json").write_bytes(text.encode("latin-1") if text == "\xff\xfe" else text.encode())
     before = snapshot(work)
@@ -638,6 +644,13 @@ def test_compare_with_a_profile_that_is_not_a_file_is_refused_at_once(costlens: 
 def test_output_to_dev_full_fails_loudly_and_stays_a_device(costlens: Run, work: Path) -> None:
     refused(costlens("profile", "conv5x5", "-o", "/dev/full"), "No space left on device")
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    assert_complete(work)
+
+
+def test_output_to_dev_null_is_written_into_and_stays_a_device(costlens: Run, work: Path) -> None:
+    done = costlens("profile", "conv5x5", "--format", "csv", "-o", "/dev/null")
+    assert done.rc == 0, done
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # as root, a rename over it would replace the device
     assert_complete(work)
 
 
@@ -732,7 +745,7 @@ def test_the_fork_server_matches_a_fresh_interpreter(costlens: Run, work: Path) 
     ["--plotlyjs", "/dev/full"],
     ["--input", "1x192x20000x20000", "--crosscheck"],
     ["--save", "out.txt", "-o", "out.txt"],  # today: the JSON is saved, then replaced by the table, and "saved" is said
-])
+], ids=["output-dev-full", "plotlyjs-dev-full", "crosscheck-too-large", "save-and-output-one-file"])
 def test_a_failing_profile_command_writes_nothing(costlens: Run, work: Path, args: list[str]) -> None:
     done = costlens("profile", "conv5x5", *args)
     refused_leaving_nothing(done, "", work, {})
