@@ -8,9 +8,13 @@ file is read, and a zoo name, an import path or an ``nn.Module`` is built and tr
 from __future__ import annotations
 
 import copy
+import math
 import platform
+import re
+import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -20,11 +24,11 @@ from torch import nn
 from costlens import __version__
 from costlens.comparison import Comparison, align
 from costlens.count.formulas import CONVENTION, Handler
-from costlens.count.tracer import trace
+from costlens.count.tracer import TraceResult, trace
 from costlens.errors import CostlensError, InputShapeError, ModelError
-from costlens.inputs import Inputs, prepare, trace_dtype
-from costlens.models import resolve
-from costlens.records import Profile, Uncounted, load
+from costlens.inputs import Inputs, Prepared, available_memory, input_bytes, prepare, refuse_unless_fits, trace_dtype
+from costlens.models import resolve, user_code
+from costlens.records import LayerCost, Profile, Uncounted, load
 from costlens.timing.measure import TimingOptions
 from costlens.zoo.registry import NamedModel
 
@@ -32,6 +36,11 @@ from costlens.zoo.registry import NamedModel
 class CostlensWarning(UserWarning):
     """Something the user should know that does not stop the work (one line)."""
 
+
+# The share of the machine's free memory a real-device trace on cpu may take (the rest stays
+# for the system and other processes).
+MEMORY_SHARE = 0.9
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Factories that could not build on the meta device: built on cpu straight away next time.
 _NEEDS_REAL_DEVICE: set[str] = set()
@@ -47,30 +56,36 @@ def build(named: NamedModel, device: torch.device) -> nn.Module:
 
     For a meta trace the model is built on the meta device, so no weights are allocated.
     A factory that cannot (it reads real values) is built on cpu instead, once, and
-    the user is told in one line; later profiles of it in this process go to cpu directly.
+    the user is told in one line, once the cpu build worked (when it fails too, its error
+    is the only line); later profiles of it in this process go to cpu directly.
     """
+    reason = None
     if device.type == "meta" and named.name not in _NEEDS_REAL_DEVICE:
         try:
             with torch.device("meta"):
                 return named.build()
         except CostlensError as error:
-            if not isinstance(error.__cause__, Exception) or isinstance(error.__cause__, CostlensError):
+            if not isinstance(error.__cause__, Exception) or isinstance(error.__cause__, (CostlensError, RecursionError)):
                 raise
             reason = f"{type(error.__cause__).__name__}: {error.__cause__}"
+        except RecursionError as error:
+            raise _too_deep(named.name, error) from error
         except Exception as error:  # a factory that reads real values: build it on cpu below
             reason = f"{type(error).__name__}: {error}"
-        _NEEDS_REAL_DEVICE.add(named.name)
-        first = reason.strip().splitlines()[0] if reason.strip() else "failed"
-        warnings.warn(f"{named.name} cannot be built on the meta device ({first[:120]}); building it on cpu, "
-                      "which allocates its weights (the trace still runs on meta)", CostlensWarning, stacklevel=3)
     real = torch.device("cpu") if device.type == "meta" else device  # the trace swaps in meta stand-ins
     try:
         with real:
-            return named.build()
+            model = named.build()
     except CostlensError:
         raise
     except Exception as error:
         raise ModelError(f"cannot build {named.name}: {type(error).__name__}: {error}") from error
+    if reason is not None:
+        _NEEDS_REAL_DEVICE.add(named.name)
+        first = reason.strip().splitlines()[0] if reason.strip() else "failed"
+        warnings.warn(f"{named.name} cannot be built on the meta device ({first[:120]}); built it on cpu, "
+                      "which allocates its weights (the trace still runs on meta)", CostlensWarning, stacklevel=3)
+    return model
 
 
 def _formulas(custom: Mapping[Any, Handler] | None) -> dict[Any, Handler]:
@@ -162,7 +177,11 @@ def timed(models: Sequence[str | nn.Module], inputs: Inputs, *, batch: int | Seq
         counted = _profile(model, inputs, batch=batches[0] if batches else None, device="meta", dtype=dtype,
                            train=False, formulas=None, argument=argument)
         jobs.append(Job(counted, _real_builder(model), inputs if inputs is not None else counted.input_shape))
-    return time_profiles(jobs, settings)
+    try:
+        with user_code("the model's code, while it was timed,"):
+            return time_profiles(jobs, settings)
+    except RecursionError as error:
+        raise _too_deep(", ".join(job.counted.model for job in jobs), error) from error
 
 
 def _real_builder(model: str | nn.Module) -> Callable[[torch.device], nn.Module]:
@@ -183,11 +202,11 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
     traced_dtype = trace_dtype(dtype)
     torch_device = _device(device)
     custom = _formulas(formulas)
+    net: nn.Module | None = None
     if isinstance(model, nn.Module):
         named, net = NamedModel(type(model).__name__, lambda: model), model
     elif isinstance(model, str):
         named = resolve(model)
-        net = build(named, torch_device)
     else:
         raise ModelError(f"model: expected a zoo name, 'package.module:factory' or an nn.Module, "
                          f"got {type(model).__name__}")
@@ -196,8 +215,15 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
             raise InputShapeError(f"{named.name} has no default input: give one "
                                   f"({'--input 1x3x224x224' if argument == '--input' else 'inputs=(1, 3, 224, 224)'})")
         inputs = named.input
-    prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
-    result = trace(net, prepared.args, prepared.kwargs, train=train, dtype=traced_dtype, formulas=custom)
+    if torch_device.type != "meta":
+        _refuse_unless_forward_fits(named, net, inputs, batch=batch, device=torch_device, dtype=traced_dtype,
+                                    train=train, argument=argument)
+    with _memory_capped(torch_device):
+        if net is None:
+            net = build(named, torch_device)
+        prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
+        result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom)
+    _check_names(named.name, result.layers)
     root = result.layers[0]
     totals: dict[str, float] = dict(result.state)
     totals.update(root.values)  # op metrics of the whole forward; state metrics agree with the root's
@@ -244,6 +270,150 @@ def train_profile(model: str | nn.Module, inputs: Inputs = None, *, batch: int |
     result = training.attach(forward, counts, optimizer=optimizer, freeze_text=", ".join(described) or None,
                              unfrozen=unfrozen)
     return replace(result, model=named.name, citation=named.cite)
+
+
+def _trace(name: str, net: nn.Module, prepared: Prepared, *, train: bool, dtype: torch.dtype,
+           formulas: dict[Any, Handler]) -> TraceResult:
+    """``trace`` with the user's forward contained: an exit or a ``BaseException`` from it, or a
+    model nested deeper than Python's recursion limit, is a one-line ``ModelError``."""
+    try:
+        with user_code(f"the forward of {name}"):
+            return trace(net, prepared.args, prepared.kwargs, train=train, dtype=dtype, formulas=formulas)
+    except RecursionError as error:
+        raise _too_deep(name, error, net) from error
+    except ModelError as error:
+        if isinstance(error.__cause__, RecursionError):  # the forward itself recursed too deep
+            raise _too_deep(name, error.__cause__, net) from error
+        raise
+
+
+def _nesting(model: nn.Module) -> int:
+    """How many levels of submodules ``model`` has, counted without recursion."""
+    deepest, stack, seen = 0, [(model, 0)], {id(model)}
+    while stack:
+        module, level = stack.pop()
+        deepest = max(deepest, level)
+        for child in module._modules.values():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                stack.append((child, level + 1))
+    return deepest
+
+
+def _too_deep(name: str, error: RecursionError, net: nn.Module | None = None) -> ModelError:
+    levels = f" ({_nesting(net):,} levels of submodules)" if net is not None else ""
+    return ModelError(f"{name} is nested too deeply to trace{levels}: Python's recursion limit "
+                      f"({sys.getrecursionlimit():,} frames) was reached; flatten the model")
+
+
+def _check_names(model: str, layers: Sequence[LayerCost]) -> None:
+    """Module paths and types must be text that UTF-8 reports (JSON, HTML, CSV) can hold:
+    a lone surrogate (a name decoded with surrogateescape, or built with one) is refused
+    here, before any report is written."""
+    named = [(model, f"the model's name {model!r}")]
+    named += [(text, f"the {kind} of layer {layer.path!r}") for layer in layers
+              for text, kind in ((layer.path, "path"), (layer.type, "type"))]
+    for text, what in named:
+        found = _SURROGATE.search(text)
+        if found:
+            raise ModelError(f"{what} holds U+{ord(found.group()):04X}, a lone surrogate that no UTF-8 report can hold: "
+                             "rename it")
+
+
+def _refuse_unless_forward_fits(named: NamedModel, net: nn.Module | None, inputs: Inputs, *, batch: int | None,
+                                device: torch.device, dtype: torch.dtype, train: bool, argument: str) -> None:
+    """Before real weights or tensors are allocated: trace on meta (no memory) and refuse, with
+    the figure, a run whose weights (unless ``net`` already holds them) and ``forward_floor``
+    cannot fit in the memory ``device`` has free. A model that cannot be built or traced on
+    meta is not estimated: the real run decides."""
+    given, new = input_bytes(inputs, batch=batch, device=device, dtype=dtype, argument=argument)  # refuses inputs too large
+    try:
+        with warnings.catch_warnings(), user_code(f"the forward of {named.name}"):
+            warnings.simplefilter("ignore")
+            if net is None:
+                with torch.device("meta"):
+                    candidate = named.build()
+            meta = prepare(inputs, batch=batch, device=torch.device("meta"), dtype=dtype, argument=argument)
+            traced = trace(net if net is not None else candidate, meta.args, meta.kwargs, train=train, dtype=dtype)
+    except CostlensError as error:
+        if isinstance(error.__cause__, Exception) and not isinstance(error.__cause__, CostlensError):
+            return  # the factory or forward failed on meta: the real run decides
+        raise
+    except Exception:  # a factory or forward that needs real values: no estimate
+        return
+    weights = int(traced.state.get("weight_bytes", 0)) if net is None else 0
+    floor, where = forward_floor(traced.layers, given, torch.empty((), dtype=dtype, device="meta").element_size())
+    already = given - new  # inputs that were on the device before this call
+    refuse_unless_fits(weights + floor - already, device, f"{named.name}: cannot run the forward on {device}",
+                       _floor_detail(weights, where))
+
+
+@contextmanager
+def _memory_capped(device: torch.device) -> Iterator[None]:
+    """On cpu under Linux: cap the process's data segment (RLIMIT_DATA) at what it holds now
+    plus ``MEMORY_SHARE`` of what the machine has free, for the build and trace only, then
+    restore the limit.
+
+    The estimate before it is a floor; a forward that needs more than the machine has (a
+    concatenation of wide branches) then fails one allocation, a one-line error, instead of
+    filling memory until the kernel's OOM killer ends this or another process.
+    """
+    if device.type != "cpu" or not sys.platform.startswith("linux"):
+        yield
+        return
+    import resource
+
+    free, used = available_memory(device), _data_segment()
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    cap = None if free is None or used is None else used + int(free * MEMORY_SHARE)
+    if cap is None or (soft != resource.RLIM_INFINITY and soft <= cap):
+        yield  # no figure, or a tighter limit already
+        return
+    resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _data_segment() -> int | None:
+    """VmData of this process (what RLIMIT_DATA counts), in bytes."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def forward_floor(layers: Sequence[LayerCost], given: int, itemsize: int) -> tuple[int, LayerCost | None]:
+    """Bytes a forward pass must hold at once, at least, beside its weights, and the layer where.
+
+    While a leaf layer runs, the model's inputs (``given`` bytes, held by the caller) and the
+    leaf's input are alive, the same tensor or not, and when it ends so is its fresh output
+    (an in-place or view layer writes none: its activation bytes are 0). So every leaf call
+    needs max(given, its largest input) + its fresh output; the floor is the largest such need.
+    ``itemsize`` sizes the recorded shapes (the trace's dtype).
+    """
+    floor, where = given, None
+    for layer in layers:
+        if not layer.leaf:
+            continue
+        largest_input = max((math.prod(shape) for shape in layer.input_shapes), default=0) * itemsize
+        written = sum(math.prod(shape) for shape in layer.output_shapes) * itemsize
+        need = max(given, largest_input) + min(written, int(layer.values.get("activation_bytes", 0)))
+        if need > floor:
+            floor, where = need, layer
+    return floor, where
+
+
+def _floor_detail(weights: int, where: LayerCost | None) -> str:
+    held = (["the weights"] if weights else []) + ["the input"]
+    if where is not None:
+        held.append(f"{where.path} ({where.type})'s input and output")
+    return f" ({', '.join(held[:-1])} and {held[-1]})" if len(held) > 1 else f" ({held[0]})"
 
 
 def _total_keys(totals: dict[str, float]) -> list[str]:

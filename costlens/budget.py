@@ -24,8 +24,11 @@ only as ratios of two models measured in the same run.
 from __future__ import annotations
 
 import difflib
+import math
 import operator
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +36,9 @@ from pathlib import Path
 
 from costlens import metrics
 from costlens.errors import CostlensError
+from costlens.models import user_code
 from costlens.records import Profile, load
+from costlens.sanitize import terminal_text
 from costlens.units import parse_human, parse_shape
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -41,6 +46,11 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 _RULE = re.compile(r"^\s*(?P<left>\S+)\s*(?P<op><=|>=|==|<|>|=<|=>|!=|=)\s*(?P<right>.+?)\s*$")
 _SCALED = re.compile(r"^(?P<factor>[0-9.,_]+%?)\s*\*\s*(?P<ref>\S+)$")
+# Limits and factors at or beyond this are no budget: larger than any count a profile holds.
+LIMIT_BOUND = 10**30
+LIMIT_BOUND_TEXT = "10**30"
+# A budget is a few hundred lines; a file beyond this is something else.
+MAX_BUDGET_BYTES = 16 * 2**20
 
 
 class BudgetFileError(CostlensError):
@@ -135,10 +145,32 @@ def parse_reference(text: str) -> tuple[str, str | None, str]:
     return model, (block or None), metric
 
 
+class _BeyondBound(ValueError):
+    """A limit or factor that parses, but beyond ``LIMIT_BOUND``."""
+
+
 def _factor(text: str) -> float:
-    """'0.45' -> 0.45; '105%' -> 1.05."""
+    """'0.45' -> 0.45; '105%' -> 1.05; a factor too large to mean anything is a ValueError."""
     plain = text.replace(",", "").replace("_", "")
-    return float(plain[:-1]) / 100 if plain.endswith("%") else float(plain)
+    factor = float(plain[:-1]) / 100 if plain.endswith("%") else float(plain)
+    if not math.isfinite(factor) or factor >= LIMIT_BOUND:
+        raise _BeyondBound(f"the factor {_brief(text)} is beyond {LIMIT_BOUND_TEXT}")
+    return factor
+
+
+def _brief(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else f"{text[:width - 3]}... ({len(text):,} characters)"
+
+
+def _limit(text: str) -> int:
+    """An absolute limit: '12.4M' -> 12400000; ValueError for what is not a number below LIMIT_BOUND."""
+    try:
+        number = parse_human(text)
+    except OverflowError:  # more digits than a float holds
+        number = LIMIT_BOUND
+    if number >= LIMIT_BOUND:
+        raise _BeyondBound(f"the limit {_brief(text)} is beyond {LIMIT_BOUND_TEXT}, larger than any count")
+    return number
 
 
 def _metric(path: str, line: int, key: str, absolute: bool) -> None:
@@ -176,7 +208,7 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
             right = Reference(*parse_reference(ref_text))
             factor = _factor(scaled["factor"]) if scaled else 1.0
         except ValueError as error:
-            raise _fail(path, line, f"cannot read limit '{right_text}': {error}") from None
+            raise _fail(path, line, f"cannot read limit '{_brief(right_text)}': {error}") from None
         _metric(path, line, left.metric, absolute=False)
         _metric(path, line, right.metric, absolute=False)
         if _measured(left) != _measured(right):
@@ -184,24 +216,38 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
                                     "compare measured with measured (a.latency_ms <= 0.5 * b.latency_ms)")
         return Rule(text, line, left, op, factor=factor, right=right)
     try:
-        number = parse_human(right_text)
+        number = _limit(right_text)
+    except _BeyondBound as error:
+        raise _fail(path, line, str(error)) from None
     except ValueError:
-        raise _fail(path, line, f"unparsable number '{right_text}' (write 12400000, 12,400,000, 12.4M or 1.5G)") from None
+        raise _fail(path, line, f"unparsable number '{_brief(right_text)}' (write 12400000, 12,400,000, 12.4M or 1.5G)") from None
     _metric(path, line, left.metric, absolute=True)
     return Rule(text, line, left, op, number=number)
+
+
+_SPEC_KEYS = {"zoo": "a zoo name", "import": "an import path package.module:factory", "profile": "a saved profile's path",
+              "input": "a shape like \"1x3x224x224\""}
 
 
 def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
     if not isinstance(table, dict):
         raise _fail(path, _line_of(text, "[models]")[0], "[models] must be a table of name = { ... }")
+    from costlens.zoo import names
+
+    zoo = set(names())
     specs = {}
     for alias, entry in table.items():
-        line = _line_of(text, alias)[0]
+        line = _key_line(text, alias)
+        _check_alias(path, line, alias, entry, zoo)
         if not isinstance(entry, dict) or len({"zoo", "import", "profile"} & set(entry)) != 1:
             raise _fail(path, line, f"model '{alias}' needs exactly one of zoo = ..., import = ... or profile = ...")
-        unknown = set(entry) - {"zoo", "import", "profile", "input"}
+        unknown = set(entry) - set(_SPEC_KEYS)
         if unknown:
             raise _fail(path, line, f"model '{alias}' has unknown key(s) {', '.join(sorted(unknown))}")
+        for key, value in entry.items():
+            if not isinstance(value, str) or not value.strip():
+                shown = f"{type(value).__name__} {_brief(repr(value))}" if not isinstance(value, str) else "an empty string"
+                raise _fail(path, line, f"model '{alias}': {key} must be {_SPEC_KEYS[key]}, got {shown}")
         try:
             shape = parse_shape(entry["input"]) if "input" in entry else None
         except CostlensError as error:
@@ -212,15 +258,126 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
     return specs
 
 
+def _check_alias(path: str, line: int, alias: str, entry: object, zoo: set[str]) -> None:
+    """An alias is a plain name that a rule can reference, and never a zoo name: a rule
+    'conv5x5.macs' must not silently measure another model."""
+    if not alias or terminal_text(alias) != alias or any(c.isspace() or c == ":" for c in alias):
+        raise _fail(path, line, f"model alias {alias!r} must be a name without spaces, ':' or control characters")
+    if alias in zoo:
+        same = isinstance(entry, dict) and entry.get("zoo") == alias and set(entry) == {"zoo"}
+        if not same:
+            raise _fail(path, line, f"model alias '{alias}' is the zoo's {alias}: a rule naming it would measure "
+                                    f"another model; give it another name (e.g. {alias}-mine)")
+
+
+def _key_line(text: str, key: str) -> int:
+    """1-based line where ``key = ...`` is written under [models] (quoted or bare), or [models]'s own line."""
+    header = re.search(r"^[ \t]*\[[ \t]*models[ \t]*\]", text, re.M)
+    start = header.end() if header else 0
+    for found in _KEY_AT_LINE_START.finditer(text, start):
+        try:
+            decoded = next(iter(tomllib.loads(f"{found['key']} = 0")))
+        except (tomllib.TOMLDecodeError, StopIteration):
+            continue
+        if decoded == key:
+            return text.count("\n", 0, found.start("key")) + 1
+    return text.count("\n", 0, header.start()) + 1 if header else 0
+
+
+_KEY_AT_LINE_START = re.compile(r"""^[ \t]*(?P<key>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*=""", re.M)
+
+
+def _string_end(text: str, at: int) -> int:
+    """Offset just past the TOML string that opens at ``at`` (basic or literal, one-line or multi-line)."""
+    quote = text[at]
+    closing = quote * 3 if text.startswith(quote * 3, at) else quote
+    i = at + len(closing)
+    while i < len(text):
+        if quote == '"' and text[i] == "\\":
+            i += 2
+            continue
+        if text.startswith(closing, i):
+            end = i + len(closing)
+            while len(closing) == 3 and end < len(text) and text[end] == quote and end - i < 5:
+                end += 1  # up to two quotes may end a multi-line string's content
+            return end
+        i += 1
+    return len(text)
+
+
+def _rule_lines(text: str, rules: list[str]) -> list[int] | None:
+    """The line of each string in the ``rules = [ ... ]`` array, in order, read from the
+    TOML text itself: comments and other keys that contain a rule's text are skipped.
+    None when the text does not yield exactly these rules (then lines are searched)."""
+    key = re.search(r"""^[ \t]*(?:rules|"rules"|'rules')[ \t]*=[ \t]*\[""", text, re.M)
+    if not key:
+        return None
+    lines: list[int] = []
+    at = key.end()
+    line, counted = text.count("\n", 0, at) + 1, at  # the line at offset `counted`, kept as the scan advances
+    while at < len(text) and text[at] != "]":
+        char = text[at]
+        if char == "#":
+            newline = text.find("\n", at)
+            at = len(text) if newline < 0 else newline
+        elif char in "\"'":
+            end = _string_end(text, at)
+            try:
+                value = tomllib.loads(f"v = {text[at:end]}")["v"]
+            except tomllib.TOMLDecodeError:
+                return None
+            if len(lines) >= len(rules) or value != rules[len(lines)]:
+                return None
+            line, counted = line + text.count("\n", counted, at), at
+            lines.append(line)
+            at = end
+        else:
+            at += 1
+    return lines if len(lines) == len(rules) else None
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a fifo", stat.S_IFSOCK: "a socket"}
+
+
+def _refuse_unless_regular(name: str, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        raise _fail(name, None, f"not a regular file ({kind}); a budget is a TOML file")
+    if info.st_size > MAX_BUDGET_BYTES:
+        raise _fail(name, None, f"{info.st_size:,} bytes, more than a budget file ({MAX_BUDGET_BYTES:,} at most)")
+
+
+def _read_text(name: str) -> str:
+    """The budget file's text. It is checked before it is opened (a fifo would block, /dev/zero
+    never ends) and read with a bound, as costlens/validate.py reads saved profiles."""
+    try:
+        _refuse_unless_regular(name, os.stat(name))
+        descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            _refuse_unless_regular(name, os.fstat(descriptor))  # what was opened, in case it changed
+            data = os.read(descriptor, MAX_BUDGET_BYTES + 1)
+        finally:
+            os.close(descriptor)
+    except FileNotFoundError:
+        raise _fail(name, None, "no such budget file (create it, or name another: costlens check FILE)") from None
+    except OSError as error:
+        raise _fail(name, None, f"cannot read: {error.strerror or error}") from None
+    except ValueError:  # a NUL character in the name
+        raise _fail(name, None, "cannot read: not a valid file name") from None
+    if len(data) > MAX_BUDGET_BYTES:
+        raise _fail(name, None, f"grew past {MAX_BUDGET_BYTES:,} bytes while being read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = f"0x{data[error.start]:02x}"
+        raise _fail(name, None, f"cannot read: not UTF-8 text (byte {byte} at offset {error.start:,})") from None
+
+
 def load_budget(path: str | Path) -> Budget:
     """Read and validate a budget file (models resolve later, in ``check``)."""
     name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _fail(name, None, "no such budget file (create it, or name another: costlens check FILE)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise _fail(name, None, f"cannot read: {error}") from None
+    text = _read_text(name)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -239,10 +396,13 @@ def load_budget(path: str | Path) -> Budget:
     if not isinstance(rules_data, list) or not rules_data or not all(isinstance(r, str) for r in rules_data):
         raise _fail(name, _line_of(text, "rules")[0], "rules must be a non-empty list of strings")
     models = _model_specs(name, text, models_table)
-    rules, offset = [], 0
-    for rule_text in rules_data:
-        line, offset = _line_of(text, rule_text, offset)
-        rules.append(parse_rule(name, line, rule_text))
+    lines = _rule_lines(text, rules_data)
+    if lines is None:
+        lines, offset = [], 0
+        for rule_text in rules_data:
+            line, offset = _line_of(text, rule_text, offset)
+            lines.append(line)
+    rules = [parse_rule(name, line, rule_text) for line, rule_text in zip(lines, rules_data)]
     _check_models_known(name, models, rules)
     return Budget(name, models, rules)
 
@@ -293,7 +453,8 @@ class _Profiles:
         if not jobs:
             return
         try:
-            timed = time_profiles(jobs, TimingOptions(layers=False))
+            with user_code("the model's code, while it was timed,"):
+                timed = time_profiles(jobs, TimingOptions(layers=False))
         except CostlensError as error:
             raise _fail(self.budget.path, next(iter(first.values())).line, str(error)) from None
         for model, profile in zip(first, timed):

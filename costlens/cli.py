@@ -67,8 +67,32 @@ class CostlensGroup(click.Group):
             if "--debug" in argv:
                 raise
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            click.echo(f"costlens: internal error: {type(error).__name__}: {first} (rerun with --debug)", err=True)
+            click.echo(f"costlens: internal error: {type(error).__name__}: {_one_line(first)} (rerun with --debug)",
+                       err=True)
             code = 3
+        except SystemExit as error:  # no costlens code exits: click after a closed stdout, or user code
+            import errno
+
+            if "--debug" in argv:
+                traceback.print_exc()
+            # click answers EPIPE on stdout by wrapping both streams in its _PacifyFlushWrapper and exiting 1
+            pacified = "PacifyFlushWrapper" in type(sys.stdout).__name__
+            if pacified or (isinstance(error.__context__, OSError) and error.__context__.errno == errno.EPIPE):
+                reason = "cannot write to standard output: the reader closed the pipe"
+            else:
+                reason = f"the model's code called sys.exit({error.code!r}); user code cannot end a costlens run"
+            click.echo(f"costlens: error: {_one_line(reason)}", err=True)
+            code = 2
+        except KeyboardInterrupt:  # outside click's own handler (it turns Ctrl-C into Abort)
+            click.echo("costlens: interrupted", err=True)
+            code = 130
+        except BaseException as error:  # a user's BaseException subclass that no layer contained
+            if "--debug" in argv:
+                traceback.print_exc()
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            click.echo(f"costlens: error: the model's code raised {type(error).__name__}: {_one_line(first)}; "
+                       "user code cannot end a costlens run", err=True)
+            code = 2
         if standalone_mode:
             sys.exit(code)
         return code
@@ -422,20 +446,34 @@ def check_command(budget_file: str, junit: str | None) -> int:
     import os
 
     from costlens.budget import check, load_budget
-    from costlens.files import write_atomic
+    from costlens.errors import OutputError
+    from costlens.files import append_text, write_atomic, write_output
     from costlens.report import budget_text as text
     from costlens.report import junit as junit_report
 
     budget = load_budget(budget_file)
     verdicts = check(budget)
-    click.echo(text.budget_table(verdicts, budget_file), nl=False)
+    verdict = 0 if all(v.passed for v in verdicts) else 1
+    try:
+        write_output(None, text.budget_table(verdicts, budget_file))
+    except OutputError as error:  # the verdict stands: it is the exit code, and the JUnit file below
+        click.echo(f"costlens: warning: the table is not shown: {_one_line(str(error))}", err=True)
+    unwritten = []
     if junit:
-        click.echo(f"wrote {write_atomic(junit, junit_report.junit_xml(verdicts))}", err=True)
+        try:
+            click.echo(f"wrote {write_atomic(junit, junit_report.junit_xml(verdicts))}", err=True)
+        except OutputError as error:
+            unwritten.append(str(error))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as stream:
-            stream.write(text.budget_markdown(verdicts, budget_file))
-    return 0 if all(v.passed for v in verdicts) else 1
+        try:
+            append_text(summary, text.budget_markdown(verdicts, budget_file))
+        except OutputError as error:
+            unwritten.append(f"GITHUB_STEP_SUMMARY: {error}")
+    for message in unwritten:
+        click.echo(f"costlens: error: {_one_line(message)}", err=True)
+    # a failed rule is the news (exit 1); an output that could not be written turns a pass into 2
+    return verdict or (2 if unwritten else 0)
 
 
 def _interrupted(profiles: list[Any]) -> int:
@@ -688,6 +726,8 @@ def _emit_page(render: Callable[[str | None], str], output: str, plotly_dir: str
 
 
 def _crosscheck(name: str, shape: list[int]) -> int:
+    """fvcore's second opinion; an input too large for real CPU tensors is refused (one line, exit 2)
+    by the estimate in costlens/crosscheck.py before anything is allocated."""
     from costlens.crosscheck import crosscheck
 
     check = crosscheck(name, tuple(shape))

@@ -141,20 +141,32 @@ def ratio_row(values: Sequence[int | float | None]) -> list[float | None]:
     return [None if (v is None or not base) else v / base for v in values]
 
 
-def _aligned_keys(profiles: tuple[Profile, ...], depth: int) -> list[tuple[str, int, int]]:
-    """Union of (path, call, depth) at 1..depth, in the baseline's order, others merged in."""
-    order: list[tuple[str, int, int]] = []
+_Key = tuple[str, int, int]  # (path, call, depth) of a block
+
+
+def _aligned_keys(profiles: tuple[Profile, ...], depth: int) -> list[_Key]:
+    """Union of (path, call, depth) at 1..depth, in the baseline's order, others merged in:
+    a key the order lacks goes right after the key that preceded it in its own profile.
+
+    The order is a linked list (each key maps to the key after it; None is the head), so
+    every lookup and insertion is O(1) and n records take O(n), not O(n^2).
+    """
+    following: dict[_Key | None, _Key | None] = {None: None}
     for profile in profiles:
-        previous = -1
+        previous: _Key | None = None
         for layer in profile.layers:
             if not 1 <= layer.depth <= depth:
                 continue
             key = (layer.path, layer.call, layer.depth)
-            if key in order:
-                previous = order.index(key)
-            else:
-                previous += 1
-                order.insert(previous, key)
+            if key not in following:
+                following[key] = following[previous]
+                following[previous] = key
+            previous = key
+    order: list[_Key] = []
+    current = following[None]
+    while current is not None:
+        order.append(current)
+        current = following[current]
     return order
 
 

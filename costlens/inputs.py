@@ -14,6 +14,8 @@ zeros (valid token ids) and boolean inputs ones (nothing masked) on real devices
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,8 @@ from costlens.records import InputInfo
 from costlens.units import format_shape
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a model can be traced in
+# torch sizes tensors in int64 bytes: beyond this no device, meta included, can describe one.
+MAX_TENSOR_BYTES = 2**63
 
 
 @dataclass(frozen=True)
@@ -117,25 +121,77 @@ def split(inputs: Inputs, argument: str) -> tuple[list[InputSpec], dict[str, Inp
 
 def prepare(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: torch.dtype,
             argument: str = "inputs") -> Prepared:
-    """Tensors on ``device`` for every input; ``batch`` replaces the first size of every shape given."""
+    """Tensors on ``device`` for every input; ``batch`` replaces the first size of every shape given.
+
+    Every shape is checked and, on a real device, the bytes of all inputs together are
+    weighed against the memory available there before the first one is allocated.
+    """
     if batch is not None and batch < 1:
         raise InputShapeError(f"batch size must be at least 1, got {batch}")
     positional, keyword = split(inputs, argument)
-    args = [_tensor(spec, f"{argument}[{i}]" if len(positional) > 1 else argument, batch, device, dtype)
-            for i, spec in enumerate(positional)]
-    kwargs = {k: _tensor(spec, f"{argument}[{k!r}]", batch, device, dtype) for k, spec in keyword.items()}
+    planned = _plans(positional, keyword, batch, dtype, argument)
+    _refuse_unless_planned_fit(planned, device, argument)
+    tensors = [_materialize(p, device) for p in planned]
+    args, kwargs = tensors[:len(positional)], dict(zip(keyword, tensors[len(positional):]))
     infos = [InputInfo(None, list(t.shape), dtype_name(t.dtype)) for t in args]
     infos += [InputInfo(k, list(t.shape), dtype_name(t.dtype)) for k, t in kwargs.items()]
     return Prepared(tuple(args), kwargs, infos)
 
 
-def _tensor(spec: InputSpec, argument: str, batch: int | None, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def input_bytes(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: torch.dtype,
+                argument: str = "inputs") -> tuple[int, int]:
+    """Bytes of all the inputs ``prepare`` would give the model, and of those it would allocate
+    on ``device`` (tensors already there cost nothing); an ``InputShapeError`` when the
+    allocation cannot fit in the memory ``device`` has free."""
+    positional, keyword = split(inputs, argument)
+    planned = _plans(positional, keyword, batch, dtype, argument)
+    _refuse_unless_planned_fit(planned, device, argument)
+    return sum(p.nbytes for p in planned), _new_bytes(planned, device)
+
+
+def _refuse_unless_planned_fit(planned: list[_Planned], device: torch.device, argument: str) -> None:
+    if device.type != "meta":
+        refuse_unless_fits(_new_bytes(planned, device), device, f"{argument}: cannot allocate {_what(planned)} on {device}")
+
+
+def _plans(positional: list[InputSpec], keyword: dict[str, InputSpec], batch: int | None, dtype: torch.dtype,
+           argument: str) -> list[_Planned]:
+    named = [(f"{argument}[{i}]" if len(positional) > 1 else argument, spec) for i, spec in enumerate(positional)]
+    named += [(f"{argument}[{k!r}]", spec) for k, spec in keyword.items()]
+    return [_plan(spec, where, batch, dtype) for where, spec in named]
+
+
+def _new_bytes(planned: list[_Planned], device: torch.device) -> int:
+    return sum(p.nbytes for p in planned if not (isinstance(p.spec, torch.Tensor) and p.spec.device == device))
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One input before allocation: its final shape and dtype, and what it will cost."""
+
+    argument: str
+    spec: InputSpec
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * _itemsize(self.dtype)
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype, device="meta").element_size()
+
+
+def _what(planned: list[_Planned]) -> str:
+    if len(planned) == 1:
+        return f"a {format_shape(planned[0].shape)} {dtype_name(planned[0].dtype)} input"
+    return f"{len(planned)} inputs"
+
+
+def _plan(spec: InputSpec, argument: str, batch: int | None, dtype: torch.dtype) -> _Planned:
     if isinstance(spec, torch.Tensor):
-        if spec.device == device:
-            return spec
-        if device.type == "meta":
-            return torch.empty_like(spec, device="meta")
-        return spec.detach().to(device)
+        return _Planned(argument, spec, tuple(spec.shape), spec.dtype)
     shape, want = (spec.shape, spec.dtype) if isinstance(spec, Input) else (spec, None)
     shape = tuple(shape)
     if not _is_shape(shape) or any(s < 1 for s in shape):
@@ -143,7 +199,95 @@ def _tensor(spec: InputSpec, argument: str, batch: int | None, device: torch.dev
     if batch is not None:
         shape = (batch,) + shape[1:]
     kind = dtype_of(want, argument) if want is not None else dtype
-    return _allocate(shape, kind, device, argument)
+    planned = _Planned(argument, spec, shape, kind)
+    if planned.nbytes >= MAX_TENSOR_BYTES:
+        raise InputShapeError(
+            f"{argument}: a {_brief_shape(shape)} {dtype_name(kind)} input would take {_bytes(planned.nbytes)}, "
+            f"beyond what any device can address (2**63 bytes)")
+    return planned
+
+
+def _materialize(planned: _Planned, device: torch.device) -> torch.Tensor:
+    spec = planned.spec
+    if isinstance(spec, torch.Tensor):
+        if spec.device == device:
+            return spec
+        if device.type == "meta":
+            return torch.empty_like(spec, device="meta")
+        return spec.detach().to(device)
+    return _allocate(planned.shape, planned.dtype, device, planned.argument)
+
+
+def _brief_shape(shape: tuple[int, ...]) -> str:
+    try:
+        text = format_shape(shape)
+    except ValueError:  # a size with more digits than str() writes (sys.get_int_max_str_digits)
+        return f"{len(shape)}-dimensional"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bytes(count: int) -> str:
+    """Bytes in decimal units as people read a memory figure: '4.8 GB', '6.02e+25 bytes'."""
+    if count >= 10**15:  # beyond any memory: a power of ten (math.log10 takes ints of any size)
+        exponent = math.floor(math.log10(count))
+        return f"{10 ** (math.log10(count) - exponent):.2f}e+{exponent} bytes"
+    for suffix, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {suffix}"
+    return f"{count} bytes"
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on ``device``, None when unknown.
+
+    cpu: the kernel's MemAvailable, or less when a cgroup (a container's memory limit)
+    leaves less; cuda: the free memory of the device.
+    """
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError, ValueError):
+            return None
+    if device.type != "cpu":
+        return None
+    found = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
+    return min(found) if found else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    """memory.max - memory.current of this process's cgroup (v2), when it has a limit."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as stream:
+            groups = [line.strip().split(":", 2)[2] for line in stream if line.startswith("0::")]
+        base = "/sys/fs/cgroup" + (groups[0] if groups else "/")
+        with open(os.path.join(base, "memory.max"), encoding="ascii") as stream:
+            limit = stream.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(base, "memory.current"), encoding="ascii") as stream:
+            return max(0, int(limit) - int(stream.read().strip()))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def refuse_unless_fits(need: int, device: torch.device, what: str, detail: str = "") -> None:
+    """An ``InputShapeError`` naming both figures when ``need`` bytes exceed what ``device`` has free."""
+    free = available_memory(device)
+    if free is not None and need > free:
+        raise InputShapeError(
+            f"{what}: it needs {_bytes(need)}{detail} and {_bytes(free)} is available "
+            "(count on meta, the default, which allocates nothing)")
 
 
 def _allocate(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, argument: str) -> torch.Tensor:

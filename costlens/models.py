@@ -1,15 +1,22 @@
-"""Turn what the user typed into a model: a zoo name, or ``pkg.module:attribute``."""
+"""Turn what the user typed into a model: a zoo name, or ``pkg.module:attribute``.
+
+Importing the user's module and calling their factory runs their code, which may do
+anything: raise, call ``sys.exit``, raise a ``BaseException`` of its own. All of it is
+contained here as a one-line ``ModelError`` (exit 2), so a budget can never pass
+because user code ended the process; only ``KeyboardInterrupt`` (Ctrl-C) goes through.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from torch import nn
 
-from costlens.errors import ModelError, UnknownModelError
+from costlens.errors import CostlensError, ModelError, UnknownModelError
 from costlens.zoo import registry
 from costlens.zoo.registry import NamedModel
 
@@ -26,22 +33,76 @@ def resolve(spec: str) -> NamedModel:
     return NamedModel(spec, _user_builder(spec))
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def ended(error: BaseException) -> str:
+    """How user code ended: 'called sys.exit(0)' or 'raised Boom: boom'."""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({error.code!r})"
+    return f"raised {type(error).__name__}: {first_line(error)}"
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run user code; a ``SystemExit`` or other ``BaseException`` from it becomes a ``ModelError``.
+
+    ``Exception`` passes through (callers word their own message for it), and so does
+    ``KeyboardInterrupt``: Ctrl-C stays Ctrl-C (exit 130).
+    """
+    try:
+        yield
+    except (Exception, KeyboardInterrupt):
+        raise
+    except BaseException as error:  # SystemExit, GeneratorExit, a user's BaseException subclass
+        raise ModelError(f"{what} {ended(error)}; user code cannot end a costlens run") from error
+
+
+def _importable_cwd() -> None:
+    """Let ``pkg.module`` be found in the current directory, after the installed packages,
+    so a stray ``pandas.py`` there cannot shadow a library costlens or the model imports."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+
+
 def _user_builder(spec: str) -> Callable[[], nn.Module]:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise UnknownModelError(f"'{spec}' is not an import path: write package.module:factory")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` would find the user's package
+    _importable_cwd()
     try:
-        module = importlib.import_module(module_name)
+        with user_code(f"importing '{module_name}'"):
+            module = importlib.import_module(module_name)
+    except CostlensError:
+        raise
     except Exception as error:  # an import can raise anything
-        raise ModelError(f"cannot import '{module_name}': {type(error).__name__}: {error}") from error
-    target = module
+        raise ModelError(f"cannot import '{module_name}': {type(error).__name__}: {first_line(error)}") from error
+    target: object = module
     for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ModelError(f"module '{module_name}' has no attribute '{attribute}'")
-        target = getattr(target, part)
+        try:
+            with user_code(f"looking up '{attribute}' in '{module_name}'"):
+                target = getattr(target, part)
+        except AttributeError:
+            raise ModelError(f"module '{module_name}' has no attribute '{attribute}'{_shadowed(module)}") from None
+        except CostlensError:
+            raise
+        except Exception as error:  # a module __getattr__ is user code too
+            raise ModelError(f"looking up '{attribute}' in '{module_name}' {ended(error)}") from error
     return lambda: _instantiate(spec, target)
+
+
+def _shadowed(module: object) -> str:
+    """A hint when a file of the current directory lost to an installed module of the same name."""
+    name = getattr(module, "__name__", "")
+    found = getattr(module, "__file__", None)
+    local = os.path.join(os.getcwd(), *name.split(".")) + ".py"
+    if found and os.path.exists(local) and os.path.realpath(found) != os.path.realpath(local):
+        return f" (it was imported from {found}: installed packages come before ./{os.path.basename(local)}; rename it)"
+    return ""
 
 
 def _instantiate(spec: str, target: object) -> nn.Module:
@@ -50,9 +111,12 @@ def _instantiate(spec: str, target: object) -> nn.Module:
     if not callable(target):
         raise ModelError(f"'{spec}' is neither an nn.Module nor a factory")
     try:
-        model = target()
+        with user_code(f"the factory '{spec}'"):
+            model = target()
+    except CostlensError:
+        raise
     except Exception as error:  # the user's factory can raise anything
-        raise ModelError(f"'{spec}' failed to build the model: {type(error).__name__}: {error}") from error
+        raise ModelError(f"'{spec}' failed to build the model: {type(error).__name__}: {first_line(error)}") from error
     if not isinstance(model, nn.Module):
         raise ModelError(f"'{spec}' returned {type(model).__name__}, not an nn.Module")
     return model
