@@ -142,8 +142,17 @@ no_save_option = click.option("--no-save", is_flag=True, help="Save nothing: onl
 device_option = click.option("--device", type=click.Choice(("meta", "auto", "cpu", "cuda")), default=None,
                              help="Where to count (default meta: no weights, no arithmetic) or, with --time, where to time "
                                   "(default auto: cuda when available, else cpu).")
+def _directory_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A directory to write into: refused before any work when the path exists and is not one."""
+    import os
+
+    if value is not None and os.path.exists(value) and not os.path.isdir(value):
+        raise click.BadParameter(f"'{value}' exists and is not a directory")
+    return value
+
+
 plotlyjs_option = click.option(
-    "--plotlyjs", type=click.Path(file_okay=False), metavar="DIRECTORY",
+    "--plotlyjs", type=click.Path(file_okay=False), callback=_directory_option, metavar="DIRECTORY",
     help="Write one shared plotly.min.js into DIRECTORY and link it, instead of embedding it in each page.")
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
                             show_default=True, help="Data type of inputs and weights.")
@@ -214,11 +223,6 @@ def _timing(time_it: bool, device: str | None, batch: tuple[int, ...] | None, **
                          channels_last=options["channels_last"], layers=not options["no_layers"],
                          layer_time=options["layer_time"], peak_flops=options["peak_flops"],
                          bandwidth=options["bandwidth"], device_file=options["device_file"])
-plotlyjs_option = click.option(
-    "--plotlyjs", type=click.Path(file_okay=False), metavar="DIRECTORY",
-    help="Write one shared plotly.min.js into DIRECTORY and link it, instead of embedding it in each page.")
-dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
-                            show_default=True, help="Data type of inputs and weights.")
 
 
 @click.group(cls=CostlensGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -309,6 +313,13 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
     stem = _profile_stem(result.model if kind == "ensemble" else name, result.input_shape, dtype, train) + (
         "-train-step" if kind == "train-step" else "")
     json_path, page_path = _report_paths(save, stem, ".json")
+    if crosscheck:  # refused with its figure before anything is written
+        from costlens.crosscheck import refuse_unless_fits
+
+        refuse_unless_fits(result)
+    if output not in (None, "-") and save is not None and _saving(fmt, output, save, no_save) and any(
+            _same_file(output, path) for path in (json_path, page_path, save)):
+        raise click.UsageError(f"-o {output} and --save {save} name the same file: choose two places")
 
     def render_page(src: str | None) -> str:
         return html.profile_page(result, src)
@@ -672,6 +683,11 @@ def _saving(fmt: str, output: str | None, save: str | None, no_save: bool) -> bo
     if no_save:
         return False
     return save is not None or (fmt == "table" and output in (None, "-"))
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (resolved, so links and ./ count)."""
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def _write(path: Path, text: str) -> Path:
