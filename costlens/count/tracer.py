@@ -73,20 +73,17 @@ class _Call:
             sums[i] += value
         self.ops.update(child.ops)
 
-    def freeze(self, op_keys: list[str], layer_keys: set[str]) -> LayerCost:
+    def freeze(self, op_keys: list[str], layer_keys: list[str]) -> LayerCost:
+        """The finished record; ``layer_keys`` are the per-layer metrics in catalogue order."""
         f = self.facts
-        values: dict[str, float] = {k: v for k, v in f.state.items() if k in layer_keys}
+        values: dict[str, float] = dict(f.state)
         values.update(zip(op_keys, self.sums))
         return LayerCost(
             path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
             formula="; ".join(self.formulas) or None, ops=dict(sorted(self.ops.items())),
-            values={k: values[k] for k in _ordered(layer_keys) if k in values},
+            values={k: values[k] for k in layer_keys if k in values},
         )
-
-
-def _ordered(keys: set[str]) -> list[str]:
-    return [m.key for m in metrics.catalogue() if m.key in keys]
 
 
 @dataclass(frozen=True)
@@ -197,6 +194,9 @@ def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
 
 
 _META = torch.device("meta")
+# What each aten overload is, learned once per process for the registered formulas; a
+# trace with custom formulas learns its own.
+_INFOS: dict[Any, _OpInfo] = {}
 
 
 class _CountingMode(TorchDispatchMode):
@@ -206,7 +206,7 @@ class _CountingMode(TorchDispatchMode):
         super().__init__()
         self.tracer = tracer
         self.custom = custom
-        self.infos: dict[Any, _OpInfo] = {}
+        self.infos: dict[Any, _OpInfo] = _INFOS if not custom else {}
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -323,36 +323,70 @@ def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, Modul
     dotted name, so a shared tensor counts once, under its first name.
     """
     producers = [(m.key, m.of_tensor) for m in metrics.tensor_metrics() if m.of_tensor is not None]
-    state: dict[str, Counter] = {key: Counter() for key, _ in producers}
-    seen: set[int] = set()
+    keys = [key for key, _ in producers]
     modules = list(model.named_modules())
-    for path, module in modules:
-        own = [t for t in _own_tensors(module) if id(t[0]) not in seen]
-        if not own:
-            continue
-        parts = path.split(".") if path else []
-        prefixes = [".".join(parts[:i]) for i in range(len(parts) + 1)]
-        for tensor, is_parameter in own:
-            seen.add(id(tensor))
-            facts = TensorFacts(tensor.numel(), tensor.numel() * _element_size(tensor, dtype), is_parameter,
-                                is_parameter and tensor.requires_grad)
-            for key, produce in producers:
-                value = produce(facts)
-                for prefix in prefixes:
-                    state[key][prefix] += value
+    sums = _state_by_path(modules, producers, dtype)
+    nothing = [0] * len(keys)
     return {
-        id(module): ModuleFacts(
-            path=path, type=type(module).__name__, leaf=next(module.children(), None) is None,
-            state={key: counts[path] for key, counts in state.items()},
-        )
+        id(module): ModuleFacts(path=path, type=type(module).__name__, leaf=_is_leaf(module),
+                                state=dict(zip(keys, sums.get(path, nothing))))
         for path, module in modules
     }
 
 
+def _state_by_path(modules: list[tuple[str, nn.Module]], producers: list[tuple[str, Any]],
+                   dtype: torch.dtype | None) -> dict[str, list[int]]:
+    """Each module path's state metrics, its children's included; paths with none are left out.
+
+    ``modules`` is in ``named_modules`` order (parents first), so walking it backwards
+    finishes every child before its parent, and each path's sums are added to its
+    parent's once.
+    """
+    seen: set[int] = set()
+    sums: dict[str, list[int]] = {}
+    for path, module in modules:
+        own = _own_state(module, producers, dtype, seen)
+        if own is not None:
+            sums[path] = own
+    for path, _ in reversed(modules):
+        values = sums.get(path)
+        if not path or values is None:
+            continue
+        parent = path[:max(path.rfind("."), 0)]
+        above = sums.get(parent)
+        sums[parent] = list(values) if above is None else [a + b for a, b in zip(above, values)]
+    return sums
+
+
+def _own_state(module: nn.Module, producers: list[tuple[str, Any]], dtype: torch.dtype | None,
+               seen: set[int]) -> list[int] | None:
+    """What the module's own tensors not seen before add to each state metric; None when nothing."""
+    sums: list[int] | None = None
+    for tensor, is_parameter in _own_tensors(module):
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        numel = tensor.numel()
+        facts = TensorFacts(numel, numel * _element_size(tensor, dtype), is_parameter,
+                            is_parameter and tensor.requires_grad)
+        values = [produce(facts) for _, produce in producers]
+        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+    return sums
+
+
 def _own_tensors(module: nn.Module) -> list[tuple[torch.Tensor, bool]]:
-    """The module's own parameters and buffers (not its children's), flagged as parameters or not."""
-    own = [(p, True) for _, p in module.named_parameters(recurse=False, remove_duplicate=False)]
-    return own + [(b, False) for _, b in module.named_buffers(recurse=False, remove_duplicate=False)]
+    """The module's own parameters and buffers (not its children's), flagged as parameters or not.
+
+    Read from the registries that ``named_parameters(recurse=False)`` reads, without its
+    generators: this runs for every module of every trace.
+    """
+    own = [(p, True) for p in module._parameters.values() if p is not None]
+    return own + [(b, False) for b in module._buffers.values() if b is not None]
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    """No child module (as ``children()`` sees it: registered, not None)."""
+    return all(child is None for child in module._modules.values())
 
 
 def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
@@ -377,30 +411,41 @@ def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module, train: bool) -> Iterator[None]:
-    modes = {m: m.training for m in model.modules()}
+    modes = [(m, m.training) for m in model.modules()]
     try:
         model.train(train)
         yield
     finally:
-        for module, mode in modes.items():
-            module.training = mode
+        for module, mode in modes:
+            if module.training != mode:  # nn.Module's __setattr__ is slow: set only what changed
+                module.training = mode
 
 
 def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
     """Parameters and buffers as they must be for this trace, when they differ from the model's."""
+    if not any(_needs_stand_in(t, device, dtype) for m in model.modules() for t, _ in _own_tensors(m)):
+        return {}  # the usual case, found without listing every tensor's name
     swapped: dict[str, torch.Tensor] = {}
     named = list(model.named_parameters(remove_duplicate=False)) + list(
         model.named_buffers(remove_duplicate=False)
     )
     for name, t in named:
-        want = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
-        if t.device.type == device.type and t.dtype == want:
+        if not _needs_stand_in(t, device, dtype):
             continue
+        want = _traced_dtype(t, dtype)
         if device.type == "meta":
             swapped[name] = torch.empty_like(t, device="meta", dtype=want)
         else:
             swapped[name] = t.detach().to(device=device, dtype=want)
     return swapped
+
+
+def _traced_dtype(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
+    return dtype if (dtype is not None and tensor.is_floating_point()) else tensor.dtype
+
+
+def _needs_stand_in(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> bool:
+    return tensor.device.type != device.type or tensor.dtype != _traced_dtype(tensor, dtype)
 
 
 def trace(
@@ -438,7 +483,7 @@ def trace(
         raise _forward_error(tracer.innermost(), error) from error
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
     op_keys = [m.key for m in tracer.op_metrics]
-    layer_keys = {m.key for m in metrics.per_layer()}
+    layer_keys = [m.key for m in metrics.per_layer()]  # catalogue order
     layers = [c.freeze(op_keys, layer_keys) for c in tracer.calls]
     return TraceResult(layers, tracer.uncounted, by_op, facts[id(model)].state)
 
