@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
+from costlens.count import shapes
 from costlens.count.formulas import FREE, Handler, OpCost, rule_for
 from costlens.errors import ModelError
 from costlens.metrics import OpEvent, TensorFacts
@@ -97,6 +98,8 @@ class _OpInfo:
     allocates: bool  # writes fresh tensors: its outputs count as activations
     primary_only: bool  # only the first output is data; the rest is saved statistics
     creates: bool  # a factory (zeros, arange, ...) that takes a device argument
+    shape_rule: shapes.Rule | None  # its outputs' metadata on meta without running torch's kernel
+    single: bool  # returns one tensor (else a tuple of them)
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,8 @@ def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
         cacheable=cacheable,
         moves_data=moves_data, allocates=moves_data and not aliases, primary_only=name in _STATISTICS_OUTPUTS,
         creates=any(a.name == "device" and a.kwarg_only for a in schema.arguments),
+        shape_rule=shapes.rule_of(func) if cacheable else None,
+        single=len(schema.returns) == 1,
     )
 
 
@@ -235,7 +240,7 @@ class _CountingMode(TorchDispatchMode):
                     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
                 outs = [torch.empty_strided(s, st, dtype=d, device="meta") for s, st, d in hit.metas]
                 return tuple(outs) if hit.as_tuple else outs
-            out = func(*args, **kwargs)
+            out = self._run_on_meta(func, info, args, kwargs)
             cost, sums = self._cost(info, args, kwargs, out)
             outs = [out] if isinstance(out, torch.Tensor) else list(out)
             if all(o.device.type == "meta" for o in outs):
@@ -247,6 +252,15 @@ class _CountingMode(TorchDispatchMode):
         cost, sums = self._cost(info, args, kwargs, out)
         tracer.count(info, cost, sums)
         return out
+
+    @staticmethod
+    def _run_on_meta(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> Any:
+        """The op's result, from its shape rule where it has one that is sure, else from torch's kernel."""
+        metas = info.shape_rule(*args, **kwargs) if info.shape_rule is not None else None
+        if metas is None:
+            return func(*args, **kwargs)
+        outs = tuple(torch.empty_strided(shape, stride, dtype=dtype, device=_META) for shape, stride, dtype in metas)
+        return outs[0] if info.single else outs
 
     def _cost(self, info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, tuple[int, ...]]:
         """The op's arithmetic, and what it adds to each op metric of the catalogue."""
