@@ -8,16 +8,17 @@ the sum of the ops that ran inside it.
 
 On the meta device no arithmetic is done and no weights are allocated. An op's meta
 result depends only on the shapes, strides, dtypes and arguments of its inputs, so
-results (and costs) of non-mutating, non-aliasing ops are cached and rebuilt with
-``empty_strided`` instead of running the meta kernel again.
+results (and costs) of non-mutating, non-aliasing ops are cached for the process and
+rebuilt with ``empty_strided`` instead of running the meta kernel again; a result not
+yet cached comes from a shape rule (``count/shapes.py``) where the op has one, else from
+torch's meta kernel.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
 from costlens.count import shapes
-from costlens.count.formulas import FREE, Handler, OpCost, rule_for
+from costlens.count.formulas import FORMULAS, FREE, Handler, OpCost, rule_for
 from costlens.errors import ModelError
 from costlens.metrics import OpEvent, TensorFacts
 from costlens.records import LayerCost
@@ -52,11 +53,12 @@ class ModuleFacts:
     state: dict[str, int]  # each tensor metric of the catalogue, children included
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     """A module call in progress; becomes a frozen ``LayerCost`` when the trace ends.
 
-    ``sums`` holds the op metrics of the catalogue, in catalogue order.
+    ``sums`` holds the op metrics of the catalogue, in catalogue order; ``ops`` counts
+    the aten ops run inside the call, children included.
     """
 
     facts: ModuleFacts
@@ -64,15 +66,15 @@ class _Call:
     depth: int
     input_shapes: list[list[int]]
     sums: list[int]
-    output_shapes: list[list[int]] = field(default_factory=list)
-    ops: Counter = field(default_factory=Counter)
-    formulas: list[str] = field(default_factory=list)
+    output_shapes: list[list[int]]
+    ops: dict[str, int]
+    formulas: list[str]
 
     def absorb(self, child: _Call) -> None:
-        sums = self.sums
-        for i, value in enumerate(child.sums):
-            sums[i] += value
-        self.ops.update(child.ops)
+        self.sums = [mine + theirs for mine, theirs in zip(self.sums, child.sums)]
+        ops = self.ops
+        for name, count in child.ops.items():
+            ops[name] = ops.get(name, 0) + count
 
     def freeze(self, op_keys: list[str], layer_keys: list[str]) -> LayerCost:
         """The finished record; ``layer_keys`` are the per-layer metrics in catalogue order."""
@@ -152,22 +154,32 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield from (t for t in v if isinstance(t, torch.Tensor))
 
 
-def _key_of(values: tuple | list) -> tuple:
-    """A hashable key for op arguments: tensors by shape, stride and dtype.
+_KEYWORDS = object()  # separates positional from keyword arguments in a cache key
+_NUMBERS = (bool, int, float)
 
-    The device is left out: only results whose outputs are all on meta are cached,
-    and a meta result depends on nothing else.
+
+def _key_part(value: Any) -> Any:
+    """A hashable stand-in for one op argument: a tensor by shape, stride and dtype.
+
+    The device is left out: only results whose outputs are all on meta are cached, and
+    a meta result depends on nothing else. Numbers keep their type, since 2 and 2.0
+    (equal as keys) promote an integer tensor differently.
     """
-    key: list[Any] = []
-    for v in values:
-        kind = type(v)
-        if kind is torch.Tensor or isinstance(v, torch.Tensor):
-            key.append((v.shape, v.stride(), v.dtype))
-        elif kind is list or kind is tuple:
-            key.append(_key_of(v))
-        else:
-            key.append(v)
-    return tuple(key)
+    kind = type(value)
+    if kind is torch.Tensor or isinstance(value, torch.Tensor):
+        return value.shape, value.stride(), value.dtype
+    if kind is list or kind is tuple:
+        return tuple(map(_key_part, value))
+    if kind in _NUMBERS:
+        return kind, value
+    return value
+
+
+def _key_of(func: Any, args: tuple, kwargs: dict) -> tuple:
+    """The cache key of one call: the overload and every argument's stand-in."""
+    if not kwargs:
+        return func, *map(_key_part, args)
+    return func, *map(_key_part, args), _KEYWORDS, *kwargs, *map(_key_part, kwargs.values())
 
 
 def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
@@ -199,9 +211,29 @@ def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
 
 
 _META = torch.device("meta")
-# What each aten overload is, learned once per process for the registered formulas; a
-# trace with custom formulas learns its own.
+# What each aten overload is and what its meta results cost, learned once per process
+# for the registered formulas and the catalogue's op metrics (a trace with custom
+# formulas keeps its own); registering another formula starts both afresh.
 _INFOS: dict[Any, _OpInfo] = {}
+_RESULTS: dict[tuple, dict[Any, _Cached]] = {}  # by the catalogue's op-metric producers, then by call
+_LEARNED_WITH = [len(FORMULAS)]
+_MOST_RESULTS = 50_000  # a bound on memory for long sessions: beyond it the cache starts again
+
+
+def clear_caches() -> None:
+    """Forget every learned op and cached meta result (benchmarks of a cold trace use it)."""
+    _INFOS.clear()
+    _RESULTS.clear()
+    _LEARNED_WITH[0] = len(FORMULAS)
+
+
+def _result_cache(producers: list[Any]) -> dict[Any, _Cached]:
+    if _LEARNED_WITH[0] != len(FORMULAS):
+        clear_caches()
+    cache = _RESULTS.setdefault(tuple(producers), {})
+    if len(cache) > _MOST_RESULTS:
+        cache.clear()
+    return cache
 
 
 class _CountingMode(TorchDispatchMode):
@@ -220,36 +252,36 @@ class _CountingMode(TorchDispatchMode):
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        kwargs = kwargs or {}
         info = self.infos.get(func)
         if info is None:
             info = self.infos[func] = _learn(func, self.custom)
         tracer = self.tracer
-        if info.creates and tracer.reuse and kwargs.get("device") != _META:
+        if tracer.reuse and info.creates and (not kwargs or kwargs.get("device") != _META):
             # a tensor made inside forward (torch.zeros(n), torch.arange(n)) joins the
             # meta trace, as it would join the model's device in real use
-            kwargs = {**kwargs, "device": _META}
-        if info.cacheable and tracer.reuse:
-            key = (func, _key_of(args), _key_of(tuple(kwargs.values())), tuple(kwargs)) if kwargs else (
-                func, _key_of(args))
-            hit = tracer.cache.get(key)
-            if hit is not None:
-                tracer.count(info, hit.cost, hit.sums)
-                if hit.single:
-                    shape, stride, dtype = hit.metas[0]
-                    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-                outs = [torch.empty_strided(s, st, dtype=d, device="meta") for s, st, d in hit.metas]
-                return tuple(outs) if hit.as_tuple else outs
-            out = self._run_on_meta(func, info, args, kwargs)
+            kwargs = {**kwargs, "device": _META} if kwargs else {"device": _META}
+        if not (info.cacheable and tracer.reuse):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
             cost, sums = self._cost(info, args, kwargs, out)
-            outs = [out] if isinstance(out, torch.Tensor) else list(out)
-            if all(o.device.type == "meta" for o in outs):
-                metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
-                tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, sums)
             tracer.count(info, cost, sums)
             return out
-        out = func(*args, **kwargs)
+        key = _key_of(func, args, kwargs)
+        hit = tracer.cache.get(key)
+        if hit is not None:
+            tracer.count(info, hit.cost, hit.sums)
+            if hit.single:
+                shape, stride, dtype = hit.metas[0]
+                return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
+            outs = [torch.empty_strided(s, st, dtype=d, device=_META) for s, st, d in hit.metas]
+            return tuple(outs) if hit.as_tuple else outs
+        kwargs = kwargs or {}
+        out = self._run_on_meta(func, info, args, kwargs)
         cost, sums = self._cost(info, args, kwargs, out)
+        outs = [out] if isinstance(out, torch.Tensor) else list(out)
+        if all(o.device.type == "meta" for o in outs):
+            metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
+            tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, sums)
         tracer.count(info, cost, sums)
         return out
 
@@ -282,63 +314,72 @@ class _CountingMode(TorchDispatchMode):
 class _Tracer:
     """Module-call stack, per-call records and the meta-result cache of one trace."""
 
-    def __init__(self, facts: dict[int, ModuleFacts], reuse: bool) -> None:
+    def __init__(self, facts: dict[int, ModuleFacts], reuse: bool, own_formulas: bool = False) -> None:
         self.facts = facts
         self.reuse = reuse
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
-        self.cache: dict[Any, _Cached] = {}
+        self.cache: dict[Any, _Cached] = {} if own_formulas else _result_cache(self.producers)
+        self.nothing = [0] * len(self.producers)
         self.stack: list[_Call] = []
         self.calls: list[_Call] = []
-        self.call_counts: Counter = Counter()
+        self.call_counts: dict[str, int] = {}
         self.uncounted: dict[str, tuple[int, list[str]]] = {}
-        self.flops_by_op: Counter = Counter()
+        self.flops_by_op: dict[str, int] = {}
 
     def enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         facts = self.facts[id(module)]
-        index = self.call_counts[facts.path]
-        self.call_counts[facts.path] = index + 1
-        shapes = _shapes(args) + _shapes(kwargs)
-        record = _Call(facts, index, len(self.stack), shapes, [0] * len(self.producers))  # depth: calls around it
+        path = facts.path
+        index = self.call_counts.get(path, 0)
+        self.call_counts[path] = index + 1
+        shapes = _shapes(args)
+        if kwargs:
+            shapes += _shapes(kwargs)
+        stack = self.stack
+        record = _Call(facts, index, len(stack), shapes, self.nothing, [], {}, [])  # depth: calls around it
         self.calls.append(record)
-        self.stack.append(record)
+        stack.append(record)
 
     def leave(self, module: nn.Module, args: tuple, output: Any) -> None:
-        record = self.stack.pop()
+        stack = self.stack
+        record = stack.pop()
         record.output_shapes = _shapes(output)
-        if self.stack:
-            self.stack[-1].absorb(record)
+        if stack:
+            stack[-1].absorb(record)
 
     def count(self, info: _OpInfo, cost: OpCost, contributions: tuple[int, ...]) -> None:
         if not self.stack:
             return
         record = self.stack[-1]
-        sums = record.sums
-        for i, value in enumerate(contributions):
-            sums[i] += value
-        record.ops[info.name] += 1
-        self.flops_by_op[info.name] += cost.flops
+        record.sums = [mine + more for mine, more in zip(record.sums, contributions)]
+        name = info.name
+        ops = record.ops
+        ops[name] = ops.get(name, 0) + 1
+        by_op = self.flops_by_op
+        by_op[name] = by_op.get(name, 0) + cost.flops
         if cost.formula is not None:
             record.formulas.append(cost.formula)
         if info.rule is None:
-            count, paths = self.uncounted.get(info.name, (0, []))
+            count, paths = self.uncounted.get(name, (0, []))
             if record.facts.path not in paths:
                 paths.append(record.facts.path)
-            self.uncounted[info.name] = (count + 1, paths)
+            self.uncounted[name] = (count + 1, paths)
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
 
 
-def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
+def module_facts(model: nn.Module, dtype: torch.dtype | None,
+                 modules: list[tuple[str, nn.Module]] | None = None) -> dict[int, ModuleFacts]:
     """Path, type and state metrics (params, weight bytes, ...) of every module, keyed by ``id``.
 
     Like fvcore's parameter_count, each tensor is summed into every prefix of its
-    dotted name, so a shared tensor counts once, under its first name.
+    dotted name, so a shared tensor counts once, under its first name. ``modules`` is
+    ``list(model.named_modules())`` when the caller has it already.
     """
     producers = [(m.key, m.of_tensor) for m in metrics.tensor_metrics() if m.of_tensor is not None]
     keys = [key for key, _ in producers]
-    modules = list(model.named_modules())
+    modules = list(model.named_modules()) if modules is None else modules
     sums = _state_by_path(modules, producers, dtype)
     nothing = [0] * len(keys)
     return {
@@ -357,9 +398,10 @@ def _state_by_path(modules: list[tuple[str, nn.Module]], producers: list[tuple[s
     parent's once.
     """
     seen: set[int] = set()
+    by_facts: dict[tuple, list[int]] = {}
     sums: dict[str, list[int]] = {}
     for path, module in modules:
-        own = _own_state(module, producers, dtype, seen)
+        own = _own_state(module, producers, dtype, seen, by_facts)
         if own is not None:
             sums[path] = own
     for path, _ in reversed(modules):
@@ -373,18 +415,24 @@ def _state_by_path(modules: list[tuple[str, nn.Module]], producers: list[tuple[s
 
 
 def _own_state(module: nn.Module, producers: list[tuple[str, Any]], dtype: torch.dtype | None,
-               seen: set[int]) -> list[int] | None:
-    """What the module's own tensors not seen before add to each state metric; None when nothing."""
+               seen: set[int], by_facts: dict[tuple, list[int]]) -> list[int] | None:
+    """What the module's own tensors not seen before add to each state metric; None when nothing.
+
+    ``by_facts`` remembers the metrics of each distinct tensor description: models repeat
+    a few shapes many times.
+    """
     sums: list[int] | None = None
     for tensor, is_parameter in _own_tensors(module):
         if id(tensor) in seen:
             continue
         seen.add(id(tensor))
         numel = tensor.numel()
-        facts = TensorFacts(numel, numel * _element_size(tensor, dtype), is_parameter,
-                            is_parameter and tensor.requires_grad)
-        values = [produce(facts) for _, produce in producers]
-        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+        described = (numel, _element_size(tensor, dtype), is_parameter, is_parameter and tensor.requires_grad)
+        values = by_facts.get(described)
+        if values is None:
+            facts = TensorFacts(numel, numel * described[1], is_parameter, described[3])
+            values = by_facts[described] = [produce(facts) for _, produce in producers]
+        sums = list(values) if sums is None else [a + b for a, b in zip(sums, values)]
     return sums
 
 
@@ -411,23 +459,76 @@ def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
 
 
 @contextlib.contextmanager
-def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
+def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator[None]:
+    """Report every module call to the tracer, and leave the modules as found.
+
+    A module without hooks of its own gets a stand-in ``forward`` for the trace that
+    calls the tracer around the real one: nn.Module then takes its hook-free fast path,
+    several microseconds a call cheaper than running hooks. A module with hooks, or
+    one whose calls do not go through ``forward``, gets a forward pre-hook and hook as
+    before, registered after its own so the tracer sees what they do.
+    """
+    wrapped: list[nn.Module] = []
     handles = []
+    hooks_everywhere = _global_hooks()
     try:
-        for module in model.modules():
-            handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
-            handles.append(module.register_forward_hook(tracer.leave))
+        for _, module in modules:
+            if not hooks_everywhere and _wrappable(module):
+                module.__dict__["forward"] = _watched(module, module.forward, tracer)
+                wrapped.append(module)
+            else:
+                handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
+                handles.append(module.register_forward_hook(tracer.leave))
         yield
     finally:
+        for module in wrapped:
+            module.__dict__.pop("forward", None)
         for handle in handles:
             handle.remove()
 
 
+def _watched(module: nn.Module, forward: Any, tracer: _Tracer) -> Any:
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        tracer.enter(module, args, kwargs)
+        output = forward(*args, **kwargs)
+        tracer.leave(module, args, output)
+        return output
+
+    return watched
+
+
+def _global_hooks() -> bool:
+    """Module hooks registered for every module, which would run outside a stand-in forward."""
+    from torch.nn.modules import module as torch_module
+
+    return bool(torch_module._global_forward_pre_hooks or torch_module._global_forward_hooks
+                or torch_module._global_backward_pre_hooks or torch_module._global_backward_hooks)
+
+
+def _wrappable(module: nn.Module) -> bool:
+    """Called through nn.Module's own ``__call__`` into a class-defined ``forward``, with no hooks."""
+    kind = type(module)
+    return (
+        "forward" not in module.__dict__
+        and kind.__call__ is nn.Module.__call__ and kind._call_impl is nn.Module._call_impl
+        and getattr(module, "_compiled_call_impl", None) is None
+        and not isinstance(module, torch.jit.ScriptModule)
+        and not (module._forward_pre_hooks or module._forward_hooks or module._backward_pre_hooks
+                 or module._backward_hooks)
+    )
+
+
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module, train: bool) -> Iterator[None]:
-    modes = [(m, m.training) for m in model.modules()]
+def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bool) -> Iterator[None]:
+    modes = [(m, m.training) for _, m in modules]
     try:
-        model.train(train)
+        if any(type(m).train is not nn.Module.train or type(m).__setattr__ is not nn.Module.__setattr__
+               for _, m in modules):
+            model.train(train)
+        else:  # what nn.Module.train does, without setting the flags that are already right
+            for module, mode in modes:
+                if mode != train:
+                    module.training = train
         yield
     finally:
         for module, mode in modes:
@@ -435,9 +536,10 @@ def _eval_mode(model: nn.Module, train: bool) -> Iterator[None]:
                 module.training = mode
 
 
-def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def _stand_ins(model: nn.Module, modules: list[tuple[str, nn.Module]], device: torch.device,
+               dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
     """Parameters and buffers as they must be for this trace, when they differ from the model's."""
-    if not any(_needs_stand_in(t, device, dtype) for m in model.modules() for t, _ in _own_tensors(m)):
+    if not any(_needs_stand_in(t, device, dtype) for _, m in modules for t, _ in _own_tensors(m)):
         return {}  # the usual case, found without listing every tensor's name
     swapped: dict[str, torch.Tensor] = {}
     named = list(model.named_parameters(remove_duplicate=False)) + list(
@@ -459,6 +561,8 @@ def _traced_dtype(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.dtyp
 
 
 def _needs_stand_in(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> bool:
+    if device.type == "meta":  # is_meta is a flag; tensor.device builds an object
+        return not tensor.is_meta or tensor.dtype != _traced_dtype(tensor, dtype)
     return tensor.device.type != device.type or tensor.dtype != _traced_dtype(tensor, dtype)
 
 
@@ -475,8 +579,8 @@ def trace(
 
     The device is the first input tensor's; parameters on another device or dtype are
     substituted for the trace (``torch.func.functional_call``), never moved, so the
-    model is left as found: hooks removed, train/eval modes restored, even when its
-    forward raises. ``formulas`` maps aten ops (packets or overloads) to handlers that
+    model is left as found: stand-in forwards and hooks removed, train/eval modes
+    restored, even when its forward raises. ``formulas`` maps aten ops (packets or overloads) to handlers that
     take precedence over the registered ones, for this trace only.
     """
     kwargs = dict(kwargs or {})
@@ -484,11 +588,13 @@ def trace(
     if not tensors:
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
-    facts = module_facts(model, dtype)
-    tracer = _Tracer(facts, reuse=device.type == "meta")
-    stand_ins = _stand_ins(model, device, dtype)
+    modules = list(model.named_modules())
+    facts = module_facts(model, dtype, modules)
+    tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
+    stand_ins = _stand_ins(model, modules, device, dtype)
     try:
-        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}):
+        with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
+                _CountingMode(tracer, formulas or {}):
             if stand_ins:
                 torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
             else:
