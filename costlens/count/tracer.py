@@ -17,6 +17,7 @@ torch's meta kernel.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ _STATISTICS_OUTPUTS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleFacts:
     """What the tracer knows of a module before it runs: its path, type and state metrics."""
 
@@ -76,16 +77,17 @@ class _Call:
         for name, count in child.ops.items():
             ops[name] = ops.get(name, 0) + count
 
-    def freeze(self, op_keys: list[str], layer_keys: list[str]) -> LayerCost:
-        """The finished record; ``layer_keys`` are the per-layer metrics in catalogue order."""
+    def freeze(self, plan: list[tuple[str, int]]) -> LayerCost:
+        """The finished record; ``plan`` lists the per-layer metrics in catalogue order, each
+        with its index in ``sums``, or -1 for a state metric."""
         f = self.facts
-        values: dict[str, float] = dict(f.state)
-        values.update(zip(op_keys, self.sums))
+        sums, state = self.sums, f.state
+        ops = self.ops
         return LayerCost(
             path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
-            formula="; ".join(self.formulas) or None, ops=dict(sorted(self.ops.items())),
-            values={k: values[k] for k in layer_keys if k in values},
+            formula="; ".join(self.formulas) or None, ops=dict(sorted(ops.items())) if len(ops) > 1 else dict(ops),
+            values={key: sums[i] if i >= 0 else state[key] for key, i in plan},
         )
 
 
@@ -369,18 +371,20 @@ class _Tracer:
         return self.stack[-1] if self.stack else None
 
 
-def module_facts(model: nn.Module, dtype: torch.dtype | None,
-                 modules: list[tuple[str, nn.Module]] | None = None) -> dict[int, ModuleFacts]:
+def module_facts(model: nn.Module, dtype: torch.dtype | None, modules: list[tuple[str, nn.Module]] | None = None,
+                 owned: list[list[tuple[torch.Tensor, bool]]] | None = None) -> dict[int, ModuleFacts]:
     """Path, type and state metrics (params, weight bytes, ...) of every module, keyed by ``id``.
 
     Like fvcore's parameter_count, each tensor is summed into every prefix of its
-    dotted name, so a shared tensor counts once, under its first name. ``modules`` is
-    ``list(model.named_modules())`` when the caller has it already.
+    dotted name, so a shared tensor counts once, under its first name. ``modules``
+    (``list(model.named_modules())``) and ``owned`` (each one's ``_own_tensors``) are
+    passed when the caller has them already.
     """
     producers = [(m.key, m.of_tensor) for m in metrics.tensor_metrics() if m.of_tensor is not None]
     keys = [key for key, _ in producers]
     modules = list(model.named_modules()) if modules is None else modules
-    sums = _state_by_path(modules, producers, dtype)
+    owned = [_own_tensors(module) for _, module in modules] if owned is None else owned
+    sums = _state_by_path(modules, owned, producers, dtype)
     nothing = [0] * len(keys)
     return {
         id(module): ModuleFacts(path=path, type=type(module).__name__, leaf=_is_leaf(module),
@@ -389,8 +393,8 @@ def module_facts(model: nn.Module, dtype: torch.dtype | None,
     }
 
 
-def _state_by_path(modules: list[tuple[str, nn.Module]], producers: list[tuple[str, Any]],
-                   dtype: torch.dtype | None) -> dict[str, list[int]]:
+def _state_by_path(modules: list[tuple[str, nn.Module]], owned: list[list[tuple[torch.Tensor, bool]]],
+                   producers: list[tuple[str, Any]], dtype: torch.dtype | None) -> dict[str, list[int]]:
     """Each module path's state metrics, its children's included; paths with none are left out.
 
     ``modules`` is in ``named_modules`` order (parents first), so walking it backwards
@@ -400,8 +404,8 @@ def _state_by_path(modules: list[tuple[str, nn.Module]], producers: list[tuple[s
     seen: set[int] = set()
     by_facts: dict[tuple, list[int]] = {}
     sums: dict[str, list[int]] = {}
-    for path, module in modules:
-        own = _own_state(module, producers, dtype, seen, by_facts)
+    for (path, _), tensors in zip(modules, owned):
+        own = _own_state(tensors, producers, dtype, seen, by_facts) if tensors else None
         if own is not None:
             sums[path] = own
     for path, _ in reversed(modules):
@@ -414,15 +418,15 @@ def _state_by_path(modules: list[tuple[str, nn.Module]], producers: list[tuple[s
     return sums
 
 
-def _own_state(module: nn.Module, producers: list[tuple[str, Any]], dtype: torch.dtype | None,
+def _own_state(tensors: list[tuple[torch.Tensor, bool]], producers: list[tuple[str, Any]], dtype: torch.dtype | None,
                seen: set[int], by_facts: dict[tuple, list[int]]) -> list[int] | None:
-    """What the module's own tensors not seen before add to each state metric; None when nothing.
+    """What a module's own ``tensors`` not seen before add to each state metric; None when nothing.
 
     ``by_facts`` remembers the metrics of each distinct tensor description: models repeat
     a few shapes many times.
     """
     sums: list[int] | None = None
-    for tensor, is_parameter in _own_tensors(module):
+    for tensor, is_parameter in tensors:
         if id(tensor) in seen:
             continue
         seen.add(id(tensor))
@@ -471,9 +475,10 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
     wrapped: list[nn.Module] = []
     handles = []
     hooks_everywhere = _global_hooks()
+    plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
     try:
         for _, module in modules:
-            if not hooks_everywhere and _wrappable(module):
+            if not hooks_everywhere and type(module) in plain_types and _wrappable(module):
                 module.__dict__["forward"] = _watched(module, module.forward, tracer)
                 wrapped.append(module)
             else:
@@ -487,8 +492,13 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
             handle.remove()
 
 
+_CALL_IMPL = nn.Module._call_impl.__code__
+
+
 def _watched(module: nn.Module, forward: Any, tracer: _Tracer) -> Any:
     def watched(*args: Any, **kwargs: Any) -> Any:
+        if sys._getframe(1).f_code is not _CALL_IMPL:
+            return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
         tracer.enter(module, args, kwargs)
         output = forward(*args, **kwargs)
         tracer.leave(module, args, output)
@@ -505,14 +515,17 @@ def _global_hooks() -> bool:
                 or torch_module._global_backward_pre_hooks or torch_module._global_backward_hooks)
 
 
+def _plain_call(kind: type) -> bool:
+    """A module class called through nn.Module's own ``__call__`` into its ``forward``."""
+    return (kind.__call__ is nn.Module.__call__ and getattr(kind, "_call_impl", None) is nn.Module._call_impl
+            and not issubclass(kind, torch.jit.ScriptModule))
+
+
 def _wrappable(module: nn.Module) -> bool:
-    """Called through nn.Module's own ``__call__`` into a class-defined ``forward``, with no hooks."""
-    kind = type(module)
+    """A module of a plain-call class with a class-defined ``forward`` and no hooks of its own."""
     return (
         "forward" not in module.__dict__
-        and kind.__call__ is nn.Module.__call__ and kind._call_impl is nn.Module._call_impl
         and getattr(module, "_compiled_call_impl", None) is None
-        and not isinstance(module, torch.jit.ScriptModule)
         and not (module._forward_pre_hooks or module._forward_hooks or module._backward_pre_hooks
                  or module._backward_hooks)
     )
@@ -522,8 +535,8 @@ def _wrappable(module: nn.Module) -> bool:
 def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bool) -> Iterator[None]:
     modes = [(m, m.training) for _, m in modules]
     try:
-        if any(type(m).train is not nn.Module.train or type(m).__setattr__ is not nn.Module.__setattr__
-               for _, m in modules):
+        if any(kind.train is not nn.Module.train or kind.__setattr__ is not nn.Module.__setattr__
+               for kind in {type(m) for _, m in modules}):
             model.train(train)
         else:  # what nn.Module.train does, without setting the flags that are already right
             for module, mode in modes:
@@ -536,10 +549,13 @@ def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bo
                 module.training = mode
 
 
-def _stand_ins(model: nn.Module, modules: list[tuple[str, nn.Module]], device: torch.device,
+def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], device: torch.device,
                dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    """Parameters and buffers as they must be for this trace, when they differ from the model's."""
-    if not any(_needs_stand_in(t, device, dtype) for _, m in modules for t, _ in _own_tensors(m)):
+    """Parameters and buffers as they must be for this trace, when they differ from the model's.
+
+    ``owned`` holds each module's own tensors (``_own_tensors``).
+    """
+    if not any(_needs_stand_in(t, device, dtype) for tensors in owned for t, _ in tensors):
         return {}  # the usual case, found without listing every tensor's name
     swapped: dict[str, torch.Tensor] = {}
     named = list(model.named_parameters(remove_duplicate=False)) + list(
@@ -589,9 +605,10 @@ def trace(
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
     modules = list(model.named_modules())
-    facts = module_facts(model, dtype, modules)
+    owned = [_own_tensors(module) for _, module in modules]
+    facts = module_facts(model, dtype, modules, owned)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
-    stand_ins = _stand_ins(model, modules, device, dtype)
+    stand_ins = _stand_ins(model, owned, device, dtype)
     try:
         with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}):
@@ -602,10 +619,15 @@ def trace(
     except Exception as error:  # the user's forward can raise anything
         raise _forward_error(tracer.innermost(), error) from error
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
-    op_keys = [m.key for m in tracer.op_metrics]
-    layer_keys = [m.key for m in metrics.per_layer()]  # catalogue order
-    layers = [c.freeze(op_keys, layer_keys) for c in tracer.calls]
+    plan = _freeze_plan(tracer, facts[id(model)].state)
+    layers = [c.freeze(plan) for c in tracer.calls]
     return TraceResult(layers, tracer.uncounted, by_op, facts[id(model)].state)
+
+
+def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int]]:
+    """Each per-layer metric with a value, in catalogue order: its index among the op sums, or -1 for a state metric."""
+    op_index = {m.key: i for i, m in enumerate(tracer.op_metrics)}
+    return [(m.key, op_index.get(m.key, -1)) for m in metrics.per_layer() if m.key in op_index or m.key in state]
 
 
 def _forward_error(call: _Call | None, error: Exception) -> ModelError:
