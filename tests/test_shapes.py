@@ -279,6 +279,23 @@ def _pool(rng: random.Random) -> Callable[[], Any]:
     ))
 
 
+def _pool3d(rng: random.Random) -> Callable[[], Any]:
+    x = _tensor(rng, [rng.choice((0, 1, 2))] * (rng.random() < 0.8) + [rng.choice((1, 3)), rng.choice((0, 1, 4, 9)),
+                      rng.choice((1, 5, 7)), rng.choice((1, 3, 6))])
+    kernel = rng.choice(([2, 2, 2], [3, 1, 1], [5, 1, 1], [3], [1, 2], [0, 1, 1]))
+    stride = rng.choice(([], [1, 1, 1], [2], [1, 2, 1], [0, 1, 1]))
+    padding = rng.choice(([0, 0, 0], [1], [1, 0, 0], [2, 2, 2], [0]))
+    y = _tensor(rng, [rng.choice((0, 1, 2))] * (rng.random() < 0.8) + [rng.choice((1, 3)), rng.choice((0, 1, 6, 13)),
+                      rng.choice((1, 6, 7))])
+    return rng.choice((
+        lambda: aten.avg_pool3d.default(x, kernel, stride, padding, rng.random() < 0.4, rng.random() < 0.5,
+                                        rng.choice((None, None, 3, 0))),
+        lambda: F.local_response_norm(x, rng.choice((2, 5))),
+        lambda: aten._adaptive_avg_pool2d.default(y, rng.choice(([1, 1], [6, 6], [2, 3], [0, 1], [1], [-1, 2]))),
+        lambda: F.adaptive_avg_pool2d(y, rng.choice((1, 3, (2, 5)))),
+    ))
+
+
 def _cat(rng: random.Random) -> Callable[[], Any]:
     rank = rng.randint(1, 5)
     shape = _shape(rng, rank)
@@ -299,7 +316,11 @@ def _empty(rng: random.Random) -> Callable[[], Any]:
     dtype = rng.choice((None, torch.float16, torch.int64, torch.bool, torch.float32))
     memory_format = rng.choice((None, torch.contiguous_format, torch.channels_last, torch.preserve_format))
     device = "meta" if rng.random() < 0.9 else "cpu"
-    return lambda: aten.empty.memory_format(size, dtype=dtype, device=device, memory_format=memory_format)
+    like = _tensor(rng, size)
+    return rng.choice((
+        lambda: aten.empty.memory_format(size, dtype=dtype, device=device, memory_format=memory_format),
+        lambda: aten.empty_like.default(like, dtype=dtype, device=device, memory_format=memory_format),
+    ))
 
 
 # Batch norm's statistics of one value per channel are degenerate; torch warns, and that is expected here.
@@ -314,8 +335,9 @@ FAMILIES: dict[str, tuple[Callable[[random.Random], Callable[[], Any]], tuple[An
     "binary": (_binary, (aten.add.Tensor, aten.mul.Tensor, aten.sub.Tensor, aten.div.Tensor)),
     "reduction": (_reduction, (aten.mean.dim, aten.sum.dim_IntList, aten.mean.default)),
     "pool": (_pool, (aten.max_pool2d_with_indices.default, aten.avg_pool2d.default)),
+    "pool3d": (_pool3d, (aten.avg_pool3d.default, aten._adaptive_avg_pool2d.default)),
     "cat": (_cat, (aten.cat.default,)),
-    "empty": (_empty, (aten.empty.memory_format,)),
+    "empty": (_empty, (aten.empty.memory_format, aten.empty_like.default)),
 }
 
 

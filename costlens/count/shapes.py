@@ -441,6 +441,47 @@ def avg_pool2d(self: Any, kernel_size: Any, stride: Any = (), padding: Any = 0, 
     return None if shape is None else (_plain(shape, self.dtype),)
 
 
+def _triple(value: Any) -> tuple[int, int, int] | None:
+    """An int[3] argument of 3-D pooling: one value or three."""
+    items = [value] if isinstance(value, int) else list(value)
+    if len(items) == 1:
+        return items[0], items[0], items[0]
+    return (items[0], items[1], items[2]) if len(items) == 3 else None
+
+
+@rule(aten.avg_pool3d.default)
+def avg_pool3d(self: Any, kernel_size: Any, stride: Any = (), padding: Any = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: Any = None) -> tuple[Meta, ...] | None:
+    """A contiguous output whatever the input's layout (local response norm pools this way)."""
+    if not (_meta_tensor(self) and self.dim() in (4, 5) and type(ceil_mode) is bool):
+        return None
+    if self.dtype in _UNSIGNED or divisor_override == 0:
+        return None
+    kernel = _triple(kernel_size)
+    steps = kernel if (not isinstance(stride, int) and len(stride) == 0) else _triple(stride)
+    pads = _triple(padding)
+    if kernel is None or steps is None or pads is None or min(*kernel, *steps) <= 0 or min(pads) < 0:
+        return None
+    sizes = self.shape[-3:]
+    if any(size <= 0 for size in self.shape[-4:]) or any(sizes[i] < kernel[i] or pads[i] > kernel[i] // 2 for i in range(3)):
+        return None
+    pooled = [_pooled_size(sizes[i], kernel[i], pads[i], steps[i], 1, ceil_mode) for i in range(3)]
+    if min(pooled) < 1:
+        return None
+    return (_plain([*self.shape[:-3], *pooled], self.dtype),)
+
+
+@rule(aten._adaptive_avg_pool2d.default)
+def adaptive_avg_pool2d(self: Any, output_size: Any) -> tuple[Meta, ...] | None:
+    """The input's leading sizes and ``output_size``, contiguous for a contiguous-format input."""
+    if not (_meta_tensor(self) and self.dim() in (3, 4)) or channels_last_like(self.shape, self.stride()):
+        return None
+    size = list(output_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s >= 0 for s in size):
+        return None
+    return (_plain([*self.shape[:-2], *size], self.dtype),)
+
+
 # --- joining and creating ----------------------------------------------------------------
 
 
@@ -478,3 +519,14 @@ def empty(size: Any, *, dtype: Any = None, layout: Any = None, device: Any = Non
     if not all(type(s) is int and s >= 0 for s in size):
         return None
     return (_plain(size, torch.get_default_dtype() if dtype is None else dtype),)
+
+
+@rule(aten.empty_like.default)
+def empty_like(self: Any, *, dtype: Any = None, layout: Any = None, device: Any = None, pin_memory: Any = None,
+               memory_format: Any = None) -> tuple[Meta, ...] | None:
+    """A new tensor shaped like a plain one, on meta (dropout's mask in training)."""
+    if not is_plain(self) or device is None or torch.device(device).type != "meta" or pin_memory:
+        return None
+    if layout not in (None, torch.strided) or memory_format not in (None, torch.preserve_format, torch.contiguous_format):
+        return None
+    return (_plain(self.shape, self.dtype if dtype is None else dtype),)
