@@ -17,7 +17,6 @@ from torch import nn
 from costlens.api import profile
 from costlens.count import shapes, tracer
 from costlens.count.formulas import OpCost
-from costlens.zoo import create
 
 ROOT_IMPORT = "import sys; sys.path.insert(0, {root!r})"
 
