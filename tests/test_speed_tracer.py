@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from costlens.api import profile
-from costlens.count import shapes, tracer
+from costlens.count import replay, shapes, tracer
 from costlens.count.formulas import OpCost
 
 ROOT_IMPORT = "import sys; sys.path.insert(0, {root!r})"
@@ -31,14 +31,17 @@ def _data(name_or_model: str | nn.Module, **options: object) -> dict:
     ("resnet18", {}), ("googlenet", {}), ("lenet5-1998", {}), ("alexnet", {"train": True}),
     ("inception", {"dtype": "float16", "batch": 3}),
 ])
-def test_a_profile_without_shape_rules_or_cache_is_the_same(name: str, options: dict,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_profile_without_shape_rules_caches_or_replays_is_the_same(name: str, options: dict,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     fast = _data(name, **options)
+    again = _data(name, **options)  # every layer call and op now cached
     tracer.clear_caches()
     monkeypatch.setattr(shapes, "RULES", {})
+    monkeypatch.setattr(replay, "REPLAYABLE", frozenset())
     slow = _data(name, **options)
-    tracer.clear_caches()  # the cache filled without rules must not outlive this test
+    tracer.clear_caches()  # what was cached without rules must not outlive this test
     assert fast == slow
+    assert again == slow
 
 
 def test_the_cache_tells_an_int_from_a_float_argument() -> None:
@@ -105,6 +108,54 @@ def test_a_module_calling_itself_through_forward_is_one_call() -> None:
 
     layers = profile(Twice(), (1, 4)).layers
     assert [(layer.path, layer.call) for layer in layers] == [("", 0), ("fc", 0), ("fc", 1)]
+
+
+DRIFTING_CALLS = [0]
+
+
+class Drifting(nn.Conv2d):
+    """A Conv2d subclass whose forward changes from call to call (on state outside it): never replayed."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        DRIFTING_CALLS[0] += 1
+        out = super().forward(x)
+        return out * 2 if DRIFTING_CALLS[0] % 2 == 0 else out
+
+
+def test_only_plain_layers_are_replayed() -> None:
+    DRIFTING_CALLS[0] = 0
+    with torch.device("meta"):  # weights on cpu would be swapped for meta stand-ins, and nothing replayed
+        model = nn.Sequential(Drifting(), nn.ReLU())
+    ops = [layer.ops for layer in profile(model, (1, 2, 3, 3)).layers] + [
+        layer.ops for layer in profile(model, (1, 2, 3, 3)).layers]
+    assert ops[1] == {"aten.convolution": 1}
+    assert ops[4] == {"aten.convolution": 1, "aten.mul": 1}  # its second call, in the second profile
+
+
+def test_a_replayed_layer_follows_its_configuration_and_returns_its_input_when_in_place() -> None:
+    relu = nn.ReLU()
+
+    class Checked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.relu = relu
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.relu(x)
+            assert (y is x) == self.relu.inplace
+            return y
+
+    model = Checked()
+    assert profile(model, (2, 3)).layers[1].ops == {"aten.relu": 1}
+    relu.inplace = True
+    for _ in range(2):  # recorded, then replayed
+        assert profile(model, (2, 3)).layers[1].ops == {"aten.relu_": 1}
+    dropout = nn.Sequential(nn.Dropout(0.5))
+    assert profile(dropout, (2, 3)).layers[1].ops == {}
+    assert profile(dropout, (2, 3), train=True).layers[1].ops != {}
 
 
 def _fresh_python(code: str) -> str:

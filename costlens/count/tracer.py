@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
-from costlens.count import shapes
+from costlens.count import replay, shapes
 from costlens.count.formulas import FORMULAS, FREE, Handler, OpCost, rule_for
 from costlens.errors import ModelError
 from costlens.metrics import OpEvent, TensorFacts
@@ -218,21 +218,24 @@ _META = torch.device("meta")
 # formulas keeps its own); registering another formula starts both afresh.
 _INFOS: dict[Any, _OpInfo] = {}
 _RESULTS: dict[tuple, dict[Any, _Cached]] = {}  # by the catalogue's op-metric producers, then by call
+_REPLAYS: dict[tuple, dict[Any, replay.Replay]] = {}  # likewise, then by layer and inputs
 _LEARNED_WITH = [len(FORMULAS)]
 _MOST_RESULTS = 50_000  # a bound on memory for long sessions: beyond it the cache starts again
 
 
 def clear_caches() -> None:
-    """Forget every learned op and cached meta result (benchmarks of a cold trace use it)."""
+    """Forget every learned op, cached meta result and recorded layer call (benchmarks of a cold trace use it)."""
     _INFOS.clear()
     _RESULTS.clear()
+    _REPLAYS.clear()
     _LEARNED_WITH[0] = len(FORMULAS)
 
 
-def _result_cache(producers: list[Any]) -> dict[Any, _Cached]:
+def _process_cache(caches: dict[tuple, dict], producers: list[Any]) -> dict:
+    """The process-wide cache for these op-metric producers (a grown catalogue starts another)."""
     if _LEARNED_WITH[0] != len(FORMULAS):
         clear_caches()
-    cache = _RESULTS.setdefault(tuple(producers), {})
+    cache = caches.setdefault(tuple(producers), {})
     if len(cache) > _MOST_RESULTS:
         cache.clear()
     return cache
@@ -321,7 +324,11 @@ class _Tracer:
         self.reuse = reuse
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
-        self.cache: dict[Any, _Cached] = {} if own_formulas else _result_cache(self.producers)
+        self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
+        # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
+        self.replays: dict[Any, replay.Replay] | None = (
+            _process_cache(_REPLAYS, self.producers) if reuse and not own_formulas and replay.available() else None)
+        self.recording: list[tuple[_OpInfo, OpCost, tuple[int, ...]]] | None = None
         self.nothing = [0] * len(self.producers)
         self.stack: list[_Call] = []
         self.calls: list[_Call] = []
@@ -353,6 +360,8 @@ class _Tracer:
         if not self.stack:
             return
         record = self.stack[-1]
+        if self.recording is not None:
+            self.recording.append((info, cost, contributions))
         record.sums = [mine + more for mine, more in zip(record.sums, contributions)]
         name = info.name
         ops = record.ops
@@ -366,6 +375,27 @@ class _Tracer:
             if record.facts.path not in paths:
                 paths.append(record.facts.path)
             self.uncounted[name] = (count + 1, paths)
+
+    def through(self, layer: tuple, forward: Any, args: tuple, kwargs: dict) -> Any:
+        """Run a replayable layer's call, or replay an equal call recorded before (``count/replay.py``)."""
+        replays = self.replays
+        if replays is None or not replay.inputs_on_meta(args, kwargs):
+            return forward(*args, **kwargs)
+        key = (layer, _key_of(None, args, kwargs))
+        done = replays.get(key)
+        if done is not None:
+            for info, cost, sums in done.ops:
+                self.count(info, cost, sums)
+            return done.outputs_for(args)
+        self.recording = []
+        try:
+            output = forward(*args, **kwargs)
+        finally:
+            recorded, self.recording = self.recording, None
+        rebuild = replay.outputs_of(output, args)
+        if rebuild is not None:
+            replays[key] = replay.Replay(tuple(recorded), *rebuild)
+        return output
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
@@ -479,7 +509,8 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
     try:
         for _, module in modules:
             if not hooks_everywhere and type(module) in plain_types and _wrappable(module):
-                module.__dict__["forward"] = _watched(module, module.forward, tracer)
+                layer = replay.layer_key(module) if tracer.replays is not None else None
+                module.__dict__["forward"] = _watched(module, module.forward, tracer, layer)
                 wrapped.append(module)
             else:
                 handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
@@ -495,12 +526,13 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
 _CALL_IMPL = nn.Module._call_impl.__code__
 
 
-def _watched(module: nn.Module, forward: Any, tracer: _Tracer) -> Any:
+def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | None) -> Any:
+    """``module``'s stand-in forward; ``layer`` is its replay key (``replay.layer_key``), if it has one."""
     def watched(*args: Any, **kwargs: Any) -> Any:
         if sys._getframe(1).f_code is not _CALL_IMPL:
             return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
         tracer.enter(module, args, kwargs)
-        output = forward(*args, **kwargs)
+        output = forward(*args, **kwargs) if layer is None else tracer.through(layer, forward, args, kwargs)
         tracer.leave(module, args, output)
         return output
 
@@ -609,6 +641,8 @@ def trace(
     facts = module_facts(model, dtype, modules, owned)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
     stand_ins = _stand_ins(model, owned, device, dtype)
+    if stand_ins:
+        tracer.replays = None  # a layer's parameters during the call are not the ones its key describes
     try:
         with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}):
