@@ -1,9 +1,10 @@
 """How fast a full per-layer profile is, against counters that give less, on every zoo model.
 
-Run:  .venv/bin/python bench/trace_speed.py [--rounds 9] [--models vgg16,resnet152] [--gc]
+Run:  .venv/bin/python bench/trace_speed.py [--rounds 9] [--models vgg16,resnet152] [--gc] [--statistic min]
 
 Targets 1 and 2 of issue 8, in one process, rounds interleaved (each round runs every
-job once, in an order rotated from round to round), medians of process CPU time:
+job once, in an order rotated from round to round), medians (or minima, ``--statistic
+min``) of process CPU time:
 
 1. Model given: ``profile(model, shape)`` on a model built on meta, against torch's
    FlopCounterMode over another copy (and ptflops' aten backend and torchinfo when they
@@ -112,8 +113,8 @@ def jobs(name: str) -> dict[str, Callable[[], object]]:
     return found
 
 
-def measure(name: str, rounds: int, collect: bool) -> dict[str, float]:
-    """Median process CPU milliseconds of each job, rounds interleaved and rotated."""
+def measure(name: str, rounds: int, collect: bool) -> dict[str, list[float]]:
+    """Process CPU milliseconds of each job in every round, rounds interleaved and rotated."""
     todo = jobs(name)
     with torch.no_grad():
         for job in todo.values():
@@ -126,11 +127,14 @@ def measure(name: str, rounds: int, collect: bool) -> dict[str, float]:
                     gc.collect()
                 start = time.process_time()
                 todo[label]()
-                times[label].append(time.process_time() - start)
-    return {label: statistics.median(values) * 1000 for label, values in times.items()}
+                times[label].append((time.process_time() - start) * 1000)
+    return times
 
 
-def report(name: str, ms: dict[str, float]) -> str:
+def report(name: str, times: dict[str, list[float]], statistic: str) -> str:
+    """One line per model: the times, and the ratios of targets 1 and 2 against their targets."""
+    pick = min if statistic == "min" else statistics.median
+    ms = {label: pick(values) for label, values in times.items()}
     fastest = min(ms[p] for p in PEERS if p in ms)
     given, by_name = TARGET_GIVEN.get(name, 0.5), TARGET_BY_NAME.get(name, 0.5)
     warm, cold = ms["costlens warm"] / fastest, ms["costlens cold"] / fastest
@@ -147,14 +151,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--models", default=",".join(names()))
     parser.add_argument("--gc", action="store_true", help="gc.collect() before every timed call, as bench/peers.py")
+    parser.add_argument("--statistic", choices=("median", "min"), default="median",
+                        help="median (the default), or min: the least disturbed round, on a busy machine")
     options = parser.parse_args()
-    print(f"torch {torch.__version__}; medians of {options.rounds} interleaved rounds, process CPU ms"
+    print(f"torch {torch.__version__}; {options.statistic} of {options.rounds} interleaved rounds, process CPU ms"
           + ("; gc.collect() before every call" if options.gc else ""))
     for name in options.models.split(","):
-        with contextlib.redirect_stdout(io.StringIO()) as noise:
-            ms = measure(name, options.rounds, options.gc)
-        del noise
-        print(report(name, ms), flush=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # ptflops and torchinfo talk
+            times = measure(name, options.rounds, options.gc)
+        print(report(name, times, options.statistic), flush=True)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,13 @@ def test_a_replayed_layer_follows_its_configuration_and_returns_its_input_when_i
     assert profile(dropout, (2, 3), train=True).layers[1].ops != {}
 
 
+def test_a_layer_changed_in_place_is_not_replayed_as_it_was() -> None:
+    pool = nn.MaxPool2d(kernel_size=[2, 2])  # a list: it can change without the layer being told
+    assert profile(pool, (1, 1, 8, 8)).layers[0].output_shapes == [[1, 1, 4, 4]]
+    pool.kernel_size[0] = 4  # 8×8 pooled by 4×2 windows with stride 4×2 (stride defaults to the kernel)
+    assert profile(pool, (1, 1, 8, 8)).layers[0].output_shapes == [[1, 1, 2, 4]]
+
+
 def _fresh_python(code: str) -> str:
     root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
     done = subprocess.run([sys.executable, "-c", ROOT_IMPORT.format(root=root) + "\n" + code],

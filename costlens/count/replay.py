@@ -18,6 +18,8 @@ its input (Flatten) is always run.
 
 from __future__ import annotations
 
+import operator
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,16 +47,24 @@ _SIMPLE = frozenset({bool, int, float, str, type(None), torch.dtype, torch.devic
 
 @dataclass(frozen=True)
 class Replay:
-    """What one leaf call did: the ops it counted, in order, and how to rebuild its outputs.
+    """What one leaf call did, summed over the ops it ran, and how to rebuild its outputs.
 
+    ``sums`` are the op metrics it added, ``ops`` how often each aten op ran and
+    ``flops`` each op's FLOPs (both in the order the ops first ran), ``formulas`` the
+    formulas it showed and ``uncounted`` the ops with no formula, once per run.
     ``outputs`` holds one entry per output: the index of the input it returned, or the
-    shape, strides and dtype of a fresh tensor. ``single`` when it returned one tensor
+    shape, strides and dtype of a fresh tensor; ``single`` when it returned one tensor
     rather than a tuple.
     """
 
-    ops: tuple[tuple[Any, Any, tuple[int, ...]], ...]
+    sums: list[int]
+    ops: tuple[tuple[str, int], ...]
+    flops: tuple[tuple[str, int], ...]
+    formulas: tuple[str, ...]
+    uncounted: tuple[str, ...]
     outputs: tuple[int | tuple[Shape, Shape, torch.dtype], ...]
     single: bool
+    output_shapes: tuple[tuple[int, ...], ...]
 
     def outputs_for(self, args: tuple) -> Any:
         with _UNSEEN():  # type: ignore[misc]
@@ -76,18 +86,45 @@ def layer_key(module: nn.Module) -> tuple | None:
     """
     if type(module) not in REPLAYABLE:
         return None
+    config = _config(module)
+    if config is None:
+        return None
+    state = _state_key(module._parameters) + _state_key(module._buffers)
+    if any(entry is None for entry in state):
+        return None
+    return type(module), config, tuple(state), torch.get_default_dtype()
+
+
+# Each layer's configuration key, with the attribute values it was read from: while the
+# layer holds the same objects (none of them a list, which could change in place),
+# the key stands, and the next trace need not read it again.
+_CONFIGS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, tuple, tuple]] = weakref.WeakKeyDictionary()
+
+
+def _config(module: nn.Module) -> tuple | None:
+    attributes = vars(module)
+    names, values = tuple(attributes), tuple(attributes.values())
+    known = _CONFIGS.get(module)
+    if known is not None and known[0] == names and all(map(operator.is_, known[1], values)):
+        return known[2]
     config = []
-    for name, value in vars(module).items():
+    for name, value in attributes.items():
         if name in _REGISTRIES:
             continue
         frozen = _frozen(value)
         if frozen is None:
             return None
         config.append((name, frozen))
-    state = _state_key(module._parameters) + _state_key(module._buffers)
-    if any(entry is None for entry in state):
-        return None
-    return type(module), tuple(config), tuple(state), torch.get_default_dtype()
+    key = tuple(config)
+    if not any(_holds_list(value) for _, value in config):
+        _CONFIGS[module] = (names, values, key)
+    return key
+
+
+def _holds_list(frozen: Any) -> bool:
+    """A frozen value read from a list (which can change in place without the layer noticing)."""
+    kind, inner = frozen
+    return kind is list or (kind is tuple and any(_holds_list(item) for item in inner))
 
 
 def _frozen(value: Any) -> Any:

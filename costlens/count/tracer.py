@@ -376,26 +376,66 @@ class _Tracer:
                 paths.append(record.facts.path)
             self.uncounted[name] = (count + 1, paths)
 
-    def through(self, layer: tuple, forward: Any, args: tuple, kwargs: dict) -> Any:
-        """Run a replayable layer's call, or replay an equal call recorded before (``count/replay.py``)."""
+    def call_layer(self, module: nn.Module, layer: tuple, forward: Any, args: tuple, kwargs: dict) -> Any:
+        """A replayable layer's call: replayed when an equal call was recorded before
+        (``count/replay.py``), else run, and recorded when it can be replayed later."""
         replays = self.replays
         if replays is None or not replay.inputs_on_meta(args, kwargs):
-            return forward(*args, **kwargs)
+            return self._run_call(module, forward, args, kwargs)
         key = (layer, _key_of(None, args, kwargs))
         done = replays.get(key)
-        if done is not None:
-            for info, cost, sums in done.ops:
-                self.count(info, cost, sums)
-            return done.outputs_for(args)
-        self.recording = []
-        try:
-            output = forward(*args, **kwargs)
-        finally:
-            recorded, self.recording = self.recording, None
-        rebuild = replay.outputs_of(output, args)
-        if rebuild is not None:
-            replays[key] = replay.Replay(tuple(recorded), *rebuild)
+        if done is None:
+            self.recording = []
+            try:
+                output = self._run_call(module, forward, args, kwargs)
+            finally:
+                recorded, self.recording = self.recording, None
+            made = replay.outputs_of(output, args)
+            if made is not None:
+                replays[key] = self._summary(recorded, made, output)
+            return output
+        self.enter(module, args, kwargs)
+        self._replay(self.stack.pop(), done)
+        return done.outputs_for(args)
+
+    def _run_call(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        self.enter(module, args, kwargs)
+        output = forward(*args, **kwargs)
+        self.leave(module, args, output)
         return output
+
+    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]],
+                 made: tuple[tuple, bool], output: Any) -> replay.Replay:
+        """What ``count`` did for each recorded op, summed, to do again in one step."""
+        sums = list(self.nothing)
+        ops: dict[str, int] = {}
+        flops: dict[str, int] = {}
+        for info, cost, contributions in recorded:
+            sums = [mine + more for mine, more in zip(sums, contributions)]
+            ops[info.name] = ops.get(info.name, 0) + 1
+            flops[info.name] = flops.get(info.name, 0) + cost.flops
+        return replay.Replay(
+            sums, tuple(ops.items()), tuple(flops.items()),
+            tuple(cost.formula for _, cost, _ in recorded if cost.formula is not None),
+            tuple(info.name for info, _, _ in recorded if info.rule is None),
+            *made, tuple(tuple(shape) for shape in _shapes(output)))
+
+    def _replay(self, record: _Call, done: replay.Replay) -> None:
+        """Finish a fresh leaf record as the recorded call left its own, and roll it up."""
+        record.sums = done.sums  # never changed in place: sums are replaced, not added to
+        record.ops = dict(done.ops)
+        record.formulas = list(done.formulas)
+        record.output_shapes = [list(shape) for shape in done.output_shapes]
+        by_op = self.flops_by_op
+        for name, flops in done.flops:
+            by_op[name] = by_op.get(name, 0) + flops
+        for name in done.uncounted:
+            count, paths = self.uncounted.get(name, (0, []))
+            if record.facts.path not in paths:
+                paths.append(record.facts.path)
+            self.uncounted[name] = (count + 1, paths)
+        if self.stack:
+            self.stack[-1].absorb(record)
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
@@ -415,10 +455,10 @@ def module_facts(model: nn.Module, dtype: torch.dtype | None, modules: list[tupl
     modules = list(model.named_modules()) if modules is None else modules
     owned = [_own_tensors(module) for _, module in modules] if owned is None else owned
     sums = _state_by_path(modules, owned, producers, dtype)
-    nothing = [0] * len(keys)
+    stateless = dict.fromkeys(keys, 0)  # shared by every module without tensors: read, never written
     return {
-        id(module): ModuleFacts(path=path, type=type(module).__name__, leaf=_is_leaf(module),
-                                state=dict(zip(keys, sums.get(path, nothing))))
+        id(module): ModuleFacts(path, type(module).__name__, _is_leaf(module),
+                                dict(zip(keys, sums[path])) if path in sums else stateless)
         for path, module in modules
     }
 
@@ -457,9 +497,10 @@ def _own_state(tensors: list[tuple[torch.Tensor, bool]], producers: list[tuple[s
     """
     sums: list[int] | None = None
     for tensor, is_parameter in tensors:
-        if id(tensor) in seen:
+        identity = id(tensor)
+        if identity in seen:
             continue
-        seen.add(id(tensor))
+        seen.add(identity)
         numel = tensor.numel()
         described = (numel, _element_size(tensor, dtype), is_parameter, is_parameter and tensor.requires_grad)
         values = by_facts.get(described)
@@ -531,8 +572,10 @@ def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | No
     def watched(*args: Any, **kwargs: Any) -> Any:
         if sys._getframe(1).f_code is not _CALL_IMPL:
             return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
+        if layer is not None:
+            return tracer.call_layer(module, layer, forward, args, kwargs)
         tracer.enter(module, args, kwargs)
-        output = forward(*args, **kwargs) if layer is None else tracer.through(layer, forward, args, kwargs)
+        output = forward(*args, **kwargs)
         tracer.leave(module, args, output)
         return output
 
@@ -587,7 +630,7 @@ def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], d
 
     ``owned`` holds each module's own tensors (``_own_tensors``).
     """
-    if not any(_needs_stand_in(t, device, dtype) for tensors in owned for t, _ in tensors):
+    if not _any_stand_in(owned, device, dtype):
         return {}  # the usual case, found without listing every tensor's name
     swapped: dict[str, torch.Tensor] = {}
     named = list(model.named_parameters(remove_duplicate=False)) + list(
@@ -602,6 +645,16 @@ def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], d
         else:
             swapped[name] = t.detach().to(device=device, dtype=want)
     return swapped
+
+
+def _any_stand_in(owned: list[list[tuple[torch.Tensor, bool]]], device: torch.device, dtype: torch.dtype | None) -> bool:
+    """Some parameter or buffer is on another device than the trace's, or floating-point in another dtype."""
+    tensors = [t for own in owned for t, _ in own]
+    if device.type == "meta":  # is_meta is a flag; tensor.device builds an object
+        placed = all(t.is_meta for t in tensors)
+    else:
+        placed = all(t.device.type == device.type for t in tensors)
+    return not placed or (dtype is not None and any(t.dtype != dtype for t in tensors if t.is_floating_point()))
 
 
 def _traced_dtype(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
