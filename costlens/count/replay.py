@@ -102,6 +102,7 @@ _CONFIGS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, tuple, tuple]] = wea
 
 
 def _config(module: nn.Module) -> tuple | None:
+    """The layer's attributes (all but nn.Module's registries), frozen; None when one cannot be."""
     attributes = vars(module)
     names, values = tuple(attributes), tuple(attributes.values())
     known = _CONFIGS.get(module)
@@ -121,18 +122,23 @@ def _config(module: nn.Module) -> tuple | None:
     return key
 
 
-def _holds_list(frozen: Any) -> bool:
+def _holds_list(frozen: tuple) -> bool:
     """A frozen value read from a list (which can change in place without the layer noticing)."""
-    kind, inner = frozen
-    return kind is list or (kind is tuple and any(_holds_list(item) for item in inner))
+    kind = frozen[0]
+    if kind is list:
+        return True
+    return kind is tuple and len(frozen) == 2 and any(_holds_list(item) for item in frozen[1])
 
 
-def _frozen(value: Any) -> Any:
-    """A hashable, type-exact stand-in for a configuration value; None for any other kind of value."""
+def _frozen(value: Any) -> tuple | None:
+    """A hashable, type-exact stand-in for a configuration value (2 and 2.0 differ); None for any other kind."""
     kind = type(value)
     if kind in _SIMPLE:
         return kind, value
     if kind is tuple or kind is list:
+        kinds = tuple(map(type, value))
+        if _SIMPLE.issuperset(kinds):  # the usual (3, 3) or [1, 1]: flat
+            return kind, kinds, tuple(value)
         items = [_frozen(v) for v in value]
         return None if None in items else (kind, tuple(items))
     return None
