@@ -317,7 +317,7 @@ class _CountingMode(TorchDispatchMode):
 
 
 class _Tracer:
-    """Module-call stack, per-call records and the meta-result cache of one trace."""
+    """Module-call stack and per-call records of one trace, with the process's meta-result and layer caches."""
 
     def __init__(self, facts: dict[int, ModuleFacts], reuse: bool, own_formulas: bool = False) -> None:
         self.facts = facts
