@@ -24,6 +24,7 @@ from torch import nn
 from costlens import __version__
 from costlens.comparison import Comparison, align
 from costlens.count.formulas import CONVENTION, Handler
+from costlens.count.metabuild import building_on_meta
 from costlens.count.tracer import TraceResult, trace
 from costlens.errors import CostlensError, InputShapeError, ModelError
 from costlens.inputs import Inputs, Prepared, available_memory, input_bytes, prepare, refuse_unless_fits, trace_dtype
@@ -54,7 +55,8 @@ def environment() -> dict[str, str]:
 def build(named: NamedModel, device: torch.device) -> nn.Module:
     """Build ``named`` for a trace on ``device``.
 
-    For a meta trace the model is built on the meta device, so no weights are allocated.
+    For a meta trace the model is built on the meta device, so no weights are allocated
+    (nor initialised: ``count/metabuild.py``).
     A factory that cannot (it reads real values) is built on cpu instead, once, and
     the user is told in one line, once the cpu build worked (when it fails too, its error
     is the only line); later profiles of it in this process go to cpu directly.
@@ -62,7 +64,7 @@ def build(named: NamedModel, device: torch.device) -> nn.Module:
     reason = None
     if device.type == "meta" and named.name not in _NEEDS_REAL_DEVICE:
         try:
-            with torch.device("meta"):
+            with building_on_meta():
                 return named.build()
         except CostlensError as error:
             if not isinstance(error.__cause__, Exception) or isinstance(error.__cause__, (CostlensError, RecursionError)):

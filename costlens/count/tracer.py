@@ -8,14 +8,16 @@ the sum of the ops that ran inside it.
 
 On the meta device no arithmetic is done and no weights are allocated. An op's meta
 result depends only on the shapes, strides, dtypes and arguments of its inputs, so
-results (and costs) of non-mutating, non-aliasing ops are cached and rebuilt with
-``empty_strided`` instead of running the meta kernel again.
+results (and costs) of non-mutating, non-aliasing ops are cached for the process and
+rebuilt with ``empty_strided`` instead of running the meta kernel again; a result not
+yet cached comes from a shape rule (``count/shapes.py``) where the op has one, else from
+torch's meta kernel.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +27,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
-from costlens.count.formulas import FREE, Handler, OpCost, rule_for
+from costlens.count import replay, shapes
+from costlens.count.formulas import FORMULAS, FREE, Handler, OpCost, rule_for
 from costlens.count.live import LiveBytes
 from costlens.errors import ModelError
 from costlens.metrics import OpEvent, TensorFacts
@@ -42,7 +45,7 @@ _STATISTICS_OUTPUTS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleFacts:
     """What the tracer knows of a module before it runs: its path, type and state metrics."""
 
@@ -52,11 +55,12 @@ class ModuleFacts:
     state: dict[str, int]  # each tensor metric of the catalogue, children included
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     """A module call in progress; becomes a frozen ``LayerCost`` when the trace ends.
 
-    ``sums`` holds the op metrics of the catalogue, in catalogue order.
+    ``sums`` holds the op metrics of the catalogue, in catalogue order; ``ops`` counts
+    the aten ops run inside the call, children included.
     """
 
     facts: ModuleFacts
@@ -64,32 +68,31 @@ class _Call:
     depth: int
     input_shapes: list[list[int]]
     sums: list[int]
-    output_shapes: list[list[int]] = field(default_factory=list)
+    output_shapes: list[list[int]]
+    ops: dict[str, int]
+    formulas: list[str]
     output_sums: list[int] = field(default_factory=list)  # the output metrics of the catalogue
-    ops: Counter = field(default_factory=Counter)
-    formulas: list[str] = field(default_factory=list)
 
     def absorb(self, child: _Call) -> None:
-        sums = self.sums
-        for i, value in enumerate(child.sums):
-            sums[i] += value
-        self.ops.update(child.ops)
+        self.sums = [mine + theirs for mine, theirs in zip(self.sums, child.sums)]
+        ops = self.ops
+        for name, count in child.ops.items():
+            ops[name] = ops.get(name, 0) + count
 
-    def freeze(self, op_keys: list[str], layer_keys: set[str], output_keys: list[str]) -> LayerCost:
+    def freeze(self, plan: list[tuple[str, int]], output_keys: list[str]) -> LayerCost:
+        """The finished record; ``plan`` lists the per-layer metrics in catalogue order, each
+        with its index in ``sums``, or -1 for a state metric; ``output_keys`` name ``output_sums``."""
         f = self.facts
-        values: dict[str, float] = {k: v for k, v in f.state.items() if k in layer_keys}
-        values.update(zip(op_keys, self.sums))
+        sums, state = self.sums, f.state
+        ops = self.ops
+        values = {key: sums[i] if i >= 0 else state[key] for key, i in plan}
         values.update(zip(output_keys, self.output_sums))
         return LayerCost(
             path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
-            formula="; ".join(self.formulas) or None, ops=dict(sorted(self.ops.items())),
-            values={k: values[k] for k in _ordered(layer_keys) if k in values},
+            formula="; ".join(self.formulas) or None, ops=dict(sorted(ops.items())) if len(ops) > 1 else dict(ops),
+            values={m.key: values[m.key] for m in metrics.per_layer() if m.key in values},
         )
-
-
-def _ordered(keys: set[str]) -> list[str]:
-    return [m.key for m in metrics.catalogue() if m.key in keys]
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class _OpInfo:
     allocates: bool  # writes fresh tensors: its outputs count as activations
     primary_only: bool  # only the first output is data; the rest is saved statistics
     creates: bool  # a factory (zeros, arange, ...) that takes a device argument
+    shape_rule: shapes.Rule | None  # its outputs' metadata on meta without running torch's kernel
+    single: bool  # returns one tensor (else a tuple of them)
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ class TraceResult:
     layers: list[LayerCost]
     uncounted: dict[str, tuple[int, list[str]]]
     flops_by_op: dict[str, int]
-    state: dict[str, int]  # the model's tensor metrics, each tensor once, and its peak memory
+    state: dict[str, int]  # the model's tensor metrics, each tensor once
 
 
 def _tensor_bytes(t: torch.Tensor) -> int:
@@ -164,22 +169,32 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield from (t for t in v if isinstance(t, torch.Tensor))
 
 
-def _key_of(values: tuple | list) -> tuple:
-    """A hashable key for op arguments: tensors by shape, stride and dtype.
+_KEYWORDS = object()  # separates positional from keyword arguments in a cache key
+_NUMBERS = (bool, int, float)
 
-    The device is left out: only results whose outputs are all on meta are cached,
-    and a meta result depends on nothing else.
+
+def _key_part(value: Any) -> Any:
+    """A hashable stand-in for one op argument: a tensor by shape, stride and dtype.
+
+    The device is left out: only results whose outputs are all on meta are cached, and
+    a meta result depends on nothing else. Numbers keep their type, since 2 and 2.0
+    (equal as keys) promote an integer tensor differently.
     """
-    key: list[Any] = []
-    for v in values:
-        kind = type(v)
-        if kind is torch.Tensor or isinstance(v, torch.Tensor):
-            key.append((v.shape, v.stride(), v.dtype))
-        elif kind is list or kind is tuple:
-            key.append(_key_of(v))
-        else:
-            key.append(v)
-    return tuple(key)
+    kind = type(value)
+    if kind is torch.Tensor or isinstance(value, torch.Tensor):
+        return value.shape, value.stride(), value.dtype
+    if kind is list or kind is tuple:
+        return tuple(map(_key_part, value))
+    if kind in _NUMBERS:
+        return kind, value
+    return value
+
+
+def _key_of(func: Any, args: tuple, kwargs: dict) -> tuple:
+    """The cache key of one call: the overload and every argument's stand-in."""
+    if not kwargs:
+        return func, *map(_key_part, args)
+    return func, *map(_key_part, args), _KEYWORDS, *kwargs, *map(_key_part, kwargs.values())
 
 
 def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
@@ -205,10 +220,38 @@ def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
         cacheable=cacheable,
         moves_data=moves_data, allocates=moves_data and not aliases, primary_only=name in _STATISTICS_OUTPUTS,
         creates=any(a.name == "device" and a.kwarg_only for a in schema.arguments),
+        shape_rule=shapes.rule_of(func) if cacheable else None,
+        single=len(schema.returns) == 1,
     )
 
 
 _META = torch.device("meta")
+# What each aten overload is and what its meta results cost, learned once per process
+# for the registered formulas and the catalogue's op metrics (a trace with custom
+# formulas keeps its own); registering another formula starts both afresh.
+_INFOS: dict[Any, _OpInfo] = {}
+_RESULTS: dict[tuple, dict[Any, _Cached]] = {}  # by the catalogue's op-metric producers, then by call
+_REPLAYS: dict[tuple, dict[Any, replay.Replay]] = {}  # likewise, then by layer and inputs
+_LEARNED_WITH = [len(FORMULAS)]
+_MOST_RESULTS = 50_000  # a bound on memory for long sessions: beyond it the cache starts again
+
+
+def clear_caches() -> None:
+    """Forget every learned op, cached meta result and recorded layer call (benchmarks of a cold trace use it)."""
+    _INFOS.clear()
+    _RESULTS.clear()
+    _REPLAYS.clear()
+    _LEARNED_WITH[0] = len(FORMULAS)
+
+
+def _process_cache(caches: dict[tuple, dict], producers: list[Any]) -> dict:
+    """The process-wide cache for these op-metric producers (a grown catalogue starts another)."""
+    if _LEARNED_WITH[0] != len(FORMULAS):
+        clear_caches()
+    cache = caches.setdefault(tuple(producers), {})
+    if len(cache) > _MOST_RESULTS:
+        cache.clear()
+    return cache
 
 
 class _CountingMode(TorchDispatchMode):
@@ -219,7 +262,7 @@ class _CountingMode(TorchDispatchMode):
         self.tracer = tracer
         self.custom = custom
         self.live = live
-        self.infos: dict[Any, _OpInfo] = {}
+        self.infos: dict[Any, _OpInfo] = _INFOS if not custom else {}
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -233,38 +276,47 @@ class _CountingMode(TorchDispatchMode):
         return out
 
     def _dispatch(self, func, args, kwargs):  # type: ignore[no-untyped-def]
-        kwargs = kwargs or {}
         info = self.infos.get(func)
         if info is None:
             info = self.infos[func] = _learn(func, self.custom)
         tracer = self.tracer
-        if info.creates and tracer.reuse and kwargs.get("device") != _META:
+        if tracer.reuse and info.creates and (not kwargs or kwargs.get("device") != _META):
             # a tensor made inside forward (torch.zeros(n), torch.arange(n)) joins the
             # meta trace, as it would join the model's device in real use
-            kwargs = {**kwargs, "device": _META}
-        if info.cacheable and tracer.reuse:
-            key = (func, _key_of(args), _key_of(tuple(kwargs.values())), tuple(kwargs)) if kwargs else (
-                func, _key_of(args))
-            hit = tracer.cache.get(key)
-            if hit is not None:
-                tracer.count(info, hit.cost, hit.sums)
-                if hit.single:
-                    shape, stride, dtype = hit.metas[0]
-                    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-                outs = [torch.empty_strided(s, st, dtype=d, device="meta") for s, st, d in hit.metas]
-                return tuple(outs) if hit.as_tuple else outs
+            kwargs = {**kwargs, "device": _META} if kwargs else {"device": _META}
+        if not (info.cacheable and tracer.reuse):
+            kwargs = kwargs or {}
             out = func(*args, **kwargs)
             cost, sums = self._cost(info, args, kwargs, out)
-            outs = [out] if isinstance(out, torch.Tensor) else list(out)
-            if all(o.device.type == "meta" for o in outs):
-                metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
-                tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, sums)
             tracer.count(info, cost, sums)
             return out
-        out = func(*args, **kwargs)
+        key = _key_of(func, args, kwargs)
+        hit = tracer.cache.get(key)
+        if hit is not None:
+            tracer.count(info, hit.cost, hit.sums)
+            if hit.single:
+                shape, stride, dtype = hit.metas[0]
+                return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
+            outs = [torch.empty_strided(s, st, dtype=d, device=_META) for s, st, d in hit.metas]
+            return tuple(outs) if hit.as_tuple else outs
+        kwargs = kwargs or {}
+        out = self._run_on_meta(func, info, args, kwargs)
         cost, sums = self._cost(info, args, kwargs, out)
+        outs = [out] if isinstance(out, torch.Tensor) else list(out)
+        if all(o.device.type == "meta" for o in outs):
+            metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
+            tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, sums)
         tracer.count(info, cost, sums)
         return out
+
+    @staticmethod
+    def _run_on_meta(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> Any:
+        """The op's result, from its shape rule where it has one that is sure, else from torch's kernel."""
+        metas = info.shape_rule(*args, **kwargs) if info.shape_rule is not None else None
+        if metas is None:
+            return func(*args, **kwargs)
+        outs = tuple(torch.empty_strided(shape, stride, dtype=dtype, device=_META) for shape, stride, dtype in metas)
+        return outs[0] if info.single else outs
 
     def _cost(self, info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, tuple[int, ...]]:
         """The op's arithmetic, and what it adds to each op metric of the catalogue."""
@@ -284,96 +336,217 @@ class _CountingMode(TorchDispatchMode):
 
 
 class _Tracer:
-    """Module-call stack, per-call records and the meta-result cache of one trace."""
+    """Module-call stack and per-call records of one trace, with the process's meta-result and layer caches."""
 
-    def __init__(self, facts: dict[int, ModuleFacts], reuse: bool) -> None:
+    def __init__(self, facts: dict[int, ModuleFacts], reuse: bool, own_formulas: bool = False) -> None:
         self.facts = facts
         self.reuse = reuse
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
         self.output_producers = [m.of_output for m in metrics.output_metrics() if m.of_output is not None]
-        self.cache: dict[Any, _Cached] = {}
+        self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
+        # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
+        self.replays: dict[Any, replay.Replay] | None = (
+            _process_cache(_REPLAYS, self.producers) if reuse and not own_formulas and replay.available() else None)
+        self.recording: list[tuple[_OpInfo, OpCost, tuple[int, ...]]] | None = None
+        self.nothing = [0] * len(self.producers)
         self.stack: list[_Call] = []
         self.calls: list[_Call] = []
-        self.call_counts: Counter = Counter()
+        self.call_counts: dict[str, int] = {}
         self.uncounted: dict[str, tuple[int, list[str]]] = {}
-        self.flops_by_op: Counter = Counter()
+        self.flops_by_op: dict[str, int] = {}
 
     def enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         facts = self.facts[id(module)]
-        index = self.call_counts[facts.path]
-        self.call_counts[facts.path] = index + 1
-        shapes = _shapes(args) + _shapes(kwargs)
-        record = _Call(facts, index, len(self.stack), shapes, [0] * len(self.producers))  # depth: calls around it
+        path = facts.path
+        index = self.call_counts.get(path, 0)
+        self.call_counts[path] = index + 1
+        shapes = _shapes(args)
+        if kwargs:
+            shapes += _shapes(kwargs)
+        stack = self.stack
+        record = _Call(facts, index, len(stack), shapes, self.nothing, [], {}, [])  # depth: calls around it
         self.calls.append(record)
-        self.stack.append(record)
+        stack.append(record)
 
     def leave(self, module: nn.Module, args: tuple, output: Any) -> None:
-        record = self.stack.pop()
+        stack = self.stack
+        record = stack.pop()
         record.output_shapes = _shapes(output)
-        returned = [TensorFacts(t.numel(), _tensor_bytes(t), False, False) for t in _returned_tensors(output)]
-        record.output_sums = [sum(produce(t) for t in returned) for produce in self.output_producers]
-        if self.stack:
-            self.stack[-1].absorb(record)
+        if self.output_producers:
+            returned = [TensorFacts(t.numel(), _tensor_bytes(t), False, False) for t in _returned_tensors(output)]
+            record.output_sums = [sum(produce(t) for t in returned) for produce in self.output_producers]
+        if stack:
+            stack[-1].absorb(record)
 
     def count(self, info: _OpInfo, cost: OpCost, contributions: tuple[int, ...]) -> None:
         if not self.stack:
             return
         record = self.stack[-1]
-        sums = record.sums
-        for i, value in enumerate(contributions):
-            sums[i] += value
-        record.ops[info.name] += 1
-        self.flops_by_op[info.name] += cost.flops
+        if self.recording is not None:
+            self.recording.append((info, cost, contributions))
+        record.sums = [mine + more for mine, more in zip(record.sums, contributions)]
+        name = info.name
+        ops = record.ops
+        ops[name] = ops.get(name, 0) + 1
+        by_op = self.flops_by_op
+        by_op[name] = by_op.get(name, 0) + cost.flops
         if cost.formula is not None:
             record.formulas.append(cost.formula)
         if info.rule is None:
-            count, paths = self.uncounted.get(info.name, (0, []))
+            count, paths = self.uncounted.get(name, (0, []))
             if record.facts.path not in paths:
                 paths.append(record.facts.path)
-            self.uncounted[info.name] = (count + 1, paths)
+            self.uncounted[name] = (count + 1, paths)
+
+    def call_layer(self, module: nn.Module, layer: tuple, forward: Any, args: tuple, kwargs: dict) -> Any:
+        """A replayable layer's call: replayed when an equal call was recorded before
+        (``count/replay.py``), else run, and recorded when it can be replayed later."""
+        replays = self.replays
+        if replays is None or not replay.inputs_on_meta(args, kwargs):
+            return self._run_call(module, forward, args, kwargs)
+        key = (layer, _key_of(None, args, kwargs))
+        done = replays.get(key)
+        if done is None:
+            self.recording = []
+            try:
+                output = self._run_call(module, forward, args, kwargs)
+            finally:
+                recorded, self.recording = self.recording, None
+            made = replay.outputs_of(output, args)
+            if made is not None:
+                replays[key] = self._summary(recorded, made, output)
+            return output
+        self.enter(module, args, kwargs)
+        self._replay(self.stack.pop(), done)
+        return done.outputs_for(args)
+
+    def _run_call(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        self.enter(module, args, kwargs)
+        output = forward(*args, **kwargs)
+        self.leave(module, args, output)
+        return output
+
+    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]],
+                 made: tuple[tuple, bool], output: Any) -> replay.Replay:
+        """What ``count`` did for each recorded op, summed, to do again in one step."""
+        sums = list(self.nothing)
+        ops: dict[str, int] = {}
+        flops: dict[str, int] = {}
+        for info, cost, contributions in recorded:
+            sums = [mine + more for mine, more in zip(sums, contributions)]
+            ops[info.name] = ops.get(info.name, 0) + 1
+            flops[info.name] = flops.get(info.name, 0) + cost.flops
+        return replay.Replay(
+            sums, tuple(ops.items()), tuple(flops.items()),
+            tuple(cost.formula for _, cost, _ in recorded if cost.formula is not None),
+            tuple(info.name for info, _, _ in recorded if info.rule is None),
+            *made, tuple(tuple(shape) for shape in _shapes(output)))
+
+    def _replay(self, record: _Call, done: replay.Replay) -> None:
+        """Finish a fresh leaf record as the recorded call left its own, and roll it up."""
+        record.sums = done.sums  # never changed in place: sums are replaced, not added to
+        record.ops = dict(done.ops)
+        record.formulas = list(done.formulas)
+        record.output_shapes = [list(shape) for shape in done.output_shapes]
+        by_op = self.flops_by_op
+        for name, flops in done.flops:
+            by_op[name] = by_op.get(name, 0) + flops
+        for name in done.uncounted:
+            count, paths = self.uncounted.get(name, (0, []))
+            if record.facts.path not in paths:
+                paths.append(record.facts.path)
+            self.uncounted[name] = (count + 1, paths)
+        if self.stack:
+            self.stack[-1].absorb(record)
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
 
 
-def module_facts(model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
+def module_facts(model: nn.Module, dtype: torch.dtype | None, modules: list[tuple[str, nn.Module]] | None = None,
+                 owned: list[list[tuple[torch.Tensor, bool]]] | None = None) -> dict[int, ModuleFacts]:
     """Path, type and state metrics (params, weight bytes, ...) of every module, keyed by ``id``.
 
     Like fvcore's parameter_count, each tensor is summed into every prefix of its
-    dotted name, so a shared tensor counts once, under its first name.
+    dotted name, so a shared tensor counts once, under its first name. ``modules``
+    (``list(model.named_modules())``) and ``owned`` (each one's ``_own_tensors``) are
+    passed when the caller has them already.
     """
     producers = [(m.key, m.of_tensor) for m in metrics.tensor_metrics() if m.of_tensor is not None]
-    state: dict[str, Counter] = {key: Counter() for key, _ in producers}
-    seen: set[int] = set()
-    modules = list(model.named_modules())
-    for path, module in modules:
-        own = [t for t in _own_tensors(module) if id(t[0]) not in seen]
-        if not own:
-            continue
-        parts = path.split(".") if path else []
-        prefixes = [".".join(parts[:i]) for i in range(len(parts) + 1)]
-        for tensor, is_parameter in own:
-            seen.add(id(tensor))
-            facts = TensorFacts(tensor.numel(), tensor.numel() * _element_size(tensor, dtype), is_parameter,
-                                is_parameter and tensor.requires_grad)
-            for key, produce in producers:
-                value = produce(facts)
-                for prefix in prefixes:
-                    state[key][prefix] += value
+    keys = [key for key, _ in producers]
+    modules = list(model.named_modules()) if modules is None else modules
+    owned = [_own_tensors(module) for _, module in modules] if owned is None else owned
+    sums = _state_by_path(modules, owned, producers, dtype)
+    stateless = dict.fromkeys(keys, 0)  # shared by every module without tensors: read, never written
     return {
-        id(module): ModuleFacts(
-            path=path, type=type(module).__name__, leaf=next(module.children(), None) is None,
-            state={key: counts[path] for key, counts in state.items()},
-        )
+        id(module): ModuleFacts(path, type(module).__name__, _is_leaf(module),
+                                dict(zip(keys, sums[path])) if path in sums else stateless)
         for path, module in modules
     }
 
 
+def _state_by_path(modules: list[tuple[str, nn.Module]], owned: list[list[tuple[torch.Tensor, bool]]],
+                   producers: list[tuple[str, Any]], dtype: torch.dtype | None) -> dict[str, list[int]]:
+    """Each module path's state metrics, its children's included; paths with none are left out.
+
+    ``modules`` is in ``named_modules`` order (parents first), so walking it backwards
+    finishes every child before its parent, and each path's sums are added to its
+    parent's once.
+    """
+    seen: set[int] = set()
+    by_facts: dict[tuple, list[int]] = {}
+    sums: dict[str, list[int]] = {}
+    for (path, _), tensors in zip(modules, owned):
+        own = _own_state(tensors, producers, dtype, seen, by_facts) if tensors else None
+        if own is not None:
+            sums[path] = own
+    for path, _ in reversed(modules):
+        values = sums.get(path)
+        if not path or values is None:
+            continue
+        parent = path[:max(path.rfind("."), 0)]
+        above = sums.get(parent)
+        sums[parent] = list(values) if above is None else [a + b for a, b in zip(above, values)]
+    return sums
+
+
+def _own_state(tensors: list[tuple[torch.Tensor, bool]], producers: list[tuple[str, Any]], dtype: torch.dtype | None,
+               seen: set[int], by_facts: dict[tuple, list[int]]) -> list[int] | None:
+    """What a module's own ``tensors`` not seen before add to each state metric; None when nothing.
+
+    ``by_facts`` remembers the metrics of each distinct tensor description: models repeat
+    a few shapes many times.
+    """
+    sums: list[int] | None = None
+    for tensor, is_parameter in tensors:
+        identity = id(tensor)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        numel = tensor.numel()
+        described = (numel, _element_size(tensor, dtype), is_parameter, is_parameter and tensor.requires_grad)
+        values = by_facts.get(described)
+        if values is None:
+            facts = TensorFacts(numel, numel * described[1], is_parameter, described[3])
+            values = by_facts[described] = [produce(facts) for _, produce in producers]
+        sums = list(values) if sums is None else [a + b for a, b in zip(sums, values)]
+    return sums
+
+
 def _own_tensors(module: nn.Module) -> list[tuple[torch.Tensor, bool]]:
-    """The module's own parameters and buffers (not its children's), flagged as parameters or not."""
-    own = [(p, True) for _, p in module.named_parameters(recurse=False, remove_duplicate=False)]
-    return own + [(b, False) for _, b in module.named_buffers(recurse=False, remove_duplicate=False)]
+    """The module's own parameters and buffers (not its children's), flagged as parameters or not.
+
+    Read from the registries that ``named_parameters(recurse=False)`` reads, without its
+    generators: this runs for every module of every trace.
+    """
+    own = [(p, True) for p in module._parameters.values() if p is not None]
+    return own + [(b, False) for b in module._buffers.values() if b is not None]
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    """No child module (as ``children()`` sees it: registered, not None)."""
+    return all(child is None for child in module._modules.values())
 
 
 def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
@@ -384,48 +557,141 @@ def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
 
 
 @contextlib.contextmanager
-def _hooks(model: nn.Module, tracer: _Tracer) -> Iterator[None]:
+def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator[None]:
+    """Report every module call to the tracer, and leave the modules as found.
+
+    A module without hooks of its own gets a stand-in ``forward`` for the trace that
+    calls the tracer around the real one: nn.Module then takes its hook-free fast path,
+    several microseconds a call cheaper than running hooks. A module with hooks, or
+    one whose calls do not go through ``forward``, gets a forward pre-hook and hook as
+    before, registered after its own so the tracer sees what they do.
+    """
+    wrapped: list[nn.Module] = []
     handles = []
+    hooks_everywhere = _global_hooks()
+    plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
     try:
-        for module in model.modules():
-            handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
-            handles.append(module.register_forward_hook(tracer.leave))
+        for _, module in modules:
+            if not hooks_everywhere and type(module) in plain_types and _wrappable(module):
+                layer = replay.layer_key(module) if tracer.replays is not None else None
+                module.__dict__["forward"] = _watched(module, module.forward, tracer, layer)
+                wrapped.append(module)
+            else:
+                handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
+                handles.append(module.register_forward_hook(tracer.leave))
         yield
     finally:
+        for module in wrapped:
+            module.__dict__.pop("forward", None)
         for handle in handles:
             handle.remove()
 
 
+_CALL_IMPL = nn.Module._call_impl.__code__
+
+
+def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | None) -> Any:
+    """``module``'s stand-in forward; ``layer`` is its replay key (``replay.layer_key``), if it has one."""
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        if sys._getframe(1).f_code is not _CALL_IMPL:
+            return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
+        if layer is not None:
+            return tracer.call_layer(module, layer, forward, args, kwargs)
+        tracer.enter(module, args, kwargs)
+        output = forward(*args, **kwargs)
+        tracer.leave(module, args, output)
+        return output
+
+    return watched
+
+
+def _global_hooks() -> bool:
+    """Module hooks registered for every module, which would run outside a stand-in forward."""
+    from torch.nn.modules import module as torch_module
+
+    return bool(torch_module._global_forward_pre_hooks or torch_module._global_forward_hooks
+                or torch_module._global_backward_pre_hooks or torch_module._global_backward_hooks)
+
+
+def _plain_call(kind: type) -> bool:
+    """A module class called through nn.Module's own ``__call__`` into its ``forward``."""
+    return (kind.__call__ is nn.Module.__call__ and getattr(kind, "_call_impl", None) is nn.Module._call_impl
+            and not issubclass(kind, torch.jit.ScriptModule))
+
+
+def _wrappable(module: nn.Module) -> bool:
+    """A module of a plain-call class with a class-defined ``forward`` and no hooks of its own."""
+    return (
+        "forward" not in module.__dict__
+        and getattr(module, "_compiled_call_impl", None) is None
+        and not (module._forward_pre_hooks or module._forward_hooks or module._backward_pre_hooks
+                 or module._backward_hooks)
+    )
+
+
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module, train: bool) -> Iterator[None]:
-    modes = {m: m.training for m in model.modules()}
+def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bool) -> Iterator[None]:
+    modes = [(m, m.training) for _, m in modules]
     try:
-        model.train(train)
+        if any(kind.train is not nn.Module.train or kind.__setattr__ is not nn.Module.__setattr__
+               for kind in {type(m) for _, m in modules}):
+            model.train(train)
+        else:  # what nn.Module.train does, without setting the flags that are already right
+            for module, mode in modes:
+                if mode != train:
+                    module.training = train
         yield
     finally:
-        for module, mode in modes.items():
-            module.training = mode
+        for module, mode in modes:
+            if module.training != mode:  # nn.Module's __setattr__ is slow: set only what changed
+                module.training = mode
 
 
-def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None,
-               train: bool = False) -> dict[str, torch.Tensor]:
+def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], device: torch.device,
+               dtype: torch.dtype | None, train: bool = False) -> dict[str, torch.Tensor]:
     """Parameters and buffers as they must be for this trace, when they differ from the model's;
-    in training mode on a real device, copies of the buffers, which the forward updates."""
+    in training mode on a real device, copies of the buffers, which the forward updates.
+
+    ``owned`` holds each module's own tensors (``_own_tensors``).
+    """
+    copy_buffers = train and device.type != "meta" and any(not p for own in owned for _, p in own)
+    if not copy_buffers and not _any_stand_in(owned, device, dtype):
+        return {}  # the usual case, found without listing every tensor's name
     swapped: dict[str, torch.Tensor] = {}
     named = list(model.named_parameters(remove_duplicate=False)) + list(
         model.named_buffers(remove_duplicate=False)
     )
     for name, t in named:
-        want = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
-        if t.device.type == device.type and t.dtype == want:
-            if train and device.type != "meta" and not isinstance(t, nn.Parameter):
+        if not _needs_stand_in(t, device, dtype):
+            if copy_buffers and not isinstance(t, nn.Parameter):
                 swapped[name] = t.detach().clone()  # batch norm's running statistics stay the model's
             continue
+        want = _traced_dtype(t, dtype)
         if device.type == "meta":
             swapped[name] = torch.empty_like(t, device="meta", dtype=want)
         else:
             swapped[name] = t.detach().to(device=device, dtype=want)
     return swapped
+
+
+def _any_stand_in(owned: list[list[tuple[torch.Tensor, bool]]], device: torch.device, dtype: torch.dtype | None) -> bool:
+    """Some parameter or buffer is on another device than the trace's, or floating-point in another dtype."""
+    tensors = [t for own in owned for t, _ in own]
+    if device.type == "meta":  # is_meta is a flag; tensor.device builds an object
+        placed = all(t.is_meta for t in tensors)
+    else:
+        placed = all(t.device.type == device.type for t in tensors)
+    return not placed or (dtype is not None and any(t.dtype != dtype for t in tensors if t.is_floating_point()))
+
+
+def _traced_dtype(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
+    return dtype if (dtype is not None and tensor.is_floating_point()) else tensor.dtype
+
+
+def _needs_stand_in(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> bool:
+    if device.type == "meta":  # is_meta is a flag; tensor.device builds an object
+        return not tensor.is_meta or tensor.dtype != _traced_dtype(tensor, dtype)
+    return tensor.device.type != device.type or tensor.dtype != _traced_dtype(tensor, dtype)
 
 
 def trace(
@@ -441,8 +707,8 @@ def trace(
 
     The device is the first input tensor's; parameters on another device or dtype are
     substituted for the trace (``torch.func.functional_call``), never moved, so the
-    model is left as found: hooks removed, train/eval modes restored, even when its
-    forward raises. ``formulas`` maps aten ops (packets or overloads) to handlers that
+    model is left as found: stand-in forwards and hooks removed, train/eval modes
+    restored, even when its forward raises. ``formulas`` maps aten ops (packets or overloads) to handlers that
     take precedence over the registered ones, for this trace only.
     """
     kwargs = dict(kwargs or {})
@@ -450,12 +716,18 @@ def trace(
     if not tensors:
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
-    facts = module_facts(model, dtype)
-    tracer = _Tracer(facts, reuse=device.type == "meta")
-    stand_ins = _stand_ins(model, device, dtype, train)
+    modules = list(model.named_modules())
+    owned = [_own_tensors(module) for _, module in modules]
+    facts = module_facts(model, dtype, modules, owned)
+    tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
+    # A replayed layer runs no ops, so the peak-memory tracker would not see its temporaries
+    # (max-pool's indices, a norm's scratch): peak_bytes needs every layer run.
+    tracer.replays = None
+    stand_ins = _stand_ins(model, owned, device, dtype, train)
     live = LiveBytes(tensors)
     try:
-        with _eval_mode(model, train), _hooks(model, tracer), torch.no_grad(), _CountingMode(tracer, formulas or {}, live):
+        with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
+                _CountingMode(tracer, formulas or {}, live):
             if stand_ins:
                 torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
             else:
@@ -463,13 +735,18 @@ def trace(
     except Exception as error:  # the user's forward can raise anything
         raise _forward_error(tracer.innermost(), error) from error
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
-    op_keys = [m.key for m in tracer.op_metrics]
-    layer_keys = {m.key for m in metrics.per_layer()}
-    output_keys = [m.key for m in metrics.output_metrics()]
-    layers = [c.freeze(op_keys, layer_keys, output_keys) for c in tracer.calls]
     state = facts[id(model)].state
+    plan = _freeze_plan(tracer, state)
+    output_keys = [m.key for m in metrics.output_metrics()]
+    layers = [c.freeze(plan, output_keys) for c in tracer.calls]
     peak = {"peak_bytes": state.get("weight_bytes", 0) + live.peak}  # weights stay alive throughout
     return TraceResult(layers, tracer.uncounted, by_op, {**state, **peak})
+
+
+def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int]]:
+    """Each per-layer metric with a value, in catalogue order: its index among the op sums, or -1 for a state metric."""
+    op_index = {m.key: i for i, m in enumerate(tracer.op_metrics)}
+    return [(m.key, op_index.get(m.key, -1)) for m in metrics.per_layer() if m.key in op_index or m.key in state]
 
 
 def _forward_error(call: _Call | None, error: Exception) -> ModelError:

@@ -1,0 +1,180 @@
+"""Replaying a leaf module's call on meta instead of running its forward again.
+
+The forward of a torch.nn layer such as Conv2d, BatchNorm2d, ReLU or MaxPool2d reads
+nothing but the layer's configuration (its attributes and train/eval flag), its
+parameters and buffers, and its inputs. On meta, where no values exist, the aten ops
+it dispatches, what they cost and its outputs' shapes are therefore a function of the
+metadata of those: the first call records them, and a later call that agrees in every
+one of them (in this trace or a later one in the process) counts the same ops and
+returns outputs of the same metadata without running the layer's Python and torch's
+dispatch again. VGG, GoogLeNet and the ResNets repeat layers of one configuration on
+inputs of one shape many times.
+
+Only exact torch.nn classes on this list are replayed (a subclass may override
+forward), only calls whose tensors are all on meta, and only outputs that are fresh
+tensors or one of the inputs itself (an in-place ReLU); a layer that returns a view of
+its input (Flatten) is always run.
+"""
+
+from __future__ import annotations
+
+import operator
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+Shape = tuple[int, ...]
+
+REPLAYABLE: frozenset[type] = frozenset({
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Hardswish,
+    nn.Hardsigmoid, nn.Mish, nn.Softmax, nn.LogSoftmax,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+})
+# Makes a replayed call's outputs without the tracer's dispatch mode counting them as ops.
+_UNSEEN = getattr(torch._C, "_DisableTorchDispatch", None)
+# nn.Module's own bookkeeping (parameter and hook registries), not configuration.
+_REGISTRIES = frozenset(vars(nn.Module())) - {"training"}
+_SIMPLE = frozenset({bool, int, float, str, type(None), torch.dtype, torch.device, torch.memory_format})
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What one leaf call did, summed over the ops it ran, and how to rebuild its outputs.
+
+    ``sums`` are the op metrics it added, ``ops`` how often each aten op ran and
+    ``flops`` each op's FLOPs (both in the order the ops first ran), ``formulas`` the
+    formulas it showed and ``uncounted`` the ops with no formula, once per run.
+    ``outputs`` holds one entry per output: the index of the input it returned, or the
+    shape, strides and dtype of a fresh tensor; ``single`` when it returned one tensor
+    rather than a tuple.
+    """
+
+    sums: list[int]
+    ops: tuple[tuple[str, int], ...]
+    flops: tuple[tuple[str, int], ...]
+    formulas: tuple[str, ...]
+    uncounted: tuple[str, ...]
+    outputs: tuple[int | tuple[Shape, Shape, torch.dtype], ...]
+    single: bool
+    output_shapes: tuple[tuple[int, ...], ...]
+
+    def outputs_for(self, args: tuple) -> Any:
+        with _UNSEEN():  # type: ignore[misc]
+            made = tuple(args[spec] if isinstance(spec, int) else
+                         torch.empty_strided(spec[0], spec[1], dtype=spec[2], device="meta") for spec in self.outputs)
+        return made[0] if self.single else made
+
+
+def available() -> bool:
+    """This torch lets outputs be made unseen by dispatch modes (else every layer runs)."""
+    return _UNSEEN is not None
+
+
+def layer_key(module: nn.Module) -> tuple | None:
+    """What a replayable layer's calls depend on besides their inputs; None when it cannot be replayed.
+
+    Attributes are taken in the order the layer set them: two layers that set them in
+    another order only miss each other's recordings.
+    """
+    if type(module) not in REPLAYABLE:
+        return None
+    config = _config(module)
+    if config is None:
+        return None
+    state = _state_key(module._parameters) + _state_key(module._buffers)
+    if any(entry is None for entry in state):
+        return None
+    return type(module), config, tuple(state), torch.get_default_dtype()
+
+
+# Each layer's configuration key, with the attribute values it was read from: while the
+# layer holds the same objects (none of them a list, which could change in place),
+# the key stands, and the next trace need not read it again.
+_CONFIGS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, tuple, tuple]] = weakref.WeakKeyDictionary()
+
+
+def _config(module: nn.Module) -> tuple | None:
+    """The layer's attributes (all but nn.Module's registries), frozen; None when one cannot be."""
+    attributes = vars(module)
+    names, values = tuple(attributes), tuple(attributes.values())
+    known = _CONFIGS.get(module)
+    if known is not None and known[0] == names and all(map(operator.is_, known[1], values)):
+        return known[2]
+    config = []
+    for name, value in attributes.items():
+        if name in _REGISTRIES:
+            continue
+        frozen = _frozen(value)
+        if frozen is None:
+            return None
+        config.append((name, frozen))
+    key = tuple(config)
+    if not any(_holds_list(value) for _, value in config):
+        _CONFIGS[module] = (names, values, key)
+    return key
+
+
+def _holds_list(frozen: tuple) -> bool:
+    """A frozen value read from a list (which can change in place without the layer noticing)."""
+    kind = frozen[0]
+    if kind is list:
+        return True
+    return kind is tuple and len(frozen) == 2 and any(_holds_list(item) for item in frozen[1])
+
+
+def _frozen(value: Any) -> tuple | None:
+    """A hashable, type-exact stand-in for a configuration value (2 and 2.0 differ); None for any other kind."""
+    kind = type(value)
+    if kind in _SIMPLE:
+        return kind, value
+    if kind is tuple or kind is list:
+        kinds = tuple(map(type, value))
+        if _SIMPLE.issuperset(kinds):  # the usual (3, 3) or [1, 1]: flat
+            return kind, kinds, tuple(value)
+        items = [_frozen(v) for v in value]
+        return None if None in items else (kind, tuple(items))
+    return None
+
+
+def _state_key(tensors: Mapping[str, torch.Tensor | None]) -> list[Any]:
+    """Each parameter or buffer by name and metadata; None for one that is not on meta."""
+    entries: list[Any] = []
+    for name, t in tensors.items():
+        if t is None:
+            entries.append((name, None))
+        elif not t.is_meta:
+            entries.append(None)
+        else:
+            entries.append((name, tuple(t.shape), t.stride(), t.dtype, t.requires_grad))
+    return entries
+
+
+def outputs_of(output: Any, args: tuple) -> tuple[tuple[int | tuple[Shape, Shape, torch.dtype], ...], bool] | None:
+    """How to rebuild ``output`` (a tensor or a tuple of them) for another call; None when it cannot be."""
+    single = isinstance(output, torch.Tensor)
+    if not single and not (isinstance(output, tuple) and all(isinstance(o, torch.Tensor) for o in output)):
+        return None
+    specs: list[int | tuple[Shape, Shape, torch.dtype]] = []
+    for out in ((output,) if single else output):
+        same = [i for i, a in enumerate(args) if a is out]
+        if same:
+            specs.append(same[0])
+        elif out.is_meta and not out._is_view():
+            specs.append((tuple(out.shape), out.stride(), out.dtype))
+        else:
+            return None
+    return tuple(specs), single
+
+
+def inputs_on_meta(args: tuple, kwargs: dict) -> bool:
+    """Every tensor argument is on meta, and there is at least one."""
+    tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    return bool(tensors) and all(t.is_meta for t in tensors)

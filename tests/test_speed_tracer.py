@@ -1,0 +1,185 @@
+"""What the tracer's speed-ups must not change: results, the model as found, and imports.
+
+The shape rules and the process-wide meta-result cache are short cuts; a profile taken
+with them must equal one taken without, number for number and shape for shape.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from costlens.api import profile
+from costlens.count import replay, shapes, tracer
+from costlens.count.formulas import OpCost
+
+ROOT_IMPORT = "import sys; sys.path.insert(0, {root!r})"
+
+
+def _data(name_or_model: str | nn.Module, **options: object) -> dict:
+    data = json.loads(profile(name_or_model, **options).to_json())  # type: ignore[arg-type]
+    data.pop("environment")
+    return data
+
+
+@pytest.mark.parametrize("name, options", [
+    ("resnet18", {}), ("googlenet", {}), ("lenet5-1998", {}), ("alexnet", {"train": True}),
+    ("inception", {"dtype": "float16", "batch": 3}),
+])
+def test_a_profile_without_shape_rules_caches_or_replays_is_the_same(name: str, options: dict,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _data(name, **options)
+    again = _data(name, **options)  # every layer call and op now cached
+    tracer.clear_caches()
+    monkeypatch.setattr(shapes, "RULES", {})
+    monkeypatch.setattr(replay, "REPLAYABLE", frozenset())
+    slow = _data(name, **options)
+    tracer.clear_caches()  # what was cached without rules must not outlive this test
+    assert fast == slow
+    assert again == slow
+
+
+def test_the_cache_tells_an_int_from_a_float_argument() -> None:
+    class Scale(nn.Module):
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return torch.cat([ids * 2, (ids * 2.0).long()])  # int64 * 2 stays int64; * 2.0 is float32
+
+    layers = profile(Scale(), ((4,), "int64")).layers
+    # mul writes 4 int64 (32 B) then 4 float32 (16 B); _to_copy writes 4 int64 (32 B); cat 8 int64 (64 B)
+    assert layers[0].activation_bytes == 32 + 16 + 32 + 64
+
+
+def test_custom_formulas_stay_in_their_own_trace() -> None:
+    def doubled(args: tuple, kwargs: dict, out: object) -> OpCost:
+        return OpCost(0, 2 * out.numel())  # type: ignore[attr-defined]
+
+    plain = profile("conv5x5").totals["flops"]
+    custom = profile("conv5x5", formulas={"aten.convolution": doubled}).totals["flops"]
+    assert custom == 2 * 28 * 28 * 32  # one output map of 28×28×32, two flops each
+    assert profile("conv5x5").totals["flops"] == plain
+
+
+class Hooked(nn.Module):
+    """A conv whose own forward hook replaces its output, and a ReLU called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+        self.conv.register_forward_hook(lambda module, args, out: out[:, :2] * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.relu(self.conv(x)))
+
+
+def test_a_module_with_hooks_is_traced_after_them_and_left_as_found() -> None:
+    model = Hooked()
+    before = [(dict(m.__dict__.get("_forward_hooks", {})), "forward" in m.__dict__) for m in model.modules()]
+    layers = profile(model, (1, 3, 8, 8)).layers
+    conv = next(layer for layer in layers if layer.path == "conv")
+    assert conv.output_shapes == [[1, 2, 6, 6]]  # as its own hook left it
+    assert conv.ops == {"aten.convolution": 1, "aten.slice": 1, "aten.mul": 1}  # the hook's ops are the conv's
+    assert [layer.call for layer in layers if layer.path == "relu"] == [0, 1]
+    after = [(dict(m.__dict__.get("_forward_hooks", {})), "forward" in m.__dict__) for m in model.modules()]
+    assert after == before
+
+
+def test_stand_in_forwards_are_removed_when_the_forward_raises() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(5, 6))
+    with pytest.raises(Exception, match="failed on input"):
+        profile(model, (1, 3, 8, 8))
+    assert not any("forward" in m.__dict__ for m in model.modules())
+
+
+def test_a_module_calling_itself_through_forward_is_one_call() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor, again: bool = True) -> torch.Tensor:
+            x = self.fc(x)
+            return self.forward(x, again=False) if again else x
+
+    layers = profile(Twice(), (1, 4)).layers
+    assert [(layer.path, layer.call) for layer in layers] == [("", 0), ("fc", 0), ("fc", 1)]
+
+
+DRIFTING_CALLS = [0]
+
+
+class Drifting(nn.Conv2d):
+    """A Conv2d subclass whose forward changes from call to call (on state outside it): never replayed."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        DRIFTING_CALLS[0] += 1
+        out = super().forward(x)
+        return out * 2 if DRIFTING_CALLS[0] % 2 == 0 else out
+
+
+def test_only_plain_layers_are_replayed() -> None:
+    DRIFTING_CALLS[0] = 0
+    with torch.device("meta"):  # weights on cpu would be swapped for meta stand-ins, and nothing replayed
+        model = nn.Sequential(Drifting(), nn.ReLU())
+    ops = [layer.ops for layer in profile(model, (1, 2, 3, 3)).layers] + [
+        layer.ops for layer in profile(model, (1, 2, 3, 3)).layers]
+    assert ops[1] == {"aten.convolution": 1}
+    assert ops[4] == {"aten.convolution": 1, "aten.mul": 1}  # its second call, in the second profile
+
+
+def test_a_replayed_layer_follows_its_configuration_and_returns_its_input_when_in_place() -> None:
+    relu = nn.ReLU()
+
+    class Checked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.relu = relu
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.relu(x)
+            assert (y is x) == self.relu.inplace
+            return y
+
+    model = Checked()
+    assert profile(model, (2, 3)).layers[1].ops == {"aten.relu": 1}
+    relu.inplace = True
+    for _ in range(2):  # recorded, then replayed
+        assert profile(model, (2, 3)).layers[1].ops == {"aten.relu_": 1}
+    dropout = nn.Sequential(nn.Dropout(0.5))
+    assert profile(dropout, (2, 3)).layers[1].ops == {}
+    assert profile(dropout, (2, 3), train=True).layers[1].ops != {}
+
+
+def test_a_layer_changed_in_place_is_not_replayed_as_it_was() -> None:
+    pool = nn.MaxPool2d(kernel_size=[2, 2])  # a list: it can change without the layer being told
+    assert profile(pool, (1, 1, 8, 8)).layers[0].output_shapes == [[1, 1, 4, 4]]
+    pool.kernel_size[0] = 4  # 8×8 pooled by 4×2 windows with stride 4×2 (stride defaults to the kernel)
+    assert profile(pool, (1, 1, 8, 8)).layers[0].output_shapes == [[1, 1, 2, 4]]
+
+
+def _fresh_python(code: str) -> str:
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", ROOT_IMPORT.format(root=root) + "\n" + code],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_profile_never_imports_torch_dynamo() -> None:
+    # batch norm, pooling, LRN, dropout, linear, cat: eval and train, float32 and float16
+    out = _fresh_python(
+        "from costlens.api import profile\n"
+        "for name in ('resnet50', 'googlenet', 'alexnet', 'vgg16', 'lenet5-1998', 'nin', 'inception'):\n"
+        "    profile(name); profile(name, train=True)\n"
+        "profile('resnet18', dtype='float16')\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    assert out == "False"
