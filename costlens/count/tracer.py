@@ -344,7 +344,9 @@ class _Tracer:
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
         self.output_producers = [m.of_output for m in metrics.output_metrics() if m.of_output is not None]
-        self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
+        # per trace, not per process: the peak-memory tracker sees a cache hit's rebuilt outputs
+        # differently from a kernel's, and a profile must not depend on what ran before it
+        self.cache: dict[Any, _Cached] = {}
         # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
         self.replays: dict[Any, replay.Replay] | None = (
             _process_cache(_REPLAYS, self.producers) if reuse and not own_formulas and replay.available() else None)
