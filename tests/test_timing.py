@@ -173,3 +173,10 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
     if (tmp_path / "r.json").exists():  # interrupted during timing: what was measured is saved
         saved = json.loads((tmp_path / "r.json").read_text())
         assert saved["timing"]["interrupted"] is True
+
+
+def test_a_device_file_that_is_not_a_regular_file_is_refused_at_once() -> None:
+    result = _run(["device", "--device-file", "/dev/zero"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("costlens: error: /dev/zero: not a regular file "
+                                     "(a device description is a small JSON file)")

@@ -186,7 +186,13 @@ def device_facts(device: torch.device, *, recalibrate: bool = False, file: str |
 
 
 def _read(path: Path) -> DeviceFacts:
+    import stat
+
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # /dev/zero or a fifo would be read forever
+            raise DeviceError(f"{path}: not a regular file (a device description is a small JSON file)")
+        if path.stat().st_size > 2**20:
+            raise DeviceError(f"{path}: over 1 MiB, not a device description")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DeviceError(f"{path}: cannot read a device description ({error})") from None
