@@ -313,10 +313,14 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
     stem = _profile_stem(result.model if kind == "ensemble" else name, result.input_shape, dtype, train) + (
         "-train-step" if kind == "train-step" else "")
     json_path, page_path = _report_paths(save, stem, ".json")
-    if crosscheck:  # refused with its figure before anything is written
-        from costlens.crosscheck import refuse_unless_fits
+    check = None
+    if crosscheck:  # refused with its figure before anything is written; its findings go into JSON and page
+        from dataclasses import replace
 
-        refuse_unless_fits(result)
+        from costlens.crosscheck import crosscheck as second_opinion
+
+        check = second_opinion(name, tuple(result.input_shape))
+        result = replace(result, crosscheck=check.to_dict())
     if output not in (None, "-") and save is not None and _saving(fmt, output, save, no_save) and any(
             _same_file(output, path) for path in (json_path, page_path, save)):
         raise click.UsageError(f"-o {output} and --save {save} name the same file: choose two places")
@@ -342,8 +346,9 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
         if page_output is None or Path(page_output) != page_path:
             writes.append((page_path, lambda p: html.write_page(p, render_page, plotlyjs)))
         code = _save(writes, explicit=save is not None)
-    if crosscheck:
-        code = max(code, _crosscheck(name, result.input_shape))
+    if check is not None:
+        click.echo(check.report())
+        code = max(code, 0 if check.agrees else 1)
     return max(code, _interrupted([result]))
 
 
@@ -739,16 +744,6 @@ def _emit_page(render: Callable[[str | None], str], output: str, plotly_dir: str
         _emit(render(html.plotly_source(plotly_dir, Path.cwd())), None)
     else:
         click.echo(f"wrote {html.write_page(output, render, plotly_dir)}", err=True)
-
-
-def _crosscheck(name: str, shape: list[int]) -> int:
-    """fvcore's second opinion; an input too large for real CPU tensors is refused (one line, exit 2)
-    by the estimate in costlens/crosscheck.py before anything is allocated."""
-    from costlens.crosscheck import crosscheck
-
-    check = crosscheck(name, tuple(shape))
-    click.echo(check.summary())
-    return 0 if check.agrees else 1
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,13 +37,43 @@ def _import_fvcore() -> Any:
     return fvcore.nn
 
 
+# Ops fvcore counts that are not multiply-accumulates in costlens' convention, and why the two differ.
+WHY_THEY_DIFFER = {
+    "batch_norm": "fvcore counts one per input element, two with an affine scale and shift; costlens counts "
+                  "normalization as FLOPs (per element, costlens/count/formulas.py), not MACs",
+    "group_norm": "fvcore counts one per input element; costlens counts normalization as FLOPs, not MACs",
+    "layer_norm": "fvcore counts one per input element; costlens counts normalization as FLOPs, not MACs",
+    "instance_norm": "fvcore counts one per input element; costlens counts normalization as FLOPs, not MACs",
+    "adaptive_avg_pool2d": "fvcore counts one per input element; costlens counts pooling's additions as FLOPs, not MACs",
+    "upsample_nearest2d": "fvcore counts per output element; costlens counts nearest upsampling as data movement",
+    "upsample_bilinear2d": "fvcore counts 4 per output element; costlens counts interpolation as FLOPs, not MACs",
+    "einsum": "fvcore counts einsum by its own rule; costlens counts the aten ops it lowers to (bmm, or mul over "
+              "a length-1 axis, which has no MACs)",
+}
+OTHERWISE = "fvcore counts it by its own rule; costlens counts it as FLOPs, or lists it as uncounted"
+
+
 @dataclass(frozen=True)
 class Crosscheck:
-    """Per-module MACs from both counters and the modules where they disagree."""
+    """Per-module MACs from both counters, the modules where they disagree, and what fvcore
+    counts beyond conv/linear/matmul, each op explained."""
 
     model: str
     ours: dict[str, int]
     fvcore: dict[str, int]
+    other_ops: dict[str, int] = field(default_factory=dict)  # fvcore's counts of its other ops, whole model
+
+    @property
+    def explanations(self) -> list[str]:
+        """One line per op fvcore counts that costlens does not count as MACs."""
+        return [f"{op}: fvcore {grouped(count)}, costlens 0 MACs: {WHY_THEY_DIFFER.get(op, OTHERWISE)}"
+                for op, count in sorted(self.other_ops.items()) if count]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the profile's JSON and page carry (key ``crosscheck``)."""
+        return {"tool": "fvcore", "agrees": self.agrees, "macs": self.ours.get("", 0),
+                "disagreements": [{"path": p, "costlens": a, "fvcore": b} for p, a, b in self.disagreements],
+                "other_ops": dict(sorted(self.other_ops.items())), "explanations": self.explanations}
 
     @property
     def disagreements(self) -> list[tuple[str, int, int]]:
@@ -64,16 +94,22 @@ class Crosscheck:
         lines += [f"  {p or '<root>'}: costlens {grouped(a)}, fvcore {grouped(b)}" for p, a, b in self.disagreements[:20]]
         return "\n".join(lines)
 
+    def report(self) -> str:
+        """The summary, then why fvcore's totals differ, op by op."""
+        return "\n".join([self.summary(), *(f"  {line}" for line in self.explanations)])
 
-def fvcore_macs(model: torch.nn.Module, example: torch.Tensor) -> dict[str, int]:
-    """fvcore's MACs per module path, conv/linear/matmul ops only."""
+
+def fvcore_macs(model: torch.nn.Module, example: torch.Tensor) -> tuple[dict[str, int], dict[str, int]]:
+    """fvcore's MACs per module path (conv/linear/matmul ops only), and its counts of every other op."""
     fvnn = _import_fvcore()
     analysis = fvnn.FlopCountAnalysis(model, example)
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_JIT_DEPRECATED, category=DeprecationWarning)
         by_module = analysis.by_module_and_operator()
-    return {path: int(sum(count for op, count in ops.items() if op in MAC_OPS)) for path, ops in by_module.items()}
+    macs = {path: int(sum(count for op, count in ops.items() if op in MAC_OPS)) for path, ops in by_module.items()}
+    other = {op: int(count) for op, count in by_module.get("", {}).items() if op not in MAC_OPS}
+    return macs, other
 
 
 def refuse_unless_fits(counted: Profile) -> None:
@@ -99,7 +135,7 @@ def crosscheck(spec: str, shape: tuple[int, ...]) -> Crosscheck:
     example = prepare(shape, batch=None, device=torch.device("cpu"), dtype=torch.float32, argument="--input").args[0]
     try:
         with user_code(f"the forward of {named.name}"):
-            theirs = fvcore_macs(model, example)
+            theirs, other = fvcore_macs(model, example)
     except CostlensError:
         raise
     except Exception as error:  # fvcore's JIT trace runs the user's forward: it can raise anything
@@ -109,4 +145,4 @@ def crosscheck(spec: str, shape: tuple[int, ...]) -> Crosscheck:
     for layer in ours_profile.layers:
         ours[layer.path] += int(layer.values["macs"])
     called = {p: v for p, v in theirs.items() if p in ours}
-    return Crosscheck(named.name, dict(ours), called)
+    return Crosscheck(named.name, dict(ours), called, other)

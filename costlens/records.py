@@ -125,6 +125,7 @@ class Profile:
     citation: str | None = None
     flops_by_op: dict[str, int] = field(default_factory=dict)
     timing: dict[str, Any] | None = None  # how measured metrics were measured, when they were
+    crosscheck: dict[str, Any] | None = None  # fvcore's second opinion, with each difference explained
 
     # --- the layer tree ---------------------------------------------------------------
 
@@ -291,6 +292,7 @@ class Profile:
             "uncounted": [{"op": u.op, "count": u.count, "paths": list(u.paths)} for u in self.uncounted],
             "flops_by_op": dict(self.flops_by_op),
             "timing": self.timing,
+            "crosscheck": self.crosscheck,
         }
 
     def to_json(self) -> str:
@@ -327,6 +329,7 @@ class Profile:
             citation=data.get("citation"),
             flops_by_op={k: int(v) for k, v in data.get("flops_by_op", {}).items()},
             timing=data.get("timing"),
+            crosscheck=data.get("crosscheck"),
         )
 
     @classmethod

@@ -389,6 +389,7 @@ OPTIONAL_TOP_FIELDS: dict[str, Check] = {
     "uncounted": _uncounted,
     "flops_by_op": _op_counts,
     "timing": _timing,
+    "crosscheck": _timing,  # an object or null, plain JSON
 }
 
 

@@ -166,6 +166,15 @@ def _timing(profile: Profile) -> str:
     return f'<pre class="timing">{_e(timing_summary(profile))}</pre>'
 
 
+def _crosscheck(profile: Profile) -> str:
+    """Whether fvcore agrees on MACs module by module, and why its other counts differ, op by op."""
+    check = profile.crosscheck or {}
+    verdict = ('<p class="none">fvcore agrees on the MACs of every module.</p>' if check.get("agrees") else
+               f'<p class="warn">fvcore disagrees on {len(check.get("disagreements", []))} modules.</p>')
+    rows = "".join(f"<li>{_e(line)}</li>" for line in check.get("explanations", []))
+    return verdict + (f"<p>What fvcore counts beyond convolution, linear and matmul:</p><ul>{rows}</ul>" if rows else "")
+
+
 def _formula_table(profile: Profile) -> str:
     rows = [layer for layer in profile.layers if layer.formula]
     if not rows:
@@ -254,6 +263,7 @@ def profile_page(profile: Profile, plotlyjs_src: str | None = None) -> str:
     sections = [
         _section("Totals", _totals(profile), "totals"),
         *([_section("Measured time", _timing(profile), "timing")] if profile.timing else []),
+        *([_section("fvcore's second opinion", _crosscheck(profile), "crosscheck")] if profile.crosscheck else []),
         _section("Where the cost goes", charts, "charts"),
         _section("Formulas of convolution, linear and matmul layers", _formula_table(profile), "formulas"),
         _section("Uncounted ops", _uncounted(profile), "uncounted"),
