@@ -380,14 +380,9 @@ def _memory_capped(device: torch.device) -> Iterator[None]:
 
 def _data_segment() -> int | None:
     """VmData of this process (what RLIMIT_DATA counts), in bytes."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmData:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    from costlens.inputs import proc_kib
+
+    return proc_kib("/proc/self/status", "VmData")
 
 
 def forward_floor(layers: Sequence[LayerCost], given: int, itemsize: int) -> tuple[int, LayerCost | None]:

@@ -255,10 +255,15 @@ def available_memory(device: torch.device) -> int | None:
 
 
 def _meminfo_available() -> int | None:
+    return proc_kib("/proc/meminfo", "MemAvailable")
+
+
+def proc_kib(path: str, field: str) -> int | None:
+    """A 'Field:   1234 kB' line of a /proc file, in bytes; None when it cannot be read."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as stream:
+        with open(path, encoding="ascii") as stream:
             for line in stream:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None

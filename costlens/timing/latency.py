@@ -120,10 +120,6 @@ def _reset_high_water_mark() -> bool:
 
 
 def _status_bytes(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
+    from costlens.inputs import proc_kib
+
+    return proc_kib("/proc/self/status", field)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from costlens.inputs import Inputs, dtype_name, prepare
+from costlens.inputs import Inputs, available_memory, dtype_name, prepare
 from costlens.records import LayerCost, Profile
 from costlens.timing import roofline
 from costlens.timing.device import DeviceError, DeviceFacts, device_facts, resolve_device
@@ -96,7 +95,7 @@ def time_profiles(jobs: Sequence[Job], options: TimingOptions) -> list[Profile]:
 
 def check_fits(counted: Profile, device: torch.device, batch: int) -> None:
     """Refuse, with the figures, a model whose weights and largest activations cannot fit."""
-    available = _available_bytes(device)
+    available = available_memory(device)
     if available is None:
         return
     scale = batch / max(counted.input_shape[0], 1) if counted.input_shape else 1
@@ -116,18 +115,6 @@ def _numel(shape: Sequence[int]) -> int:
     for size in shape:
         total *= size
     return total
-
-
-def _available_bytes(device: torch.device) -> int | None:
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _real_model(job: Job, device: torch.device, dtype: torch.dtype,
