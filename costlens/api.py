@@ -28,9 +28,12 @@ from costlens.count.metabuild import building_on_meta
 from costlens.count.tracer import TraceResult, trace
 from costlens.errors import CostlensError, InputShapeError, ModelError
 from costlens.inputs import Inputs, Prepared, available_memory, input_bytes, prepare, refuse_unless_fits, trace_dtype
+from costlens.metrics import catalogue
 from costlens.models import resolve, user_code
 from costlens.records import LayerCost, Profile, Uncounted, load
+from costlens.timing.device import DeviceError
 from costlens.timing.measure import TimingOptions
+from costlens.units import human_bytes
 from costlens.zoo.registry import NamedModel
 
 
@@ -114,9 +117,9 @@ def profile(
     device: str | torch.device = "meta",
     dtype: str | torch.dtype = "float32",
     train: bool = False,
+    train_mode: bool = False,
     formulas: Mapping[Any, Callable[[tuple, dict, Any], Any]] | None = None,
     time: bool | TimingOptions = False,
-    train_step: bool = False,
     optimizer: str = "sgd",
     freeze: str | Sequence[str] | None = None,
     freeze_until: str | None = None,
@@ -137,21 +140,21 @@ def profile(
     is where it is timed, with real random weights; ``batch`` may then be a list of
     batch sizes, each timed (the first is the one counted).
 
-    ``train_step=True`` counts one training step instead (``costlens/count/training.py``):
+    ``train=True`` counts one training step instead (``costlens/count/training.py``):
     the forward in training mode, the backward ops autograd runs and the ``optimizer``'s
     update (``"sgd"``, ``"sgd-momentum"`` or ``"adam"``), per layer, with gradient,
-    optimizer-state and saved-activation memory. ``freeze`` (globs over module paths,
-    ``"features.*"``) and ``freeze_until`` (a module path: everything that runs before it)
-    freeze parameters for that step (the model's own flags are restored after).
-    ``train=True`` alone only runs the forward in training mode.
+    optimizer-state and saved-activation memory; with ``time``, the step is also timed
+    (forward, backward, update). ``freeze`` (globs over module paths, ``"features.*"``)
+    and ``freeze_until`` (a module path: everything that runs before it) freeze parameters
+    for that step (the model's own flags are restored after) and imply ``train``.
+    ``train_mode=True`` only runs the forward in training mode (batch statistics, dropout).
     """
-    if train_step or freeze or freeze_until:
-        if time:
-            raise InputShapeError("train_step: timing a training step is not supported; count it without time")
+    if train or freeze or freeze_until:
         return train_profile(model, inputs, batch=_one_batch(batch), dtype=dtype, optimizer=optimizer,
-                             freeze=freeze, freeze_until=freeze_until, formulas=formulas)
+                             freeze=freeze, freeze_until=freeze_until, formulas=formulas, time=time,
+                             device=device)
     if not time:
-        return _profile(model, inputs, batch=_one_batch(batch), device=device, dtype=dtype, train=train,
+        return _profile(model, inputs, batch=_one_batch(batch), device=device, dtype=dtype, train=train_mode,
                         formulas=formulas)
     return timed([model], inputs, batch=batch, device=device, dtype=dtype, options=time)[0]
 
@@ -241,8 +244,10 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
 def train_profile(model: str | nn.Module, inputs: Inputs = None, *, batch: int | None = None,
                   dtype: str | torch.dtype = "float32", optimizer: str = "sgd",
                   freeze: str | Sequence[str] | None = None, freeze_until: str | None = None,
-                  formulas: Mapping[Any, Handler] | None = None, argument: str = "inputs") -> Profile:
-    """One training step of ``model`` counted on meta: see ``profile(train_step=True)``."""
+                  formulas: Mapping[Any, Handler] | None = None, argument: str = "inputs",
+                  time: bool | TimingOptions = False, device: str | torch.device = "meta") -> Profile:
+    """One training step of ``model`` counted on meta, and with ``time`` timed on ``device``
+    (auto when left at meta): see ``profile(train=True)``."""
     from costlens.count import training
 
     if optimizer not in training.OPTIMIZERS:
@@ -271,7 +276,35 @@ def train_profile(model: str | nn.Module, inputs: Inputs = None, *, batch: int |
     described = [*patterns, *([f"everything before {freeze_until}"] if freeze_until else [])]
     result = training.attach(forward, counts, optimizer=optimizer, freeze_text=", ".join(described) or None,
                              unfrozen=unfrozen)
-    return replace(result, model=named.name, citation=named.cite)
+    result = replace(result, model=named.name, citation=named.cite)
+    if time:
+        result = _timed_step(result, model, shape, names, optimizer=optimizer, device=device, options=time)
+    return result
+
+
+def _timed_step(counted: Profile, model: str | nn.Module, inputs: Inputs, frozen: set[str], *, optimizer: str,
+                device: str | torch.device, options: bool | TimingOptions) -> Profile:
+    """``counted`` (a training step) with its measured time: forward, backward and update on ``device``."""
+    from costlens.timing.device import resolve_device
+    from costlens.timing.step import time_step
+
+    settings = options if isinstance(options, TimingOptions) else TimingOptions()
+    where = resolve_device(str(device) if str(device) != "meta" else settings.device)
+    needed = counted.totals.get("train_memory_bytes", 0)
+    available = available_memory(where)
+    if available is not None and needed > 0.9 * available:
+        raise DeviceError(f"one training step of {counted.model} needs at least {human_bytes(needed)} on "
+                          f"{where.type} and {human_bytes(available)} is free: use a smaller batch or input")
+    batch = counted.input_shape[0] if counted.input_shape else 1
+    dtype = getattr(torch, counted.dtype)
+    with user_code("the model's code, while its training step was timed,"):
+        times = time_step(_real_builder(model), inputs, batch=batch, device=where, dtype=dtype, optimizer=optimizer,
+                          frozen=frozen)
+    totals = {**counted.totals, **times.totals()}
+    ordered = {m.key: totals[m.key] for m in catalogue() if m.key in totals}
+    timing = {"step": times.to_dict(), "timed_on": str(where), "dtype": counted.dtype, "optimizer": optimizer,
+              "threads": torch.get_num_threads(), "torch": torch.__version__}
+    return replace(counted, totals=ordered, timing=timing)
 
 
 def _trace(name: str, net: nn.Module, prepared: Prepared, *, train: bool, dtype: torch.dtype,

@@ -253,19 +253,19 @@ def list_models() -> None:
 
 
 def _step_options(func: Any) -> Any:
-    """Options of a training step (--train-step, --optimizer, --freeze, --freeze-until) and of an
+    """Options of a training step (--train, --optimizer, --freeze, --freeze-until) and of an
     ensemble with multi-crop testing (--ensemble, --crops)."""
     options = [
-        click.option("--train-step", is_flag=True,
+        click.option("--train", "train_step", is_flag=True,
                      help="Count one training step: forward, the backward ops autograd runs, the optimizer update, "
                           "and the memory of gradients, optimizer state and saved activations."),
         click.option("--optimizer", type=click.Choice(("sgd", "sgd-momentum", "adam")), default="sgd",
-                     show_default=True, help="With --train-step: the optimizer whose update is counted."),
+                     show_default=True, help="With --train: the optimizer whose update is counted."),
         click.option("--freeze", multiple=True, metavar="GLOB",
                      help="Freeze the parameters of modules whose path matches (e.g. 'features.*'; repeatable); "
-                          "implies --train-step."),
+                          "implies --train."),
         click.option("--freeze-until", metavar="PATH",
-                     help="Freeze everything that runs before module PATH; implies --train-step."),
+                     help="Freeze everything that runs before module PATH; implies --train."),
         click.option("--ensemble", metavar="N|A,B,C",
                      help="Cost of an ensemble: N copies of NAME, or these models, averaged."),
         click.option("--crops", type=click.IntRange(min=1, max=1000), default=None,
@@ -288,7 +288,8 @@ def _step_options(func: Any) -> Any:
 @plotlyjs_option
 @device_option
 @dtype_option
-@click.option("--train", is_flag=True, help="Trace the forward pass in training mode (batch statistics, dropout).")
+@click.option("--train-mode", "train", is_flag=True,
+              help="Trace the forward pass only, in training mode (batch statistics, dropout).")
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
 @_timing_options
 @_step_options
@@ -311,7 +312,7 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
     with _model_output_to_stderr(), _input_hint(name, input_shape):
         result, summary, kind = _profile_result(name, input_shape, batch, device, dtype, train, time_it, flags)
     stem = _profile_stem(result.model if kind == "ensemble" else name, result.input_shape, dtype, train) + (
-        "-train-step" if kind == "train-step" else "")
+        _step_suffix(flags) if kind == "train-step" else "")
     json_path, page_path = _report_paths(save, stem, ".json")
     check = None
     if crosscheck:  # refused with its figure before anything is written; its findings go into JSON and page
@@ -356,19 +357,23 @@ def _profile_result(name: str, input_shape: tuple[int, ...] | None, batch: tuple
                     dtype: str, train: bool, time_it: bool, flags: dict[str, Any]) -> tuple[Any, str, str]:
     """The profile a command line asks for, a summary to print under its table, and its kind:
     a training step, an ensemble, a timed or a counted forward."""
-    step = flags.pop("train_step"), flags.pop("optimizer"), flags.pop("freeze"), flags.pop("freeze_until")
+    step = flags.pop("train_step"), flags["optimizer"], flags["freeze"], flags["freeze_until"]
     members, crops = flags.pop("ensemble"), flags.pop("crops")
     first = batch[0] if batch else None
+    timing = _timing(time_it, device, batch, **flags)
     if step[0] or step[2] or step[3]:
-        if time_it or members or crops:
-            raise click.UsageError("--train-step counts one step on meta: it does not combine with --time or --ensemble")
+        if members or crops:
+            raise click.UsageError("--train counts one step: it does not combine with --ensemble or --crops")
+        if timing and (timing.compile or timing.channels_last or len(timing.batches) > 1):
+            raise click.UsageError("--train --time times one step at one batch size, eager: "
+                                   "--compile, --channels-last and a list of batch sizes are for the forward")
         from costlens.api import train_profile
-        from costlens.count.training import summary
+        from costlens.report.training_text import step_summary
 
         result = train_profile(name, input_shape, batch=first, dtype=dtype, optimizer=step[1],
-                               freeze=list(step[2]), freeze_until=step[3], argument="--input")
-        return result, "\n" + summary(result), "train-step"
-    timing = _timing(time_it, device, batch, **flags)
+                               freeze=list(step[2]), freeze_until=step[3], argument="--input", time=timing,
+                               device=timing.device if timing else "meta")
+        return result, "\n" + step_summary(result), "train-step"
     if members or crops:
         from costlens import ensemble
 
@@ -631,13 +636,19 @@ def _default_input(name: str) -> tuple[int, ...] | None:
 
 
 def _suffix(shape: list[int] | tuple[int, ...] | None, dtype: str, train: bool = False) -> str:
-    """'-8x3x224x224', '-float16', '-train': what tells runs of one model apart."""
+    """'-8x3x224x224', '-float16', '-train-mode': what tells runs of one model apart."""
     from costlens.units import format_shape
 
     parts = [format_shape(shape)] if shape else []
     parts += [dtype] if dtype != "float32" else []
-    parts += ["train"] if train else []
+    parts += ["train-mode"] if train else []
     return "".join(f"-{part}" for part in parts)
+
+
+def _step_suffix(step: dict[str, Any]) -> str:
+    """'-train', '-train-adam-frozen': a training step, its optimizer when not plain SGD, and a freeze."""
+    optimizer = f"-{step['optimizer']}" if step["optimizer"] != "sgd" else ""
+    return f"-train{optimizer}" + ("-frozen" if step["freeze"] or step["freeze_until"] else "")
 
 
 def _profile_stem(name: str, shape: list[int], dtype: str, train: bool) -> str:

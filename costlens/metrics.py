@@ -203,6 +203,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("precompute_bytes", "Precomputed bytes/example", "bytes", Kind.COUNTED, Rollup.STATE,
            "bytes per example on disk of the frozen part's output (the first trainable layer's input)",
            per_layer=False),
+    # A training step timed on a device (costlens/timing/step.py).
+    Metric("step_ms", "Step time", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median time of one training step: forward, backward and the optimizer's update", per_layer=False),
+    Metric("step_forward_ms", "Step forward", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median time of the step's forward (training mode, autograd recording)", per_layer=False),
+    Metric("step_backward_ms", "Step backward", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median of forward+backward minus median of the forward", per_layer=False),
+    Metric("step_update_ms", "Step update", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median of the whole step minus median of forward+backward", per_layer=False),
+    Metric("step_throughput", "Training throughput", "per_s", Kind.MEASURED, Rollup.DERIVED,
+           "examples per second trained: batch / median step time", per_layer=False),
+    Metric("step_peak_memory_bytes", "Measured step memory", "bytes", Kind.MEASURED, Rollup.CALLS,
+           "memory one step needed beyond what was allocated before it (gradients and optimizer state "
+           "already exist; CUDA: max_memory_allocated; cpu: growth of the resident set)", per_layer=False),
 )
 
 

@@ -199,7 +199,7 @@ def test_compare_bad_inputs(run, tmp_path: Path) -> None:  # type: ignore[no-unt
 
 def test_train_mode_counts_batch_statistics(run) -> None:  # type: ignore[no-untyped-def]
     eval_mode = json.loads(run("profile", "resnet18", "--format", "json").stdout)
-    train_mode = json.loads(run("profile", "resnet18", "--format", "json", "--train").stdout)
+    train_mode = json.loads(run("profile", "resnet18", "--format", "json", "--train-mode").stdout)
     assert train_mode["totals"]["macs"] == eval_mode["totals"]["macs"]
     bn1 = [next(x for x in d["layers"] if x["path"] == "bn1") for d in (eval_mode, train_mode)]
     # 64·112·112 = 802,816 elements: 2 flops each at inference, 4 when computing statistics,
@@ -248,9 +248,9 @@ def test_the_table_comes_first_then_the_saved_reports(tmp_path: Path, monkeypatc
 def test_other_inputs_get_their_own_files(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert run("profile", "conv5x5", "--batch", "2").exit_code == 0
     assert run("profile", "conv5x5", "--input", "1x192x14x14", "--dtype", "bfloat16").exit_code == 0
-    assert run("profile", "conv5x5", "--input", "1x192x28x28", "--train").exit_code == 0  # the default input
+    assert run("profile", "conv5x5", "--input", "1x192x28x28", "--train-mode").exit_code == 0  # the default input
     assert sorted(p.name for p in (tmp_path / "reports").glob("*.json")) == [
-        "conv5x5-1x192x14x14-bfloat16.json", "conv5x5-2x192x28x28.json", "conv5x5-train.json"]
+        "conv5x5-1x192x14x14-bfloat16.json", "conv5x5-2x192x28x28.json", "conv5x5-train-mode.json"]
 
 
 @pytest.mark.parametrize("args", [

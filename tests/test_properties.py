@@ -152,7 +152,7 @@ def without_peak(totals: dict[str, float]) -> dict[str, float]:
 
 
 def run(case: Case, device: str) -> Profile:
-    return profile(case.model, case.input_shape, device=device, dtype=case.dtype, train=case.train)
+    return profile(case.model, case.input_shape, device=device, dtype=case.dtype, train_mode=case.train)
 
 
 @CHOSEN
@@ -241,7 +241,7 @@ def test_reflect_and_replicate_padding_in_1d_and_3d_have_rules(conv: nn.Module, 
 def test_a_cpu_trace_in_training_mode_leaves_batch_norm_statistics_alone() -> None:
     model = nn.BatchNorm1d(1, affine=False)  # generated: this layer alone, input 1x1x2, train=True
     before = values(model)
-    profile(model, (1, 1, 2), device="cpu", train=True)
+    profile(model, (1, 1, 2), device="cpu", train_mode=True)
     assert same_values(values(model), before)
 
 

@@ -155,7 +155,7 @@ def test_a_replayed_layer_follows_its_configuration_and_returns_its_input_when_i
         assert profile(model, (2, 3)).layers[1].ops == {"aten.relu_": 1}
     dropout = nn.Sequential(nn.Dropout(0.5))
     assert profile(dropout, (2, 3)).layers[1].ops == {}
-    assert profile(dropout, (2, 3), train=True).layers[1].ops != {}
+    assert profile(dropout, (2, 3), train_mode=True).layers[1].ops != {}
 
 
 def test_a_layer_changed_in_place_is_not_replayed_as_it_was() -> None:
@@ -178,7 +178,7 @@ def test_a_profile_never_imports_torch_dynamo() -> None:
     out = _fresh_python(
         "from costlens.api import profile\n"
         "for name in ('resnet50', 'googlenet', 'alexnet', 'vgg16', 'lenet5-1998', 'nin', 'inception'):\n"
-        "    profile(name); profile(name, train=True)\n"
+        "    profile(name); profile(name, train_mode=True)\n"
         "profile('resnet18', dtype='float16')\n"
         "print('torch._dynamo' in sys.modules)"
     )

@@ -21,7 +21,7 @@ def small_net() -> nn.Sequential:
 
 
 def step(**options: object) -> Profile:
-    return profile(small_net(), (1, 3, 8, 8), train_step=True, **options)  # type: ignore[arg-type]
+    return profile(small_net(), (1, 3, 8, 8), train=True, **options)  # type: ignore[arg-type]
 
 
 def backward(result: Profile) -> dict[str, float]:
@@ -64,7 +64,7 @@ def test_freeze_until_freezes_everything_that_runs_before_and_precomputes_it() -
 
 def test_a_glob_freezes_every_module_it_matches_and_the_model_is_left_as_found() -> None:
     net = nn.Sequential(small_net(), nn.Linear(10, 2))
-    result = profile(net, (1, 3, 8, 8), train_step=True, freeze="0.*")
+    result = profile(net, (1, 3, 8, 8), train=True, freeze="0.*")
     assert result.totals["trainable_params"] == 10 * 2 + 2
     assert backward(result) == {"0.0": 0, "0.2": 0, "0.4": 0, "1": 20}  # 2 × 10 weight gradient only
     assert all(p.requires_grad for p in net.parameters())
@@ -98,7 +98,7 @@ def test_memory_of_a_step() -> None:
 
 
 def test_resnet18_backward_is_twice_the_forward_less_the_first_convs_input_gradient() -> None:
-    result = profile("resnet18", train_step=True)
+    result = profile("resnet18", train=True)
     # published forward 1,814,073,344 MACs; conv1 112·112·64 × 7·7·3 = 118,013,952 needs no input gradient
     assert result.totals["macs"] == 1_814_073_344
     assert result.totals["backward_macs"] == 2 * 1_814_073_344 - 118_013_952
@@ -138,5 +138,49 @@ def test_the_command_prints_the_step_and_writes_its_page(tmp_path, monkeypatch) 
     assert ran.return_value == 0, ran.output
     assert "Backward MACs" in ran.output and "Precompute the frozen part once" in ran.output
     # the 1x1 conv frozen: the 5x5 conv's weight gradient only, 28·28·32 × 5·5·16 = 10,035,200
-    assert '"backward_macs": 10035200' in (tmp_path / "reports" / "conv1x1-5x5-train-step.json").read_text()
-    assert "Backward MACs" in (tmp_path / "reports" / "conv1x1-5x5-train-step.html").read_text()
+    assert '"backward_macs": 10035200' in (tmp_path / "reports" / "conv1x1-5x5-train-adam-frozen.json").read_text()
+    assert "Backward MACs" in (tmp_path / "reports" / "conv1x1-5x5-train-adam-frozen.html").read_text()
+
+
+def test_a_timed_step_is_measured_in_three_parts_that_add_up() -> None:
+    result = step(time=True, device="cpu", optimizer="adam")
+    t = result.totals
+    assert t["backward_macs"] == 97_792  # counting does not change when the step is also timed
+    assert t["step_ms"] > 0 and t["step_forward_ms"] > 0
+    # backward and update are differences of medians: they and the forward add up to the step,
+    # unless noise made a difference negative (then it is shown as 0 and the sum exceeds the step)
+    assert t["step_forward_ms"] + t["step_backward_ms"] + t["step_update_ms"] >= t["step_ms"] * 0.999
+    assert t["step_throughput"] == pytest.approx(1 / (t["step_ms"] / 1e3))  # batch 1
+    assert result.timing is not None and set(result.timing["step"]) >= {"forward", "forward_backward", "step"}
+    assert result.timing["optimizer"] == "adam"
+
+
+def test_timing_a_step_with_everything_frozen_is_refused() -> None:
+    from costlens.timing.device import DeviceError
+
+    with pytest.raises(DeviceError, match="every parameter is frozen"):
+        step(time=True, device="cpu", freeze="*")
+
+
+def test_train_means_the_step_and_train_mode_only_the_forward(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from costlens.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    stepped = json.loads(runner.invoke(cli, ["profile", "conv5x5", "--train", "--format", "json"]).stdout)
+    forward = json.loads(runner.invoke(cli, ["profile", "conv5x5", "--train-mode", "--format", "json"]).stdout)
+    # conv5x5 alone: its input needs no gradient, so backward is the weight gradient only, 28·28·32 × 5·5·192
+    assert stepped["totals"]["backward_macs"] == 120_422_400
+    assert "backward_macs" not in forward["totals"]
+
+
+def test_the_step_page_splits_each_layer_into_forward_backward_and_update(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from costlens.report.html import profile_page
+
+    page = profile_page(step())
+    assert 'data-chart="training-step"' in page and 'data-chart="training-totals"' in page
+    assert "One training step per layer" in page and "memory when" in page

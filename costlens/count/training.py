@@ -519,30 +519,3 @@ def _precompute(profile: Profile) -> dict[str, int]:
     element = torch.empty((), dtype=getattr(torch, profile.dtype)).element_size()
     return {"precompute_macs": int(sum(layer.values.get("macs", 0) for layer in leaves[:first]) // batch),
             "precompute_bytes": int(math.prod(shape[1:]) * element)}
-
-
-def summary(profile: Profile) -> str:
-    """The step in words: forward/backward/update, memory, and what a freeze saves."""
-    t = profile.totals
-    fmt = {m.key: m for m in metrics.catalogue()}
-
-    def show(key: str) -> str:
-        return f"{fmt[key].format(t[key])} ({fmt[key].short(t[key])})"
-
-    lines = [
-        f"Training step: forward {show('flops')} FLOPs · backward {show('backward_flops')} FLOPs "
-        f"({show('backward_macs')} MACs) · update {show('update_flops')} FLOPs · total {show('step_flops')} FLOPs",
-        f"Memory: weights {fmt['weight_bytes'].short(t['weight_bytes'])} + gradients {fmt['grad_bytes'].short(t['grad_bytes'])}"
-        f" + optimizer state {fmt['optimizer_state_bytes'].short(t['optimizer_state_bytes'])}"
-        f" + saved activations {fmt['saved_activation_bytes'].short(t['saved_activation_bytes'])}"
-        f" = {fmt['train_memory_bytes'].short(t['train_memory_bytes'])} when backward starts",
-    ]
-    if t.get("frozen_params"):
-        lines.append(f"Frozen: {show('frozen_params')} params of {show('params')}; trainable {show('trainable_params')}")
-    if "backward_macs_saved" in t:
-        lines.append(f"Freezing saves {show('backward_macs_saved')} backward MACs and "
-                     f"{fmt['train_memory_saved'].short(t['train_memory_saved'])} of training memory per step")
-    if "precompute_macs" in t:
-        lines.append(f"Precompute the frozen part once: {show('precompute_macs')} MACs per example, "
-                     f"{show('precompute_bytes')} per example on disk; each epoch then skips those MACs")
-    return "\n".join(lines) + "\n"

@@ -363,6 +363,58 @@ def memory(profile: Profile) -> go.Figure:
     return fig
 
 
+STEP_PARTS = (("flops", "forward", PALETTE[0]), ("backward_flops", "backward", PALETTE[1]),
+              ("update_flops", "update", PALETTE[3]))
+
+
+def training_step(profile: Profile) -> go.Figure:
+    """Per layer call of a training step: forward, backward and update FLOPs stacked."""
+    rows = chart_rows(profile, lambda layer: any(layer.get(key) for key, _, _ in STEP_PARTS))
+    x = list(axis_labels(rows))
+    hovers = [_hover(layer) for layer in rows]
+    fig = go.Figure([go.Bar(x=x, y=[r.get(key) or 0 for r in rows], name=name, marker_color=color,
+                            hovertext=hovers, hoverinfo="text+y+name") for key, name, color in STEP_PARTS])
+    t = profile.totals
+    split = " · ".join(f"{name} {metrics.get('flops').short(t.get(key, 0))}" for key, name, _ in STEP_PARTS)
+    fig.update_layout(title=_title(f"One training step per layer: forward, backward and update FLOPs<br>"
+                                   f"<sup>{split}; a parent's own ops (residual adds) are in the totals only</sup>"),
+                      barmode="stack", updatemenus=_scale_buttons(), xaxis=block_axis(), yaxis_title="FLOPs",
+                      legend={"x": 0.2, "y": BUTTONS_Y, "yanchor": "bottom", "orientation": "h"},
+                      **_room_below(LAYOUT, _bottom_margin(axis_labels(rows)[1])))
+    return fig
+
+
+STEP_MEMORY = (("weight_bytes", "weights", PALETTE[0]), ("grad_bytes", "gradients", PALETTE[1]),
+               ("optimizer_state_bytes", "optimizer state", PALETTE[2]),
+               ("saved_activation_bytes", "saved activations", PALETTE[3]))
+LABELLED_SHARE = 8  # percent: narrower parts of a bar are named in their hover label only
+STEP_TIME = (("step_forward_ms", "forward", PALETTE[0]), ("step_backward_ms", "backward", PALETTE[1]),
+             ("step_update_ms", "update", PALETTE[3]))
+
+
+def training_totals(profile: Profile) -> go.Figure:
+    """A training step's memory when backward starts, and (when timed) its measured time, each
+    split into its parts as shares of one bar."""
+    t = profile.totals
+    bars: list[tuple[str, tuple[tuple[str, str, str], ...], str]] = [
+        ("memory when<br>backward starts", STEP_MEMORY, "bytes")]
+    if "step_ms" in t:
+        bars.append(("time (measured)", STEP_TIME, "ms"))
+    fig = go.Figure()
+    for label, parts, unit in bars:
+        whole = sum(t.get(key, 0) for key, _, _ in parts) or 1
+        for key, name, color in parts:
+            value, share = t.get(key, 0), 100 * t.get(key, 0) / whole
+            fig.add_trace(go.Bar(y=[label], x=[share], orientation="h", name=name, marker_color=color,
+                                 text=[f"{name} {metrics.UNITS[unit].short(value)}" if share >= LABELLED_SHARE else ""],
+                                 textposition="inside",
+                                 hovertext=[f"{name}: {metrics.UNITS[unit].exact(value)} ({share:.1f}%)"],
+                                 hoverinfo="text", showlegend=False))
+    fig.update_layout(title=_title("Where a training step's memory (and time) goes"), barmode="stack",
+                      xaxis_title="% of the whole", xaxis_range=[0, 100], **{**LAYOUT, "height": 140 + 70 * len(bars)})
+    return fig
+
+
 WIDE_FROM = 16  # bars from which a per-layer chart takes the page's full width
 
 
@@ -379,7 +431,10 @@ def profile_figures(profile: Profile) -> list[tuple[str, go.Figure]]:
         from costlens.report import timing_figures
 
         timed = [("roofline", timing_figures.roofline_chart(profile)), ("time-bars", timing_figures.time_bars(profile))]
-    return timed + [
+    step: list[tuple[str, go.Figure]] = []
+    if "backward_flops" in profile.totals:
+        step = [("training-step", training_step(profile)), ("training-totals", training_totals(profile))]
+    return timed + step + [
         ("macs-bars", layer_bars(profile, "macs", "MACs per layer (execution order)")),
         ("params-bars", layer_bars(profile, "params", "Parameters per layer (execution order)")),
         ("sunburst", sunburst(profile)),

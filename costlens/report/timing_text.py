@@ -46,6 +46,8 @@ def timing_summary(profile: Profile) -> str:
     timing = profile.timing
     if not timing:
         return ""
+    if "step" in timing:
+        return _step_summary(timing)
     device = timing["device"]
     peak = device["peak_flops"].get(profile.dtype) or device["peak_flops"].get("float32")
     head = "\n".join(textwrap.wrap(
@@ -71,4 +73,22 @@ def timing_summary(profile: Profile) -> str:
             WIDTH)
     if timing.get("interrupted"):
         lines.append("Interrupted: figures above are what was measured before Ctrl-C")
+    return "\n".join(lines) + "\n"
+
+
+def _step_summary(timing: dict[str, Any]) -> str:
+    """A timed training step: the three statements behind its figures."""
+    step = timing["step"]
+    rows: list[tuple[str, ...]] = [("Statement", "Median", "IQR", "IQR/median", "Min", "Runs")]
+    for label, key in (("forward (recording the graph)", "forward"), ("forward + backward", "forward_backward"),
+                       ("whole step (+ optimizer update)", "step")):
+        stats = step[key]
+        rows.append((label, f"{stats['median_ms']:.3f} ms", f"{stats['iqr_ms']:.3f} ms",
+                     f"{100 * stats['iqr_ms'] / stats['median_ms']:.1f}%", f"{stats['min_ms']:.3f} ms",
+                     str(stats["runs"])))
+    head = (f"Training step timed on {timing['timed_on']} ({timing['threads']} threads), {timing['dtype']}, "
+            f"batch {step['batch']}, {timing.get('optimizer', 'sgd')}")
+    lines = [head, "", *grid(rows, {1, 2, 3, 4, 5}), *textwrap.wrap(
+        "Backward = forward+backward - forward; update = step - forward+backward (medians of interleaved rounds).",
+        WIDTH)]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,143 @@
+"""The measured time of one training step: forward, backward and the optimizer's update.
+
+The step timed is the one ``costlens/count/training.py`` counts: the model in training
+mode with real random weights, ``loss = sum of the outputs``, ``loss.backward()``, then
+the real ``torch.optim`` optimizer's ``step()`` (gradients set to None before each step,
+frozen parameters left without gradients). Backward cannot be run again without a new
+forward, so three statements are timed, interleaved round by round with
+``torch.utils.benchmark``: the forward that records the graph, forward + backward, and
+the whole step. Backward and update are the differences of their medians.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from costlens.inputs import Inputs, prepare
+from costlens.timing.device import DeviceError
+from costlens.timing.latency import is_out_of_memory, peak_memory
+from costlens.timing.stats import Stats, merged
+
+ROUNDS = 5  # interleaved rounds of the three statements
+WARMUP_STEPS = 3  # optimizer state created, allocator and caches warm
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """Medians of the three timed statements and the step's measured peak memory."""
+
+    forward: Stats
+    forward_backward: Stats
+    step: Stats
+    batch: int
+    peak_bytes: int | None
+
+    def totals(self) -> dict[str, float]:
+        """The catalogue's step metrics (``costlens/metrics.py``)."""
+        found: dict[str, float] = {
+            "step_ms": self.step.median_ms,
+            "step_forward_ms": self.forward.median_ms,
+            "step_backward_ms": max(0.0, self.forward_backward.median_ms - self.forward.median_ms),
+            "step_update_ms": max(0.0, self.step.median_ms - self.forward_backward.median_ms),
+            "step_throughput": self.batch / (self.step.median_ms / 1e3),
+        }
+        if self.peak_bytes is not None:
+            found["step_peak_memory_bytes"] = self.peak_bytes
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"forward": self.forward.to_dict(), "forward_backward": self.forward_backward.to_dict(),
+                "step": self.step.to_dict(), "batch": self.batch,
+                "method": "three statements timed interleaved (torch.utils.benchmark); backward = "
+                          "forward+backward - forward, update = step - forward+backward (medians)"}
+
+
+def _optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-3)
+    return torch.optim.SGD(params, lr=1e-3, momentum=0.9 if name == "sgd-momentum" else 0.0)
+
+
+def _loss(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    outputs = model(*args, **kwargs)
+    found = [t for t in _tensors(outputs) if t.is_floating_point() and t.requires_grad]
+    if not found:
+        raise DeviceError("the model returned no tensor that needs a gradient: there is no step to time")
+    return sum((t.sum() for t in found), torch.zeros((), device=found[0].device, dtype=found[0].dtype))
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _tensors(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _tensors(item)]
+    return []
+
+
+def _statements(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+                optimizer: torch.optim.Optimizer) -> list[Callable[[], None]]:
+    def forward() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        _loss(model, args, kwargs)
+
+    def forward_backward() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        _loss(model, args, kwargs).backward()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        _loss(model, args, kwargs).backward()
+        optimizer.step()
+
+    return [forward, forward_backward, step]
+
+
+def time_step(build: Callable[[torch.device], nn.Module], inputs: Inputs, *, batch: int, device: torch.device,
+              dtype: torch.dtype, optimizer: str, frozen: set[str], round_time: float = 0.2) -> StepTimes:
+    """Time one training step of the model ``build`` makes on ``device``; ``frozen`` names the
+    parameters that get no gradient."""
+    from torch.utils.benchmark import Timer
+
+    model = build(device).to(dtype=dtype).train()
+    for name, parameter in model.named_parameters():
+        if name in frozen:
+            parameter.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise DeviceError("every parameter is frozen: there is no step to time")
+    prepared = prepare(inputs, batch=batch, device=device, dtype=dtype, argument="inputs")
+    statements = _statements(model, tuple(prepared.args), dict(prepared.kwargs), _optimizer(optimizer, params))
+    try:
+        for _ in range(WARMUP_STEPS):
+            statements[2]()
+        timers = [Timer("run()", globals={"run": run}, label=label)
+                  for run, label in zip(statements, ("forward", "forward+backward", "step"))]
+        found: list[list[Any]] = [[] for _ in timers]
+        for _ in range(ROUNDS):
+            for timer, measurements in zip(timers, found):
+                measurements.append(timer.blocked_autorange(min_run_time=round_time))
+        peak = _step_peak(statements[2], device)
+    except RuntimeError as error:
+        if is_out_of_memory(error):
+            raise DeviceError(f"one training step at batch {batch} does not fit on {device.type}: "
+                              "use a smaller batch or input") from error
+        raise
+    forward, forward_backward, whole = (merged(m) for m in found)
+    return StepTimes(forward, forward_backward, whole, batch=batch, peak_bytes=peak)
+
+
+def _step_peak(step: Callable[[], None], device: torch.device) -> int | None:
+    """What one step needs beyond what was allocated before it (gradients and state exist by then)."""
+
+    def with_grad() -> None:  # peak_memory runs its callable under no_grad
+        with torch.enable_grad():
+            step()
+
+    return peak_memory(with_grad, device)  # type: ignore[arg-type]
