@@ -123,6 +123,8 @@ def profile(
     optimizer: str = "sgd",
     freeze: str | Sequence[str] | None = None,
     freeze_until: str | None = None,
+    ensemble: int | Sequence[str] | None = None,
+    crops: int | None = None,
 ) -> Profile:
     """Trace ``model`` once and return its per-layer cost.
 
@@ -148,7 +150,15 @@ def profile(
     and ``freeze_until`` (a module path: everything that runs before it) freeze parameters
     for that step (the model's own flags are restored after) and imply ``train``.
     ``train_mode=True`` only runs the forward in training mode (batch statistics, dropout).
+
+    ``ensemble=7`` (seven copies of ``model``) or ``ensemble=["resnet50", "resnet101"]``, and
+    ``crops=10``: the profile of those networks averaged over multi-crop testing, each image
+    as ``crops`` rows of one batch (``costlens/ensemble.py``); with ``time``, timed end to
+    end. Compare it with the single model: ``compare("resnet50", profile("resnet50", ensemble=7, crops=10))``.
     """
+    if ensemble is not None or crops is not None:
+        return _ensemble(model, ensemble, crops, inputs, batch=_one_batch(batch), dtype=dtype, time=time,
+                         device=device, exclusive=train or train_mode or bool(freeze or freeze_until or formulas))
     if train or freeze or freeze_until:
         return train_profile(model, inputs, batch=_one_batch(batch), dtype=dtype, optimizer=optimizer,
                              freeze=freeze, freeze_until=freeze_until, formulas=formulas, time=time,
@@ -157,6 +167,31 @@ def profile(
         return _profile(model, inputs, batch=_one_batch(batch), device=device, dtype=dtype, train=train_mode,
                         formulas=formulas)
     return timed([model], inputs, batch=batch, device=device, dtype=dtype, options=time)[0]
+
+
+def _ensemble(model: str | nn.Module, members: int | Sequence[str] | None, crops: int | None, inputs: Inputs, *,
+              batch: int | None, dtype: str | torch.dtype, time: bool | TimingOptions, device: str | torch.device,
+              exclusive: bool) -> Profile:
+    """``profile(ensemble=..., crops=...)``: the ensemble's profile (``costlens/ensemble.py``)."""
+    from costlens import ensemble
+
+    if exclusive:
+        raise InputShapeError("ensemble: an ensemble is counted as a forward pass, without train, freeze or formulas")
+    if isinstance(model, nn.Module) or (not isinstance(members, (int, type(None))) and
+                                        any(not isinstance(m, str) for m in members)):
+        raise InputShapeError("ensemble: name the models (zoo names or import paths); "
+                              "copies of a given module are not made")
+    if isinstance(members, bool) or (members is not None and not isinstance(members, (int, list, tuple))):
+        raise InputShapeError(f"ensemble: a number of copies or a list of model names, got {members!r}")
+    chosen = ensemble.parse_members(model, None if members is None else
+                                    str(members) if isinstance(members, int) else ",".join(members))
+    timing: bool | TimingOptions = time
+    if time:
+        settings = time if isinstance(time, TimingOptions) else TimingOptions()
+        timing = replace(settings, device=str(device) if str(device) != "meta" else settings.device)
+    name = str(dtype).removeprefix("torch.")
+    return ensemble.ensemble_of(chosen, 1 if crops is None else crops, inputs, batch=batch, dtype=name,
+                                timing=timing)
 
 
 def _one_batch(batch: int | Sequence[int] | None) -> int | None:

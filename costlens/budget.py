@@ -33,6 +33,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from costlens import metrics
 from costlens.errors import CostlensError
@@ -90,6 +91,8 @@ class ModelSpec:
     spec: str | None = None
     input: tuple[int, ...] | None = None
     profile: str | None = None
+    members: tuple[str, ...] | None = None  # an ensemble of these models (costlens/ensemble.py)
+    crops: int = 1  # the ensemble's crops per image
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,8 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
 
 
 _SPEC_KEYS = {"zoo": "a zoo name", "import": "an import path package.module:factory", "profile": "a saved profile's path",
-              "input": "a shape like \"1x3x224x224\""}
+              "input": "a shape like \"1x3x224x224\"", "ensemble": "a number of copies or a list of model names",
+              "crops": "a number of crops per image"}
 
 
 def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
@@ -239,12 +243,17 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
     for alias, entry in table.items():
         line = _key_line(text, alias)
         _check_alias(path, line, alias, entry, zoo)
-        if not isinstance(entry, dict) or len({"zoo", "import", "profile"} & set(entry)) != 1:
-            raise _fail(path, line, f"model '{alias}' needs exactly one of zoo = ..., import = ... or profile = ...")
+        sources = {"zoo", "import", "profile"} & set(entry) if isinstance(entry, dict) else set()
+        if not isinstance(entry, dict) or len(sources) > 1 or not (sources or isinstance(entry.get("ensemble"), list)):
+            raise _fail(path, line, f"model '{alias}' needs exactly one of zoo = ..., import = ... or profile = ... "
+                                    "(or an ensemble = [list of models])")
         unknown = set(entry) - set(_SPEC_KEYS)
         if unknown:
             raise _fail(path, line, f"model '{alias}' has unknown key(s) {', '.join(sorted(unknown))}")
+        members, crops = _ensemble(path, line, alias, entry)
         for key, value in entry.items():
+            if key in ("ensemble", "crops"):
+                continue
             if not isinstance(value, str) or not value.strip():
                 shown = f"{type(value).__name__} {_brief(repr(value))}" if not isinstance(value, str) else "an empty string"
                 raise _fail(path, line, f"model '{alias}': {key} must be {_SPEC_KEYS[key]}, got {shown}")
@@ -254,8 +263,31 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
             raise _fail(path, line, str(error)) from None
         if "import" in entry and shape is None:
             raise _fail(path, line, f"model '{alias}' imports {entry['import']} and needs input = \"1x3x224x224\"")
-        specs[alias] = ModelSpec(alias, entry.get("zoo") or entry.get("import"), shape, entry.get("profile"))
+        if members is not None and "profile" in entry:
+            raise _fail(path, line, f"model '{alias}': an ensemble is traced from models, not read from a profile")
+        specs[alias] = ModelSpec(alias, entry.get("zoo") or entry.get("import"), shape, entry.get("profile"),
+                                 members, crops)
     return specs
+
+
+def _ensemble(path: str, line: int, alias: str, entry: dict) -> tuple[tuple[str, ...] | None, int]:
+    """``ensemble = 7`` (copies of the entry's model) or ``ensemble = ["a", "b"]``, and ``crops = 10``."""
+    from costlens.ensemble import MAX_CROPS, MAX_MEMBERS
+
+    value, crops = entry.get("ensemble"), entry.get("crops", 1)
+    if isinstance(crops, bool) or not isinstance(crops, int) or not 1 <= crops <= MAX_CROPS:
+        raise _fail(path, line, f"model '{alias}': crops must be a whole number from 1 to {MAX_CROPS}, "
+                                f"got {_brief(repr(crops))}")
+    if value is None:
+        return (None, 1) if "crops" not in entry else ((entry.get("zoo") or entry.get("import") or alias,), crops)
+    source = entry.get("zoo") or entry.get("import")
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_MEMBERS and source:
+        return (source,) * value, crops
+    if isinstance(value, list) and value and len(value) <= MAX_MEMBERS and all(
+            isinstance(m, str) and m.strip() for m in value):
+        return tuple(m.strip() for m in value), crops
+    raise _fail(path, line, f"model '{alias}': ensemble must be a number of copies (1 to {MAX_MEMBERS}) of its "
+                            f"zoo or import model, or a list of model names, got {_brief(repr(value))}")
 
 
 def _check_alias(path: str, line: int, alias: str, entry: object, zoo: set[str]) -> None:
@@ -434,7 +466,6 @@ class _Profiles:
 
     def time_measured(self) -> None:
         """Time, in one interleaved run, every model that a rule names with a measured metric."""
-        from costlens.api import _real_builder
         from costlens.timing.measure import Job, TimingOptions, time_profiles
 
         first: dict[str, Rule] = {}
@@ -449,7 +480,7 @@ class _Profiles:
                 raise _fail(self.budget.path, rule.line, f"model '{model}' is a saved profile: measured metrics "
                                                          "compare models timed in this run")
             counted = self.get(rule, model)
-            jobs.append(Job(counted, _real_builder(spec.spec if spec and spec.spec else model), counted.input_shape))
+            jobs.append(Job(counted, _builder(spec, model), counted.input_shape))
         if not jobs:
             return
         try:
@@ -468,11 +499,26 @@ class _Profiles:
             if spec is not None and spec.profile is not None:
                 # a saved profile, relative to the budget file (an absolute path stays absolute)
                 return load(Path(self.budget.path).parent / spec.profile)
+            if spec is not None and spec.members is not None:
+                from costlens.ensemble import ensemble_of
+
+                return ensemble_of(list(spec.members), spec.crops, spec.input)
             if spec is not None:
                 return obtain(spec.spec or model, spec.input)
             return obtain(model)
         except CostlensError as error:
             raise _fail(self.budget.path, rule.line, f"model '{model}': {error}") from None
+
+
+def _builder(spec: ModelSpec | None, model: str) -> Callable[[Any], Any]:
+    """How to build ``model`` with real weights for timing: its ensemble, import path or zoo name."""
+    from costlens.api import _real_builder
+
+    if spec is not None and spec.members is not None:
+        from costlens.ensemble import builder
+
+        return builder(spec.members, spec.crops)
+    return _real_builder(spec.spec if spec and spec.spec else model)
 
 
 def _value(profiles: _Profiles, rule: Rule, ref: Reference) -> float:

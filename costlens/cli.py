@@ -406,20 +406,27 @@ def _profile_result(name: str, input_shape: tuple[int, ...] | None, batch: tuple
 @plotlyjs_option
 @device_option
 @dtype_option
+@click.option("--ensemble", metavar="N|A,B,C",
+              help="Add an ensemble as the last model: N copies of the first model, or these models, averaged.")
+@click.option("--crops", type=click.IntRange(min=1, max=1000), default=None,
+              help="With --ensemble (or alone): the ensemble sees each image as this many crops.")
 @_timing_options
 @debug_option
 def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None,
                     depth: int | None, fmt: str, output: str | None, save: str | None, no_save: bool,
-                    plotlyjs: str | None, device: str | None, dtype: str, time_it: bool, **timing_flags: Any) -> int:
+                    plotlyjs: str | None, device: str | None, dtype: str, ensemble: str | None, crops: int | None,
+                    time_it: bool, **timing_flags: Any) -> int:
     """Compare MODELS (zoo names, import paths or saved .json profiles), the first as baseline.
 
     \b
     Prints totals and matched blocks with ratios (or -o PATH). The table also saves
     the page reports/compare-A-vs-B.html; --save chooses where, --no-save saves nothing.
     --format html writes the page to -o PATH, or to reports/compare-A-vs-B.html.
+    --ensemble 7 --crops 10 adds seven copies of the first model on 10 crops of each image.
     """
-    if len(models) < 2:
-        raise click.UsageError("compare needs at least two models")
+    grouped = ensemble is not None or crops is not None
+    if len(models) < (1 if grouped else 2):
+        raise click.UsageError("compare needs at least two models (or one and --ensemble/--crops)")
     from costlens.api import obtain
     from costlens.comparison import align
     from costlens.report import comparison_text as text
@@ -435,6 +442,8 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
         else:
             profiles = [obtain(m, input_shape, batch=batch[0] if batch else None, device=device or "meta",
                                dtype=dtype, argument="--input") for m in _progress(models, "profiling")]
+        if grouped:
+            profiles.append(_ensemble_profile(models[0], ensemble, crops, input_shape, batch, dtype, timing))
     comparison = align(profiles, depth=depth)
     shape = profiles[0].input_shape if (input_shape or batch) else None
     _, page_path = _report_paths(save, _compare_stem([p.model for p in profiles], shape, dtype), ".html")
@@ -456,6 +465,22 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     if _saving(fmt, output, save, no_save):
         code = _save([(page_path, lambda p: html.write_page(p, render_page, plotlyjs))], explicit=save is not None)
     return max(code, _interrupted(profiles))
+
+
+def _ensemble_profile(first: str, members: str | None, crops: int | None, input_shape: tuple[int, ...] | None,
+                      batch: tuple[int, ...] | None, dtype: str, timing: Any) -> Any:
+    """compare's --ensemble/--crops: the ensemble of copies of ``first`` (or of the named members)."""
+    from costlens import ensemble
+    from costlens.api import is_saved_profile
+
+    if (members is None or members.strip().isdigit()) and is_saved_profile(first):
+        raise click.UsageError(f"--ensemble copies the first model, and {first} is a saved profile: "
+                               "name the members (--ensemble A,B,C)")
+    chosen = ensemble.parse_members(first, members)
+    if timing and len(timing.batches) > 1:
+        raise click.UsageError("--ensemble is timed at one batch size")
+    return ensemble.ensemble_of(chosen, crops or 1, input_shape, batch=batch[0] if batch else None, dtype=dtype,
+                                timing=timing, argument="--input")
 
 
 @cli.command("check")

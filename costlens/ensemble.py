@@ -10,6 +10,7 @@ timing, the whole ensemble is timed end to end on the batched crops: measured, n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -22,6 +23,7 @@ from costlens.records import Profile
 from costlens.timing.measure import TimingOptions
 
 MAX_MEMBERS = 1000
+MAX_CROPS = 1000
 
 
 class Ensemble(nn.Module):
@@ -64,53 +66,76 @@ class EnsembleCost:
     crops: int
 
 
-def _label(members: list[str], crops: int) -> str:
+def label(members: list[str], crops: int) -> str:
+    """'ensemble-7xresnet50-10crops': the ensemble's name in reports and files."""
     names = f"{len(members)}x{members[0]}" if len(set(members)) == 1 else "+".join(members)
     return f"ensemble-{names}-{crops}crops"
+
+
+def builder(members: Sequence[str], crops: int) -> Callable[[torch.device], nn.Module]:
+    """How to build the ensemble of ``members`` (zoo names or import paths) over ``crops`` on a device."""
+    from costlens.api import build
+    from costlens.models import resolve
+
+    named = [resolve(member) for member in members]
+    return lambda device: Ensemble([build(n, device) for n in named], crops)
+
+
+def ensemble_of(members: Sequence[str], crops: int, inputs: Inputs = None, *, batch: int | None = None,
+                dtype: str = "float32", timing: bool | TimingOptions = False, argument: str = "inputs") -> Profile:
+    """The profile of ``members`` averaged over ``crops`` (``batch`` images, each as ``crops``
+    rows), counted on meta and, with ``timing``, timed end to end."""
+    from costlens.api import _profile
+    from costlens.models import resolve
+
+    if not members:
+        raise InputShapeError("ensemble: name at least one member")
+    if not 1 <= crops <= MAX_CROPS:
+        raise InputShapeError(f"crops: between 1 and {MAX_CROPS}, got {crops}")
+    if len(members) > MAX_MEMBERS:
+        raise InputShapeError(f"ensemble: at most {MAX_MEMBERS} members, got {len(members)}")
+    shape = inputs if inputs is not None else resolve(members[0]).input
+    if shape is None:
+        raise InputShapeError(f"{members[0]} has no default input: give one")
+    make = builder(members, crops)
+    counted = _profile(make(torch.device("meta")), shape, batch=_images(shape, batch) * crops,
+                       device=torch.device("meta"), dtype=dtype, train=False, formulas=None, argument=argument)
+    counted = replace(counted, model=label(list(members), crops), citation=None)
+    if not timing:
+        return counted
+    from costlens.timing.measure import Job, time_profiles
+
+    settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
+    settings = replace(settings, batches=(), layers=False)  # every member's layers would take minutes
+    (timed,) = time_profiles([Job(counted, make, counted.input_shape)], settings)
+    return timed
+
+
+def _images(shape: Inputs, batch: int | None) -> int:
+    """Images per batch: ``batch``, or the first size of a plain shape."""
+    if batch is not None:
+        return batch
+    return shape[0] if isinstance(shape, (tuple, list)) and shape and isinstance(shape[0], int) else 1
 
 
 def ensemble_profile(name: str, members: list[str], crops: int, inputs: Inputs = None, *, batch: int | None = None,
                      dtype: str = "float32", timing: bool | TimingOptions = False,
                      argument: str = "inputs") -> EnsembleCost:
     """Count (and with ``timing``, time) ``members`` averaged over ``crops`` against ``name`` alone."""
-    from costlens.api import _profile, build
+    from costlens.api import _profile, _real_builder
     from costlens.models import resolve
 
-    if crops < 1:
-        raise InputShapeError(f"crops: at least 1, got {crops}")
-    baseline = resolve(name)
-    named = [resolve(member) for member in members]
-    shape = inputs if inputs is not None else (baseline.input or named[0].input)
-    if shape is None:
-        raise InputShapeError(f"{name} has no default input: give one")
-    first = tuple(shape)[0] if isinstance(shape, (tuple, list)) and shape and isinstance(shape[0], int) else 1
-    images = batch or first
-    meta = torch.device("meta")
-
-    def wrapper(device: torch.device) -> nn.Module:
-        return Ensemble([build(n, device) for n in named], crops)
-
-    counted = _profile(wrapper(meta), shape, batch=images * crops, device=meta, dtype=dtype, train=False,
-                       formulas=None, argument=argument)
-    counted = replace(counted, model=_label(members, crops), citation=None)
-    single = _profile(name, shape, batch=images, device=meta, dtype=dtype, train=False, formulas=None,
-                      argument=argument)
+    shape = inputs if inputs is not None else (resolve(name).input or resolve(members[0]).input)
+    counted = ensemble_of(members, crops, shape, batch=batch, dtype=dtype, timing=timing, argument=argument)
+    single = _profile(name, shape, batch=_images(shape, batch) if shape is not None else None,
+                      device=torch.device("meta"), dtype=dtype, train=False, formulas=None, argument=argument)
     if timing:
-        counted, single = _timed(counted, single, wrapper, name, shape, timing)
+        from costlens.timing.measure import Job, time_profiles
+
+        settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
+        settings = replace(settings, batches=(), layers=False)
+        (single,) = time_profiles([Job(single, _real_builder(name), single.input_shape)], settings)
     return EnsembleCost(counted, single, members, crops)
-
-
-def _timed(counted: Profile, single: Profile, wrapper: object, name: str, shape: Inputs,
-           timing: bool | TimingOptions) -> tuple[Profile, Profile]:
-    """Time the ensemble on its batched crops end to end, then the single model on one crop."""
-    from costlens.api import _real_builder
-    from costlens.timing.measure import Job, time_profiles
-
-    settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
-    settings = replace(settings, batches=(), layers=False)  # every member's layers would take minutes
-    (ensemble,) = time_profiles([Job(counted, wrapper, counted.input_shape)], settings)  # type: ignore[arg-type]
-    (alone,) = time_profiles([Job(single, _real_builder(name), single.input_shape)], settings)
-    return ensemble, alone
 
 
 SUMMARY_KEYS = ("macs", "flops", "params", "weight_bytes", "latency_ms")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from torch import nn
 
 from costlens.ensemble import ensemble_profile, parse_members, summary
 from costlens.errors import InputShapeError
@@ -34,3 +35,54 @@ def test_member_specs() -> None:
     assert parse_members("x", None) == ["x"]
     with pytest.raises(InputShapeError):
         parse_members("x", "0")
+
+
+def test_the_python_api_profiles_an_ensemble_and_compares_it_with_one_model() -> None:
+    import costlens
+
+    ensemble = costlens.profile("conv1x1-5x5", ensemble=3, crops=10)
+    assert ensemble.model == "ensemble-3xconv1x1-5x5-10crops"
+    assert ensemble.totals["macs"] == 3 * 10 * MACS
+    comparison = costlens.compare("conv1x1-5x5", ensemble)
+    assert comparison.ratios("macs")[1] == pytest.approx(30)
+    assert comparison.ratios("params")[1] == pytest.approx(3)
+    listed = costlens.profile("conv5x5", ensemble=["conv5x5", "conv1x1-5x5"])
+    assert listed.totals["macs"] == 120_422_400 + MACS
+    with pytest.raises(InputShapeError, match="name the models"):
+        costlens.profile(nn.Conv2d(3, 3, 1), (1, 3, 4, 4), ensemble=2)
+
+
+def test_compare_adds_the_ensemble_as_the_last_model(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from costlens.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    ran = CliRunner().invoke(cli, ["compare", "conv1x1-5x5", "--ensemble", "2", "--crops", "10", "--format", "json"])
+    assert ran.exit_code == 0, ran.output
+    data = json.loads(ran.stdout)
+    assert [p["model"] for p in data["profiles"]] == ["conv1x1-5x5", "ensemble-2xconv1x1-5x5-10crops"]
+    assert [p["totals"]["macs"] for p in data["profiles"]] == [MACS, 2 * 10 * MACS]  # 2 members x 10 crops
+
+
+def test_a_budget_names_an_ensemble(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from costlens.budget import check, load_budget
+
+    path = tmp_path / "b.toml"
+    path.write_text('rules = [\n  "ens.macs == 70 * conv1x1-5x5.macs",\n  "ens.params == 7 * conv1x1-5x5.params",\n'
+                    '  "pair.macs == 12,443,648 + 0 * conv5x5.macs",\n]\n'
+                    '[models]\nens = { zoo = "conv1x1-5x5", ensemble = 7, crops = 10 }\n'
+                    'pair = { ensemble = ["conv1x1-5x5", "conv5x5"] }\n')
+    with pytest.raises(Exception):  # '12,443,648 + 0 * x' is no rule: limits are a number or factor x reference
+        load_budget(path)
+    path.write_text('rules = [\n  "ens.macs == 70 * conv1x1-5x5.macs",\n  "ens.params == 7 * conv1x1-5x5.params",\n'
+                    '  "pair.macs == 132,866,048",\n]\n'  # 120,422,400 + 12,443,648
+                    '[models]\nens = { zoo = "conv1x1-5x5", ensemble = 7, crops = 10 }\n'
+                    'pair = { ensemble = ["conv1x1-5x5", "conv5x5"] }\n')
+    verdicts = check(load_budget(path))
+    assert [v.passed for v in verdicts] == [True, True, True]
+    path.write_text('rules = ["ens.macs <= 1"]\n[models]\nens = { zoo = "conv5x5", ensemble = 0 }\n')
+    with pytest.raises(Exception, match="ensemble must be a number of copies"):
+        load_budget(path)
