@@ -68,15 +68,9 @@ def test_compare_adds_the_ensemble_as_the_last_model(tmp_path, monkeypatch) -> N
 
 
 def test_a_budget_names_an_ensemble(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from costlens.budget import check, load_budget
+    from costlens.budget import BudgetFileError, check, load_budget
 
     path = tmp_path / "b.toml"
-    path.write_text('rules = [\n  "ens.macs == 70 * conv1x1-5x5.macs",\n  "ens.params == 7 * conv1x1-5x5.params",\n'
-                    '  "pair.macs == 12,443,648 + 0 * conv5x5.macs",\n]\n'
-                    '[models]\nens = { zoo = "conv1x1-5x5", ensemble = 7, crops = 10 }\n'
-                    'pair = { ensemble = ["conv1x1-5x5", "conv5x5"] }\n')
-    with pytest.raises(Exception):  # '12,443,648 + 0 * x' is no rule: limits are a number or factor x reference
-        load_budget(path)
     path.write_text('rules = [\n  "ens.macs == 70 * conv1x1-5x5.macs",\n  "ens.params == 7 * conv1x1-5x5.params",\n'
                     '  "pair.macs == 132,866,048",\n]\n'  # 120,422,400 + 12,443,648
                     '[models]\nens = { zoo = "conv1x1-5x5", ensemble = 7, crops = 10 }\n'
@@ -84,5 +78,5 @@ def test_a_budget_names_an_ensemble(tmp_path) -> None:  # type: ignore[no-untype
     verdicts = check(load_budget(path))
     assert [v.passed for v in verdicts] == [True, True, True]
     path.write_text('rules = ["ens.macs <= 1"]\n[models]\nens = { zoo = "conv5x5", ensemble = 0 }\n')
-    with pytest.raises(Exception, match="ensemble must be a number of copies"):
+    with pytest.raises(BudgetFileError, match="ensemble must be a number of copies"):
         load_budget(path)
