@@ -537,17 +537,21 @@ def _interrupted(profiles: list[Any]) -> int:
 @click.option("--batch", "batch_text", metavar="N,N,...", help="Batch sizes to sweep, e.g. 1,2,4,8.")
 @click.option("--width", "width_text", metavar="W,W,...",
               help="Width multipliers to sweep (ResNet and VGG zoo models, or a factory taking width=), e.g. 0.5,1,2.")
+@click.option("--depth", "depth_text", metavar="D,D,...",
+              help="Depths to sweep, where the zoo has the model's family at those depths, e.g. 18,34,50,101,152.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
 @output_option
 @plotlyjs_option
 @device_option
 @dtype_option
 @click.option("--time", "time_it", is_flag=True, help="Also measure end-to-end latency at each point.")
-def sweep_command(name: str, input_text: str | None, batch_text: str | None, width_text: str | None, fmt: str,
-                  output: str | None, plotlyjs: str | None, device: str | None, dtype: str, time_it: bool) -> int:
-    """How NAME's cost grows with input size, batch size or width: a table, the fitted growth
-    exponent of each metric (log-log least squares, with R²), and the page reports/sweep-NAME.html.
-    Progress goes to stderr; Ctrl-C keeps the points already profiled."""
+@no_save_option
+def sweep_command(name: str, input_text: str | None, batch_text: str | None, width_text: str | None,
+                  depth_text: str | None, fmt: str, output: str | None, plotlyjs: str | None, device: str | None,
+                  dtype: str, time_it: bool, no_save: bool) -> int:
+    """How NAME's cost grows with input size, batch size, width or depth: a table, the fitted
+    growth exponent of each metric (log-log least squares, with R²), and reports/sweep-NAME.json
+    and .html. Progress goes to stderr; Ctrl-C keeps the points already profiled."""
     from costlens import sweep
     from costlens.files import report_stem
     from costlens.report import html
@@ -556,6 +560,7 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
     shapes = sweep.expand_shapes(input_text) if input_text else None
     batches = [int(v) for v in sweep.parse_floats(batch_text, "--batch")] if batch_text else None
     widths = sweep.parse_floats(width_text, "--width") if width_text else None
+    depths = [int(v) for v in sweep.parse_floats(depth_text, "--depth")] if depth_text else None
     timing: Any = False
     if time_it:
         if device == "meta":
@@ -563,9 +568,10 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
         from costlens.timing.measure import TimingOptions
 
         timing = TimingOptions(device=device or "auto")
-    result = sweep.sweep(name, inputs=shapes, batches=batches, widths=widths, dtype=dtype, timing=timing,
-                         progress=True)
-    page_path = REPORTS / f"sweep-{report_stem(result.model)}.html"
+    result = sweep.sweep(name, inputs=shapes, batches=batches, widths=widths, depths=depths, dtype=dtype,
+                         timing=timing, progress=None)
+    stem = f"sweep-{report_stem(result.model)}-{_sweep_suffix(result.variable)}"
+    page_path, json_path = REPORTS / f"{stem}.html", REPORTS / f"{stem}.json"
 
     def render_page(src: str | None) -> str:
         return text.page(result, src)
@@ -576,12 +582,18 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
         _emit_page(render_page, output or str(page_path), plotlyjs)
     else:
         _emit(renderers[fmt](), output)
-        if _saving(fmt, output, None, False):
-            _save([(page_path, lambda p: html.write_page(p, render_page, plotlyjs))], explicit=False)
+        if _saving(fmt, output, None, no_save):
+            _save([(json_path, lambda p: _write(p, result.to_json())),
+                   (page_path, lambda p: html.write_page(p, render_page, plotlyjs))], explicit=False)
     if result.interrupted:
         click.echo("costlens: interrupted: the points profiled before Ctrl-C are in the output", err=True)
         return 130
     return 0
+
+
+def _sweep_suffix(variable: str) -> str:
+    """'input', 'batch', 'width' or 'depth': sweeps of one model over different knobs keep their files apart."""
+    return "input" if variable.startswith("pixels") else variable
 
 
 @cli.command("device")

@@ -3,8 +3,9 @@
 ``costlens sweep NAME --input 1x3x{112,160,224}x{same}`` profiles NAME at each size. For every
 metric the growth exponent ``b`` of ``metric ≈ a · x^b`` is fitted by least squares on
 log-log axes, with R² of that fit; ``x`` is the number of input pixels (H·W) for an input
-sweep, so a plain conv net's MACs have exponent 1.0, the batch size, or the width multiplier
-(a conv stack's MACs and params grow as width², exponent 2.0).
+sweep, so a plain conv net's MACs have exponent 1.0, the batch size, the width multiplier
+(a conv stack's MACs and params grow as width², exponent 2.0), or the depth, where the zoo has
+a family of depths (``--depth 18,34,50,101,152`` profiles resnet18 ... resnet152).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from costlens.errors import InputShapeError
 from costlens.records import Profile
 from costlens.timing.measure import TimingOptions
 
-METRICS = ("params", "macs", "flops", "activation_bytes", "weight_bytes", "latency_ms")
+METRICS = ("params", "macs", "flops", "activation_bytes", "peak_bytes", "weight_bytes", "latency_ms")
+_DEPTH_NAME = re.compile(r"^(?P<family>[a-z]+)(?P<depth>[0-9]+)$")
 _GROUP = re.compile(r"\{([^{}]*)\}")
 
 
@@ -146,18 +148,22 @@ class _Setting:
     shape: tuple[int, ...] | None
     batch: int | None
     width: float | None
+    depth: int | None = None
 
 
 def _settings(inputs: Sequence[tuple[int, ...]] | None, batches: Sequence[int] | None,
-              widths: Sequence[float] | None) -> tuple[str, list[_Setting]]:
-    swept = [name for name, values in (("input", inputs), ("batch", batches), ("width", widths))
+              widths: Sequence[float] | None, depths: Sequence[int] | None = None) -> tuple[str, list[_Setting]]:
+    swept = [name for name, values in (("input", inputs), ("batch", batches), ("width", widths), ("depth", depths))
              if values is not None and len(values) > 1]
     if len(swept) != 1:
-        raise InputShapeError("sweep: give exactly one list to sweep: --input with {a,b,...}, --batch 1,2,4 "
-                              "or --width 0.5,1,2")
+        raise InputShapeError("sweep: give exactly one list to sweep: --input with {a,b,...}, --batch 1,2,4, "
+                              "--width 0.5,1,2 or --depth 18,34,50")
     shape = tuple(inputs[0]) if inputs else None
     batch = batches[0] if batches else None
     width = widths[0] if widths else None
+    if swept == ["depth"]:
+        assert depths is not None
+        return "depth", [_Setting(f"depth {d}", float(d), shape, batch, width, d) for d in depths]
     if swept == ["input"]:
         assert inputs is not None
         return "pixels (H·W)", [_Setting("x".join(map(str, s)), float(math.prod(s[2:]) or math.prod(s)), tuple(s),
@@ -171,28 +177,35 @@ def _settings(inputs: Sequence[tuple[int, ...]] | None, batches: Sequence[int] |
 
 def sweep(model: str | Callable[..., nn.Module], *, inputs: Sequence[tuple[int, ...]] | None = None,
           batches: Sequence[int] | None = None,
-          widths: Sequence[float] | None = None, dtype: str = "float32", timing: bool | TimingOptions = False,
-          progress: bool = False) -> Sweep:
+          widths: Sequence[float] | None = None, depths: Sequence[int] | None = None, dtype: str = "float32",
+          timing: bool | TimingOptions = False, progress: bool | None = False) -> Sweep:
     """Profile ``model`` (a zoo name, an import path, or a factory taking ``width=``) at each
-    setting of the one swept variable; factories without a default input need ``inputs``.
+    setting of the one swept variable; factories without a default input need ``inputs``;
+    ``depths`` take the zoo model's family at those depths (resnet18, resnet34, ...).
     Ctrl-C stops the sweep and keeps the points already profiled (``interrupted`` is set)."""
     from costlens.models import is_import_path, resolve
     from costlens.zoo.registry import NamedModel
 
-    variable, settings = _settings(inputs, batches, widths)
+    variable, settings = _settings(inputs, batches, widths, depths)
     if any(s.width is not None and not 0 < s.width <= 64 for s in settings):
         raise InputShapeError("--width: multipliers must be in (0, 64]")
+    named_at: dict[int | None, NamedModel] = {}
+    if variable == "depth":
+        if not isinstance(model, str):
+            raise InputShapeError("--depth: name a zoo model of a family of depths (resnet50, vgg16)")
+        named_at = {s.depth: resolve(at_depth(model, s.depth)) for s in settings if s.depth is not None}
     if callable(model):
         named = NamedModel(getattr(model, "__name__", "model"), model)
     elif is_import_path(model) and widths is not None:
         named = NamedModel(model, _factory(model))  # the factory itself, so that it can take width=
     else:
         named = resolve(model)
-    result = Sweep(named.name, variable)
+    result = Sweep(_family(named.name) if variable == "depth" else named.name, variable)
     bar = _bar(len(settings), progress)
     try:
         for setting in settings:
-            profiled = _point(named, setting, dtype, timing)
+            profiled = _point(named_at[setting.depth] if setting.depth is not None else named, setting, dtype,
+                              timing)
             result.points.append(Point(setting.label, setting.x, dict(profiled.totals)))
             bar.update(1)
             if (profiled.timing or {}).get("interrupted"):
@@ -205,10 +218,33 @@ def sweep(model: str | Callable[..., nn.Module], *, inputs: Sequence[tuple[int, 
     return result
 
 
-def _bar(total: int, shown: bool) -> Any:
+def at_depth(name: str, depth: int) -> str:
+    """The zoo model of ``name``'s family at ``depth`` ('resnet50', 101 -> 'resnet101')."""
+    from costlens.zoo import names
+
+    found = _DEPTH_NAME.match(name)
+    family = [n for n in names() if found and (m := _DEPTH_NAME.match(n)) and m["family"] == found["family"]]
+    if not found or len(family) < 2:
+        raise InputShapeError(f"--depth: {name} has no family of depths in the zoo (resnet18 ... resnet152, "
+                              "vgg11 ... vgg19)")
+    wanted = f"{found['family']}{depth}"
+    if wanted not in family:
+        depths = ", ".join(sorted((n.removeprefix(found["family"]) for n in family), key=int))
+        raise InputShapeError(f"--depth: the zoo has {found['family']} at depths {depths}, not {depth}")
+    return wanted
+
+
+def _family(name: str) -> str:
+    found = _DEPTH_NAME.match(name)
+    return found["family"] if found else name
+
+
+def _bar(total: int, shown: bool | None) -> Any:
+    """tqdm's bar on stderr; ``None``: shown when stderr is a terminal."""
     from tqdm import tqdm
 
-    return tqdm(total=total, file=sys.stderr, disable=not shown, unit="point", desc="sweep", leave=False)
+    return tqdm(total=total, file=sys.stderr, disable=None if shown is None else not shown, unit="point",
+                desc="sweep", leave=False)
 
 
 def _point(named: Any, setting: _Setting, dtype: str, timing: bool | TimingOptions) -> Profile:

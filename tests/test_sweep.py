@@ -90,3 +90,34 @@ def test_batch_sweep_and_the_command(tmp_path) -> None:  # type: ignore[no-untyp
     assert "Growth exponents" in page.read_text()
     with pytest.raises(InputShapeError):
         sweep("conv5x5", batches=[1, 2], widths=[1.0, 2.0])
+
+
+def test_depth_sweep_takes_the_family_at_each_depth() -> None:
+    import math
+
+    result = sweep("resnet50", depths=[18, 34, 152])
+    assert result.model == "resnet" and result.variable == "depth"
+    # torchvision's documented params of resnet18, resnet34 and resnet152
+    assert [p.totals["params"] for p in result.points] == [11_689_512, 21_797_672, 60_192_808]
+    two = sweep("vgg16", depths=[11, 19]).fits()["params"]
+    # two points: the exponent is the slope ln(143,667,240 / 132,863,336) / ln(19 / 11) = 0.07818 / 0.54654
+    assert two is not None and two.exponent == pytest.approx(math.log(143_667_240 / 132_863_336) / math.log(19 / 11))
+    assert two.exponent == pytest.approx(0.14304, abs=1e-4)
+    with pytest.raises(InputShapeError, match="resnet at depths 18, 34, 50, 101, 152, not 42"):
+        sweep("resnet50", depths=[18, 42])
+    with pytest.raises(InputShapeError, match="no family of depths"):
+        sweep("inception", depths=[1, 2])
+
+
+def test_the_sweep_command_saves_its_json_beside_its_page(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from costlens.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    ran = CliRunner().invoke(cli, ["sweep", "conv5x5", "--batch", "1,2", "--plotlyjs", "."])
+    assert ran.exit_code == 0, ran.output
+    saved = json.loads((tmp_path / "reports" / "sweep-conv5x5-batch.json").read_text())
+    assert saved["schema"] == "costlens.sweep/1" and [p["totals"]["macs"] for p in saved["points"]] == [
+        120_422_400, 2 * 120_422_400]
+    assert (tmp_path / "reports" / "sweep-conv5x5-batch.html").is_file()

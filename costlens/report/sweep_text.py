@@ -61,7 +61,9 @@ def page(result: Sweep, plotlyjs_src: str | None = None) -> str:
     from costlens.report.html import _document, _figure_div, _section
 
     figure = go.Figure(layout={**LAYOUT, "title": f"Cost against {result.variable} (log-log)",
-                               "xaxis": {"type": "log", "title": result.variable},
+                               "xaxis": {"type": "log", "title": result.variable,  # a tick at every point
+                                         "tickvals": [p.x for p in result.points],
+                                         "ticktext": [f"{p.x:g}" for p in result.points]},
                                "yaxis": {"type": "log", "title": "value / value at the first point"}})
     for i, key in enumerate(result.metrics()):
         first = result.points[0].totals[key] or 1
