@@ -311,8 +311,13 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
 
     with _model_output_to_stderr(), _input_hint(name, input_shape):
         result, summary, kind = _profile_result(name, input_shape, batch, device, dtype, train, time_it, flags)
-    stem = _profile_stem(result.model if kind == "ensemble" else name, result.input_shape, dtype, train) + (
-        _step_suffix(flags) if kind == "train-step" else "")
+    if kind == "ensemble":  # its name says members and crops; the input only when the user chose one
+        from costlens.files import report_stem
+
+        stem = _fit(report_stem(result.model) + _suffix(result.input_shape if input_shape or batch else None, dtype))
+    else:
+        stem = _profile_stem(name, result.input_shape, dtype, train) + (
+            _step_suffix(flags) if kind == "train-step" else "")
     json_path, page_path = _report_paths(save, stem, ".json")
     check = None
     if crosscheck:  # refused with its figure before anything is written; its findings go into JSON and page

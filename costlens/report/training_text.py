@@ -11,8 +11,8 @@ def step_summary(profile: Profile) -> str:
     t = profile.totals
     fmt = {m.key: m for m in metrics.catalogue()}
 
-    def show(key: str) -> str:
-        return f"{fmt[key].format(t[key])} ({fmt[key].short(t[key])})"
+    def show(key: str) -> str:  # exact figures are in the totals above
+        return fmt[key].short(t[key])
 
     lines = [
         f"Training step: forward {show('flops')} FLOPs · backward {show('backward_flops')} FLOPs "
@@ -28,8 +28,8 @@ def step_summary(profile: Profile) -> str:
         lines.append(f"Freezing saves {show('backward_macs_saved')} backward MACs and "
                      f"{fmt['train_memory_saved'].short(t['train_memory_saved'])} of training memory per step")
     if "precompute_macs" in t:
-        lines.append(f"Precompute the frozen part once: {show('precompute_macs')} MACs per example, "
-                     f"{show('precompute_bytes')} per example on disk; each epoch then skips those MACs")
+        lines.append(f"Precompute the frozen part once: {show('precompute_macs')} MACs and {show('precompute_bytes')} "
+                     f"on disk per example; every later epoch skips those {show('precompute_macs')} MACs per example")
     if "step_ms" in t:
         lines.append(_measured(t))
     return "\n".join(lines) + "\n"
