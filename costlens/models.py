@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from torch import nn
 
@@ -39,10 +40,36 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+class _HardExit(BaseException):
+    """``os._exit(code)`` or ``os.abort()`` called by user code, turned into an exception."""
+
+    def __init__(self, call: str) -> None:
+        super().__init__(call)
+        self.call = call
+
+
+_REAL_EXIT, _REAL_ABORT = os._exit, os.abort
+_inside_user_code = 0  # how many user_code blocks are running (they nest)
+
+
+def _exit_instead(status: int) -> NoReturn:
+    if _inside_user_code:
+        raise _HardExit(f"os._exit({status!r})")
+    _REAL_EXIT(status)
+
+
+def _abort_instead() -> NoReturn:
+    if _inside_user_code:
+        raise _HardExit("os.abort()")
+    _REAL_ABORT()
+
+
 def ended(error: BaseException) -> str:
-    """How user code ended: 'called sys.exit(0)' or 'raised Boom: boom'."""
+    """How user code ended: 'called sys.exit(0)', 'called os._exit(3)' or 'raised Boom: boom'."""
     if isinstance(error, SystemExit):
         return f"called sys.exit({error.code!r})"
+    if isinstance(error, _HardExit):
+        return f"called {error.call}"
     return f"raised {type(error).__name__}: {first_line(error)}"
 
 
@@ -50,15 +77,24 @@ def ended(error: BaseException) -> str:
 def user_code(what: str) -> Iterator[None]:
     """Run user code; a ``SystemExit`` or other ``BaseException`` from it becomes a ``ModelError``.
 
-    ``Exception`` passes through (callers word their own message for it), and so does
-    ``KeyboardInterrupt``: Ctrl-C stays Ctrl-C (exit 130).
+    ``os._exit`` and ``os.abort``, which end the process without an exception, raise one
+    while user code runs (outside it they are the real ones again, even where user code
+    kept a reference to them). ``Exception`` passes through (callers word their own message
+    for it), and so does ``KeyboardInterrupt``: Ctrl-C stays Ctrl-C (exit 130).
     """
+    global _inside_user_code
+    os._exit, os.abort = _exit_instead, _abort_instead
+    _inside_user_code += 1
     try:
         yield
     except (Exception, KeyboardInterrupt):
         raise
-    except BaseException as error:  # SystemExit, GeneratorExit, a user's BaseException subclass
+    except BaseException as error:  # SystemExit, GeneratorExit, os._exit, a user's BaseException subclass
         raise ModelError(f"{what} {ended(error)}; user code cannot end a costlens run") from error
+    finally:
+        _inside_user_code -= 1
+        if not _inside_user_code:
+            os._exit, os.abort = _REAL_EXIT, _REAL_ABORT
 
 
 def _importable_cwd() -> None:

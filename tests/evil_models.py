@@ -3,6 +3,7 @@ end the run, structures and names that no report can hold."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -87,6 +88,18 @@ def _sleep() -> None:
 
 def forward_exits() -> nn.Module:
     return _Forward(_exit)
+
+
+def _hard_exit() -> None:
+    os._exit(3)
+
+
+def forward_hard_exits() -> nn.Module:
+    return _Forward(_hard_exit)
+
+
+def abort_at_build() -> nn.Module:
+    os.abort()
 
 
 def forward_raises_base() -> nn.Module:

@@ -111,3 +111,16 @@ def test_a_tensor_already_on_the_device_is_not_counted_again(monkeypatch: pytest
     given = torch.zeros(1, 3, 64, 64)  # 49,152 bytes, already allocated
     monkeypatch.setattr(inputs, "available_memory", lambda device: 1000)
     assert inputs.input_bytes(given, batch=None, device=torch.device("cpu"), dtype=torch.float32) == (49152, 0)
+
+
+def test_os_exit_inside_user_code_is_a_model_error_and_the_real_one_outside() -> None:
+    import os
+
+    real = os._exit
+    with pytest.raises(ModelError, match=r"^the forward called os._exit\(5\); user code cannot end"), \
+            user_code("the forward"):
+        with user_code("a nested factory"):
+            pass
+        assert os._exit is not real  # still replaced after the inner block ended
+        os._exit(5)
+    assert os._exit is real and os.abort.__module__ == "posix"  # both restored once no user code runs

@@ -201,6 +201,8 @@ def test_the_fork_server_preloads_nothing_a_command_imports_lazily(server: ForkS
     ("raise_generator_exit", "raised GeneratorExit"),
     ("forward_exits", f"the forward of {EVIL}:forward_exits called sys.exit(0)"),
     ("forward_raises_base", "raised Boom: in forward"),
+    ("forward_hard_exits", f"the forward of {EVIL}:forward_hard_exits called os._exit(3)"),
+    ("abort_at_build", f"the factory '{EVIL}:abort_at_build' called os.abort()"),
 ])
 def test_user_code_that_exits_is_one_line_exit_2(costlens: Run, work: Path, factory: str, needle: str) -> None:
     done = costlens("profile", f"{EVIL}:{factory}", "--input", "1x3x8x8")
