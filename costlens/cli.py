@@ -367,6 +367,9 @@ def _profile_result(name: str, input_shape: tuple[int, ...] | None, batch: tuple
     first = batch[0] if batch else None
     timing = _timing(time_it, device, batch, **flags)
     if step[0] or step[2] or step[3]:
+        if train:
+            raise click.UsageError("--train-mode counts the forward alone; --train already runs its forward in "
+                                   "training mode: choose one")
         if members or crops:
             raise click.UsageError("--train counts one step: it does not combine with --ensemble or --crops")
         if timing and (timing.compile or timing.channels_last or len(timing.batches) > 1):

@@ -184,3 +184,14 @@ def test_the_step_page_splits_each_layer_into_forward_backward_and_update(tmp_pa
     page = profile_page(step())
     assert 'data-chart="training-step"' in page and 'data-chart="training-totals"' in page
     assert "One training step per layer" in page and "memory when" in page
+
+
+def test_train_and_train_mode_together_are_refused(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from costlens.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    ran = CliRunner().invoke(cli, ["profile", "conv5x5", "--train", "--train-mode"])
+    assert ran.exit_code == 2 and "choose one" in ran.stderr
+    assert not (tmp_path / "reports").exists()
