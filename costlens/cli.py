@@ -582,7 +582,7 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
     page_path, json_path = REPORTS / f"{stem}.html", REPORTS / f"{stem}.json"
 
     def render_page(src: str | None) -> str:
-        return text.page(result, src)
+        return html.sweep_page(result, src)
 
     renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
                  "csv": lambda: text.csv(result), "json": result.to_json}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
@@ -17,6 +17,9 @@ from costlens import metrics
 from costlens.comparison import Comparison
 from costlens.records import LayerCost, Profile
 from costlens.units import format_shape
+
+if TYPE_CHECKING:
+    from costlens.sweep import Sweep
 
 PALETTE = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00"]
 # One color per block (stage) of the per-layer charts: ten that stay apart side by side.
@@ -503,3 +506,22 @@ def comparison_figures(comparison: Comparison) -> list[tuple[str, go.Figure]]:
         ("blocks-macs", comparison_blocks(comparison, "macs")),
         ("blocks-params", comparison_blocks(comparison, "params")),
     ]
+
+
+# --- sweeps ----------------------------------------------------------------------
+
+
+def sweep_chart(result: Sweep) -> go.Figure:
+    """Each metric against the swept variable on log-log axes, relative to the first point,
+    with a tick at every point: a straight line's slope is the growth exponent."""
+    fig = go.Figure(layout={**LAYOUT, "title": f"Cost against {result.variable} (log-log)",
+                            "xaxis": {"type": "log", "title": result.variable,
+                                      "tickvals": [p.x for p in result.points],
+                                      "ticktext": [f"{p.x:g}" for p in result.points]},
+                            "yaxis": {"type": "log", "title": "value / value at the first point"}})
+    for i, key in enumerate(result.metrics()):
+        first = result.points[0].totals[key] or 1
+        fig.add_trace(go.Scatter(x=[p.x for p in result.points], y=[p.totals[key] / first for p in result.points],
+                                 mode="lines+markers", name=metrics.get(key).label,
+                                 line={"color": PALETTE[i % len(PALETTE)]}))
+    return fig

@@ -24,6 +24,8 @@ from costlens.units import format_shape
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from costlens.sweep import Sweep
+
 PLOTLY_FILE = "plotly.min.js"
 
 STYLE = """
@@ -364,3 +366,19 @@ def plotly_source(plotly_dir: str | Path | None, page_dir: str | Path) -> str | 
 
         write_atomic(shared, get_plotlyjs())
     return Path(os.path.relpath(shared.resolve(), Path(page_dir).resolve())).as_posix()
+
+
+def sweep_page(result: Sweep, plotlyjs_src: str | None = None) -> str:
+    """A sweep's page: the points, the fitted growth exponents, and the log-log chart."""
+    from costlens.report import figures
+    from costlens.report.sweep_text import fit_lines, rows_of, title
+
+    rows = rows_of(result)
+    head = "".join(f"<th>{_e(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+    fits = "".join(f"<li>{_e(line)}</li>" for line in fit_lines(result))
+    sections = [_section("Points", f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", "points"),
+                _section("Growth exponents", f"<ul>{fits}</ul>", "fits"),
+                _section("Chart", _figure_div("sweep", figures.sweep_chart(result)), "chart")]
+    return _document(f"costlens · sweep {result.model}", f"<header><h1>costlens · {_e(title(result))}</h1></header>",
+                     sections, plotlyjs_src)
