@@ -169,6 +169,14 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield from (t for t in v if isinstance(t, torch.Tensor))
 
 
+def _shares_storage(outs: list[torch.Tensor], args: tuple, kwargs: dict) -> bool:
+    """An output on an input's storage, though the op's schema declares no alias: ``_unsafe_view``
+    returns a view of its input. Rebuilt as a fresh tensor from the cache, it would count
+    as new memory for the peak (``count/live.py``) where the kernel's result adds none."""
+    inputs = {t.untyped_storage()._cdata for t in _tensors((*args, *kwargs.values()))}
+    return any(o.untyped_storage()._cdata in inputs for o in outs)
+
+
 _KEYWORDS = object()  # separates positional from keyword arguments in a cache key
 _NUMBERS = (bool, int, float)
 
@@ -300,23 +308,24 @@ class _CountingMode(TorchDispatchMode):
             outs = [torch.empty_strided(s, st, dtype=d, device=_META) for s, st, d in hit.metas]
             return tuple(outs) if hit.as_tuple else outs
         kwargs = kwargs or {}
-        out = self._run_on_meta(func, info, args, kwargs)
+        out, fresh = self._run_on_meta(func, info, args, kwargs)
         cost, sums = self._cost(info, args, kwargs, out)
         outs = [out] if isinstance(out, torch.Tensor) else list(out)
-        if all(o.device.type == "meta" for o in outs):
+        if all(o.device.type == "meta" for o in outs) and (fresh or not _shares_storage(outs, args, kwargs)):
             metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
             tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, sums)
         tracer.count(info, cost, sums)
         return out
 
     @staticmethod
-    def _run_on_meta(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> Any:
-        """The op's result, from its shape rule where it has one that is sure, else from torch's kernel."""
+    def _run_on_meta(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> tuple[Any, bool]:
+        """The op's result, from its shape rule where it has one that is sure, else from torch's
+        kernel; and whether it is sure to be fresh tensors (a shape rule's always are)."""
         metas = info.shape_rule(*args, **kwargs) if info.shape_rule is not None else None
         if metas is None:
-            return func(*args, **kwargs)
+            return func(*args, **kwargs), False
         outs = tuple(torch.empty_strided(shape, stride, dtype=dtype, device=_META) for shape, stride, dtype in metas)
-        return outs[0] if info.single else outs
+        return (outs[0] if info.single else outs), True
 
     def _cost(self, info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, tuple[int, ...]]:
         """The op's arithmetic, and what it adds to each op metric of the catalogue."""
@@ -344,13 +353,12 @@ class _Tracer:
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
         self.output_producers = [m.of_output for m in metrics.output_metrics() if m.of_output is not None]
-        # per trace, not per process: the peak-memory tracker sees a cache hit's rebuilt outputs
-        # differently from a kernel's, and a profile must not depend on what ran before it
-        self.cache: dict[Any, _Cached] = {}
+        self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
         # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
         self.replays: dict[Any, replay.Replay] | None = (
             _process_cache(_REPLAYS, self.producers) if reuse and not own_formulas and replay.available() else None)
         self.recording: list[tuple[_OpInfo, OpCost, tuple[int, ...]]] | None = None
+        self.live: LiveBytes | None = None  # the trace's peak-memory tracker: replayed calls apply theirs
         self.nothing = [0] * len(self.producers)
         self.stack: list[_Call] = []
         self.calls: list[_Call] = []
@@ -376,10 +384,14 @@ class _Tracer:
         record = stack.pop()
         record.output_shapes = _shapes(output)
         if self.output_producers:
-            returned = [TensorFacts(t.numel(), _tensor_bytes(t), False, False) for t in _returned_tensors(output)]
-            record.output_sums = [sum(produce(t) for t in returned) for produce in self.output_producers]
+            record.output_sums = self._output_sums(output)
         if stack:
             stack[-1].absorb(record)
+
+    def _output_sums(self, output: Any) -> list[int]:
+        """The output metrics of the catalogue for a call that returned ``output``."""
+        returned = [TensorFacts(t.numel(), _tensor_bytes(t), False, False) for t in _returned_tensors(output)]
+        return [sum(produce(t) for t in returned) for produce in self.output_producers]
 
     def count(self, info: _OpInfo, cost: OpCost, contributions: tuple[int, ...]) -> None:
         if not self.stack:
@@ -403,25 +415,59 @@ class _Tracer:
 
     def call_layer(self, module: nn.Module, layer: tuple, forward: Any, args: tuple, kwargs: dict) -> Any:
         """A replayable layer's call: replayed when an equal call was recorded before
-        (``count/replay.py``), else run, and recorded when it can be replayed later."""
-        replays = self.replays
-        if replays is None or not replay.inputs_on_meta(args, kwargs):
+        (``count/replay.py``), else run, and recorded when it can be replayed later.
+
+        Only calls whose inputs the peak-memory tracker counts take part: the caller holds
+        them through the call, so what the call adds to the live bytes is its own."""
+        replays, live = self.replays, self.live
+        if replays is None or live is None:
             return self._run_call(module, forward, args, kwargs)
-        key = (layer, _key_of(None, args, kwargs))
+        inputs = replay.meta_inputs(args, kwargs)
+        if inputs is None or not all(live.counted(t) is not None for t in inputs):
+            return self._run_call(module, forward, args, kwargs)
+        state = [t for t, _ in _own_tensors(module)]
+        key = (layer, _state_part(state, live), _key_of(None, args, kwargs))
         done = replays.get(key)
         if done is None:
-            self.recording = []
-            try:
-                output = self._run_call(module, forward, args, kwargs)
-            finally:
-                recorded, self.recording = self.recording, None
-            made = replay.outputs_of(output, args)
-            if made is not None:
-                replays[key] = self._summary(recorded, made, output)
+            output, recorded = self._record(module, forward, args, kwargs, live, state)
+            if recorded is not None:
+                replays[key] = recorded
             return output
         self.enter(module, args, kwargs)
         self._replay(self.stack.pop(), done)
-        return done.outputs_for(args)
+        outputs = done.outputs_for(args)
+        made = (outputs,) if done.single else outputs
+        live.replay(done.rise, [(t, size) for t, size in zip(made, done.output_bytes) if size]
+                    + [(state[i], size) for i, size in done.state_kept])
+        return outputs
+
+    def _record(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict, live: LiveBytes,
+                state: list[torch.Tensor]) -> tuple[Any, replay.Replay | None]:
+        """Run a replayable call; its recording too when its outputs can be rebuilt and the
+        bytes it left alive are its fresh outputs' and those of the layer's own tensors it
+        had the tracker count (None otherwise)."""
+        before = [live.counted(t) for t in state]
+        mark = live.open()
+        self.recording = []
+        try:
+            output = self._run_call(module, forward, args, kwargs)
+        finally:
+            recorded, self.recording = self.recording, None
+            rise, left = live.close(mark)
+        made = replay.outputs_of(output, args)
+        if made is None:
+            return output, None
+        outs = (output,) if made[1] else output
+        fresh = [out for spec, out in zip(made[0], outs) if not isinstance(spec, int)]
+        counted = [0 if isinstance(spec, int) else live.counted(out) for spec, out in zip(made[0], outs)]
+        sizes = [size for size in counted if size is not None]
+        if len(sizes) != len(counted) or len({id(out.untyped_storage()) for out in fresh}) != len(fresh):
+            return output, None  # an output the tracker does not count, or two on one storage
+        kept = tuple((i, size) for i, (t, was) in enumerate(zip(state, before))
+                     if was is None and (size := live.counted(t)) is not None)
+        if left != sum(sizes) + sum(size for _, size in kept):
+            return output, None
+        return output, self._summary(recorded, made, output, rise, tuple(sizes), kept)
 
     def _run_call(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         self.enter(module, args, kwargs)
@@ -429,8 +475,8 @@ class _Tracer:
         self.leave(module, args, output)
         return output
 
-    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]],
-                 made: tuple[tuple, bool], output: Any) -> replay.Replay:
+    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]], made: tuple[tuple, bool],
+                 output: Any, rise: int, sizes: tuple[int, ...], kept: tuple[tuple[int, int], ...]) -> replay.Replay:
         """What ``count`` did for each recorded op, summed, to do again in one step."""
         sums = list(self.nothing)
         ops: dict[str, int] = {}
@@ -443,7 +489,8 @@ class _Tracer:
             sums, tuple(ops.items()), tuple(flops.items()),
             tuple(cost.formula for _, cost, _ in recorded if cost.formula is not None),
             tuple(info.name for info, _, _ in recorded if info.rule is None),
-            *made, tuple(tuple(shape) for shape in _shapes(output)))
+            *made, tuple(tuple(shape) for shape in _shapes(output)), tuple(self._output_sums(output)),
+            rise, sizes, kept)
 
     def _replay(self, record: _Call, done: replay.Replay) -> None:
         """Finish a fresh leaf record as the recorded call left its own, and roll it up."""
@@ -451,6 +498,7 @@ class _Tracer:
         record.ops = dict(done.ops)
         record.formulas = list(done.formulas)
         record.output_shapes = [list(shape) for shape in done.output_shapes]
+        record.output_sums = list(done.output_sums)
         by_op = self.flops_by_op
         for name, flops in done.flops:
             by_op[name] = by_op.get(name, 0) + flops
@@ -556,6 +604,14 @@ def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
     if dtype is not None and tensor.is_floating_point():
         return dtype.itemsize
     return tensor.element_size()
+
+
+def _state_part(state: list[torch.Tensor], live: LiveBytes) -> tuple:
+    """What a layer's call depends on in its own tensors beyond ``replay.layer_key``: each one's
+    metadata as the call finds it (stand-ins included), and whether the peak-memory tracker
+    counts it yet (else where it lies in its storage, which sets what counting it adds)."""
+    return tuple((t.shape, t.stride(), t.dtype,
+                  live.counted(t) is not None or (t.storage_offset(), t.untyped_storage().nbytes())) for t in state)
 
 
 @contextlib.contextmanager
@@ -722,11 +778,8 @@ def trace(
     owned = [_own_tensors(module) for _, module in modules]
     facts = module_facts(model, dtype, modules, owned)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
-    # A replayed layer runs no ops, so the peak-memory tracker would not see its temporaries
-    # (max-pool's indices, a norm's scratch): peak_bytes needs every layer run.
-    tracer.replays = None
     stand_ins = _stand_ins(model, owned, device, dtype, train)
-    live = LiveBytes(tensors)
+    live = tracer.live = LiveBytes(tensors)
     try:
         with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}, live):
