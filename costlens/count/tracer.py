@@ -17,6 +17,7 @@ torch's meta kernel.
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,19 +80,24 @@ class _Call:
         for name, count in child.ops.items():
             ops[name] = ops.get(name, 0) + count
 
-    def freeze(self, plan: list[tuple[str, int]], output_keys: list[str]) -> LayerCost:
-        """The finished record; ``plan`` lists the per-layer metrics in catalogue order, each
-        with its index in ``sums``, or -1 for a state metric; ``output_keys`` name ``output_sums``."""
+    def freeze(self, plan: list[tuple[str, int, int, bool]]) -> LayerCost:
+        """The finished record; ``plan`` (``_freeze_plan``) lists the per-layer metrics in catalogue order."""
         f = self.facts
-        sums, state = self.sums, f.state
+        sums, state, outputs = self.sums, f.state, self.output_sums
         ops = self.ops
-        values = {key: sums[i] if i >= 0 else state[key] for key, i in plan}
-        values.update(zip(output_keys, self.output_sums))
+        values: dict[str, float] = {}
+        for key, output, op, stateful in plan:
+            if output >= 0 and outputs:
+                values[key] = outputs[output]
+            elif op >= 0:
+                values[key] = sums[op]
+            elif stateful:
+                values[key] = state[key]
         return LayerCost(
             path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
             formula="; ".join(self.formulas) or None, ops=dict(sorted(ops.items())) if len(ops) > 1 else dict(ops),
-            values={m.key: values[m.key] for m in metrics.per_layer() if m.key in values},
+            values=values,
         )
 
 
@@ -688,6 +694,29 @@ def _wrappable(module: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
+def _no_collection(meta: bool) -> Iterator[None]:
+    """Python's cyclic garbage collector paused for a forward on meta.
+
+    A trace makes and drops thousands of small objects (call records, keys, meta
+    tensors), all freed by reference counting; collections that run meanwhile find no
+    garbage but move whatever is alive at that moment into older generations, until a
+    full collection walks every object of the process (torch holds about 170,000):
+    milliseconds, more than tracing VGG16 takes. The collector's state is put back after.
+    On a real device it runs as usual: cyclic garbage there can hold real memory.
+    """
+    if not meta:
+        yield
+        return
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
 def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bool) -> Iterator[None]:
     modes = [(m, m.training) for _, m in modules]
     try:
@@ -781,7 +810,7 @@ def trace(
     stand_ins = _stand_ins(model, owned, device, dtype, train)
     live = tracer.live = LiveBytes(tensors)
     try:
-        with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
+        with _no_collection(tracer.reuse), _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}, live):
             if stand_ins:
                 torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
@@ -792,16 +821,20 @@ def trace(
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
     state = facts[id(model)].state
     plan = _freeze_plan(tracer, state)
-    output_keys = [m.key for m in metrics.output_metrics()]
-    layers = [c.freeze(plan, output_keys) for c in tracer.calls]
+    layers = [c.freeze(plan) for c in tracer.calls]
     peak = {"peak_bytes": state.get("weight_bytes", 0) + live.peak}  # weights stay alive throughout
     return TraceResult(layers, tracer.uncounted, by_op, {**state, **peak})
 
 
-def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int]]:
-    """Each per-layer metric with a value, in catalogue order: its index among the op sums, or -1 for a state metric."""
+def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int, int, bool]]:
+    """Each per-layer metric that can have a value, in catalogue order, with where a call's
+    value comes from: its index among the output sums (taken when the call has them),
+    else among the op sums, else -1; and whether it is a state metric. Worked out once
+    per trace, not once per call."""
+    output_index = {m.key: i for i, m in enumerate(metrics.output_metrics())}
     op_index = {m.key: i for i, m in enumerate(tracer.op_metrics)}
-    return [(m.key, op_index.get(m.key, -1)) for m in metrics.per_layer() if m.key in op_index or m.key in state]
+    return [(m.key, output_index.get(m.key, -1), op_index.get(m.key, -1), m.key in state)
+            for m in metrics.per_layer() if m.key in output_index or m.key in op_index or m.key in state]
 
 
 def _forward_error(call: _Call | None, error: Exception) -> ModelError:
