@@ -359,6 +359,7 @@ class _Tracer:
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
         self.output_producers = [m.of_output for m in metrics.output_metrics() if m.of_output is not None]
+        self.output_memo: dict[tuple[tuple[int, int], ...], list[int]] = {}
         self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
         # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
         self.replays: dict[Any, replay.Replay] | None = (
@@ -395,9 +396,14 @@ class _Tracer:
             stack[-1].absorb(record)
 
     def _output_sums(self, output: Any) -> list[int]:
-        """The output metrics of the catalogue for a call that returned ``output``."""
-        returned = [TensorFacts(t.numel(), _tensor_bytes(t), False, False) for t in _returned_tensors(output)]
-        return [sum(produce(t) for t in returned) for produce in self.output_producers]
+        """The output metrics of the catalogue for a call that returned ``output``; a function of
+        each returned tensor's size, so worked out once per sizes in a trace."""
+        sizes = tuple((t.numel(), _tensor_bytes(t)) for t in _returned_tensors(output))
+        known = self.output_memo.get(sizes)
+        if known is None:
+            returned = [TensorFacts(numel, size, False, False) for numel, size in sizes]
+            known = self.output_memo[sizes] = [sum(produce(t) for t in returned) for produce in self.output_producers]
+        return list(known)
 
     def count(self, info: _OpInfo, cost: OpCost, contributions: tuple[int, ...]) -> None:
         if not self.stack:
@@ -439,12 +445,11 @@ class _Tracer:
             if recorded is not None:
                 replays[key] = recorded
             return output
-        self.enter(module, args, kwargs)
-        self._replay(self.stack.pop(), done)
+        self._replay(module, args, kwargs, done)
         outputs = done.outputs_for(args)
         made = (outputs,) if done.single else outputs
-        live.replay(done.rise, [(t, size) for t, size in zip(made, done.output_bytes) if size]
-                    + [(state[i], size) for i, size in done.state_kept])
+        kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
+        live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
         return outputs
 
     def _record(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict, live: LiveBytes,
@@ -498,23 +503,31 @@ class _Tracer:
             *made, tuple(tuple(shape) for shape in _shapes(output)), tuple(self._output_sums(output)),
             rise, sizes, kept)
 
-    def _replay(self, record: _Call, done: replay.Replay) -> None:
-        """Finish a fresh leaf record as the recorded call left its own, and roll it up."""
-        record.sums = done.sums  # never changed in place: sums are replaced, not added to
-        record.ops = dict(done.ops)
-        record.formulas = list(done.formulas)
-        record.output_shapes = [list(shape) for shape in done.output_shapes]
-        record.output_sums = list(done.output_sums)
+    def _replay(self, module: nn.Module, args: tuple, kwargs: dict, done: replay.Replay) -> None:
+        """Record a leaf call as the recorded one left its own (what ``enter``, the ops and
+        ``leave`` would have), and roll it up."""
+        facts = self.facts[id(module)]
+        path = facts.path
+        index = self.call_counts.get(path, 0)
+        self.call_counts[path] = index + 1
+        shapes = _shapes(args)
+        if kwargs:
+            shapes += _shapes(kwargs)
+        stack = self.stack
+        # sums are never changed in place (replaced, not added to), so the recording's are shared
+        record = _Call(facts, index, len(stack), shapes, done.sums, [list(shape) for shape in done.output_shapes],
+                       dict(done.ops), list(done.formulas), list(done.output_sums))
+        self.calls.append(record)
         by_op = self.flops_by_op
         for name, flops in done.flops:
             by_op[name] = by_op.get(name, 0) + flops
         for name in done.uncounted:
             count, paths = self.uncounted.get(name, (0, []))
-            if record.facts.path not in paths:
-                paths.append(record.facts.path)
+            if path not in paths:
+                paths.append(path)
             self.uncounted[name] = (count + 1, paths)
-        if self.stack:
-            self.stack[-1].absorb(record)
+        if stack:
+            stack[-1].absorb(record)
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
