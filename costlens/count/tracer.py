@@ -17,7 +17,6 @@ torch's meta kernel.
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -707,29 +706,6 @@ def _wrappable(module: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def _no_collection(meta: bool) -> Iterator[None]:
-    """Python's cyclic garbage collector paused for a forward on meta.
-
-    A trace makes and drops thousands of small objects (call records, keys, meta
-    tensors), all freed by reference counting; collections that run meanwhile find no
-    garbage but move whatever is alive at that moment into older generations, until a
-    full collection walks every object of the process (torch holds about 170,000):
-    milliseconds, more than tracing VGG16 takes. The collector's state is put back after.
-    On a real device it runs as usual: cyclic garbage there can hold real memory.
-    """
-    if not meta:
-        yield
-        return
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@contextlib.contextmanager
 def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bool) -> Iterator[None]:
     modes = [(m, m.training) for _, m in modules]
     try:
@@ -823,7 +799,7 @@ def trace(
     stand_ins = _stand_ins(model, owned, device, dtype, train)
     live = tracer.live = LiveBytes(tensors)
     try:
-        with _no_collection(tracer.reuse), _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
+        with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}, live):
             if stand_ins:
                 torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
