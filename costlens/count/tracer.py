@@ -458,12 +458,15 @@ class _Tracer:
         had the tracker count (None otherwise)."""
         before = [live.counted(t) for t in state]
         mark = live.open()
+        first = len(self.calls)
         self.recording = []
         try:
             output = self._run_call(module, forward, args, kwargs)
         finally:
             recorded, self.recording = self.recording, None
             rise, left = live.close(mark)
+        if len(self.calls) != first + 1:
+            return output, None  # a module call inside it, whose record a replay would not make
         made = replay.outputs_of(output, args)
         if made is None:
             return output, None
@@ -477,7 +480,7 @@ class _Tracer:
                      if was is None and (size := live.counted(t)) is not None)
         if left != sum(sizes) + sum(size for _, size in kept):
             return output, None
-        return output, self._summary(recorded, made, output, rise, tuple(sizes), kept)
+        return output, self._summary(recorded, self.calls[first], made, rise, tuple(sizes), kept)
 
     def _run_call(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         self.enter(module, args, kwargs)
@@ -485,22 +488,17 @@ class _Tracer:
         self.leave(module, args, output)
         return output
 
-    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]], made: tuple[tuple, bool],
-                 output: Any, rise: int, sizes: tuple[int, ...], kept: tuple[tuple[int, int], ...]) -> replay.Replay:
-        """What ``count`` did for each recorded op, summed, to do again in one step."""
-        sums = list(self.nothing)
-        ops: dict[str, int] = {}
+    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]], record: _Call, made: tuple[tuple, bool],
+                 rise: int, sizes: tuple[int, ...], kept: tuple[tuple[int, int], ...]) -> replay.Replay:
+        """The finished ``record`` of a call with no call inside it, and what ``count`` did
+        for each of its ``recorded`` ops beyond it, to do again in one step."""
         flops: dict[str, int] = {}
-        for info, cost, contributions in recorded:
-            sums = [mine + more for mine, more in zip(sums, contributions)]
-            ops[info.name] = ops.get(info.name, 0) + 1
+        for info, cost, _ in recorded:
             flops[info.name] = flops.get(info.name, 0) + cost.flops
         return replay.Replay(
-            sums, tuple(ops.items()), tuple(flops.items()),
-            tuple(cost.formula for _, cost, _ in recorded if cost.formula is not None),
+            record.sums, tuple(record.ops.items()), tuple(flops.items()), tuple(record.formulas),
             tuple(info.name for info, _, _ in recorded if info.rule is None),
-            *made, tuple(tuple(shape) for shape in _shapes(output)), tuple(self._output_sums(output)),
-            rise, sizes, kept)
+            *made, tuple(map(tuple, record.output_shapes)), tuple(record.output_sums), rise, sizes, kept)
 
     def _replay(self, module: nn.Module, args: tuple, kwargs: dict, done: replay.Replay) -> None:
         """Record a leaf call as the recorded one left its own (what ``enter``, the ops and
