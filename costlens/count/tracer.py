@@ -11,7 +11,11 @@ result depends only on the shapes, strides, dtypes and arguments of its inputs, 
 results (and costs) of non-mutating, non-aliasing ops are cached for the process and
 rebuilt with ``empty_strided`` instead of running the meta kernel again; a result not
 yet cached comes from a shape rule (``count/shapes.py``) where the op has one, else from
-torch's meta kernel.
+torch's meta kernel. A result that lies on an input's storage though its op declares no
+alias (``_unsafe_view``) is never cached. Calls of plain torch.nn layers are recorded and
+replayed in one step (``count/replay.py``), peak memory included (``count/live.py``).
+Nothing a profile reports depends on what ran before it in the process
+(tests/test_replay_memory.py).
 """
 
 from __future__ import annotations
