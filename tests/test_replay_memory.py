@@ -139,3 +139,29 @@ def test_replayed_layers_leave_what_running_them_leaves(name: str, models: dict[
     run = [_everything(name, train, models) for train in (False, True)]
     tracer.clear_caches()  # what was cached without replays must not outlive this test
     assert replayed == run + run
+
+
+def test_dtypes_and_tied_layers_do_not_carry_over() -> None:
+    """A layer replayed across dtypes (stand-in parameters) or called twice as one object."""
+    with torch.device("meta"):
+        shared = nn.Linear(8, 8)
+        tied = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(8, 8))
+    jobs: list[tuple[tuple, dict]] = [
+        (("resnet18",), {"dtype": "float16"}), (("resnet18",), {}), (("alexnet",), {"dtype": "bfloat16", "batch": 2}),
+        ((tied, (2, 8)), {}), ((tied, (2, 8)), {"train": True}),
+    ]
+
+    def data(args: tuple, options: dict) -> dict:
+        found = json.loads(profile(*args, **options).to_json())
+        found.pop("environment")
+        return found
+
+    tracer.clear_caches()
+    first = [data(*job) for job in jobs]
+    again = [data(*job) for job in reversed(jobs)][::-1]
+    fresh = []
+    for job in jobs:
+        tracer.clear_caches()
+        fresh.append(data(*job))
+    assert first == fresh
+    assert again == fresh
