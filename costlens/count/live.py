@@ -8,7 +8,10 @@ weak reference's callback). Views and in-place ops return storages already count
 so they add nothing. The trace's inputs are alive from the start.
 
 The counting mode of ``costlens/count/tracer.py`` hands it every op's outputs: the
-tensors the model gets (on the meta device, the results rebuilt from its cache).
+tensors the model gets (on the meta device, the results rebuilt from its cache). A
+layer call replayed without running (``costlens/count/replay.py``) runs no ops; the
+tracker measures a recorded call's rise above the bytes alive at its entry
+(``open``/``close``) and applies it, and the storages the call left alive, on replay.
 """
 
 from __future__ import annotations
@@ -35,23 +38,25 @@ class LiveBytes:
     def __init__(self, inputs: Iterable[torch.Tensor] = ()) -> None:
         self.live = 0
         self.peak = 0
-        self._refs: dict[int, weakref.ref] = {}
+        self._refs: dict[int, tuple[weakref.ref, int]] = {}  # by storage id: a weak reference, and the bytes counted
         self._primary_only: dict[Any, bool] = {}
         for tensor in inputs:
             self._hold(tensor)
 
     def _hold(self, tensor: torch.Tensor) -> None:
         storage = tensor.untyped_storage()
-        key = id(storage)
-        if key in self._refs:
+        if id(storage) in self._refs:
             return  # a view or an in-place result: its storage is counted already
         # the bytes the tensor spans, not the storage's: some meta kernels allocate more than
         # they return (a padded transposed convolution), which the cpu kernels do not
-        size = min(storage.nbytes(), _extent(tensor))
+        self._hold_storage(storage, min(storage.nbytes(), _extent(tensor)))
+
+    def _hold_storage(self, storage: torch.UntypedStorage, size: int) -> None:
+        key = id(storage)
         self.live += size
         if self.live > self.peak:
             self.peak = self.live
-        self._refs[key] = weakref.ref(storage, functools.partial(self._release, key, size))
+        self._refs[key] = weakref.ref(storage, functools.partial(self._release, key, size)), size
 
     def _release(self, key: int, size: int, _gone: object) -> None:
         self.live -= size
@@ -69,6 +74,34 @@ class LiveBytes:
             for item in out[:1] if primary_only else out:
                 if isinstance(item, torch.Tensor):
                     self._hold(item)
+
+    def counted(self, tensor: torch.Tensor) -> int | None:
+        """The bytes counted for the tensor's storage while it is alive; None when it is not tracked."""
+        entry = self._refs.get(id(tensor.untyped_storage()))
+        return None if entry is None else entry[1]
+
+    def open(self) -> tuple[int, int]:
+        """Start measuring one call's rise: the peak restarts from the live bytes (``close`` puts it back)."""
+        mark = self.live, self.peak
+        self.peak = self.live
+        return mark
+
+    def close(self, mark: tuple[int, int]) -> tuple[int, int]:
+        """The call's rise (its highest live bytes above those at ``open``) and the bytes it left alive."""
+        entry, peak = mark
+        rise, left = self.peak - entry, self.live - entry
+        self.peak = max(peak, self.peak)
+        return rise, left
+
+    def replay(self, rise: int, kept: list[tuple[torch.Tensor, int]]) -> None:
+        """What a call recorded with ``open``/``close`` does: rise by ``rise`` above the live bytes,
+        then leave ``kept`` (tensors with the bytes counted for each) alive."""
+        if self.live + rise > self.peak:
+            self.peak = self.live + rise
+        for tensor, size in kept:
+            storage = tensor.untyped_storage()
+            if id(storage) not in self._refs:
+                self._hold_storage(storage, size)
 
 
 def _extent(tensor: torch.Tensor) -> int:

@@ -14,6 +14,13 @@ Only exact torch.nn classes on this list are replayed (a subclass may override
 forward), only calls whose tensors are all on meta, and only outputs that are fresh
 tensors or one of the inputs itself (an in-place ReLU); a layer that returns a view of
 its input (Flatten) is always run.
+
+Peak memory (``costlens/count/live.py``) follows storages, so a recording also keeps the
+call's rise above the bytes alive at its entry and what it left alive: its fresh outputs,
+and any of the layer's own parameters or buffers that an op returned (a Linear's
+transposed weight, a training batch norm's step counter) while the tracker did not
+count them yet. Whether it did is part of the call's key, as are the inputs' being
+counted: with both the same, the rise and what stays are the same.
 """
 
 from __future__ import annotations
@@ -65,6 +72,10 @@ class Replay:
     outputs: tuple[int | tuple[Shape, Shape, torch.dtype], ...]
     single: bool
     output_shapes: tuple[tuple[int, ...], ...]
+    output_sums: tuple[int, ...]  # the output metrics of the catalogue
+    rise: int  # the most live bytes above those at the call's entry
+    output_bytes: tuple[int, ...]  # the bytes each fresh output added to the live bytes (0 for an input)
+    state_kept: tuple[tuple[int, int], ...]  # the layer's own tensors it left counted: index, bytes
 
     def outputs_for(self, args: tuple) -> Any:
         with _UNSEEN():  # type: ignore[misc]
@@ -174,7 +185,7 @@ def outputs_of(output: Any, args: tuple) -> tuple[tuple[int | tuple[Shape, Shape
     return tuple(specs), single
 
 
-def inputs_on_meta(args: tuple, kwargs: dict) -> bool:
-    """Every tensor argument is on meta, and there is at least one."""
+def meta_inputs(args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
+    """The tensor arguments when every one is on meta and there is at least one; else None."""
     tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-    return bool(tensors) and all(t.is_meta for t in tensors)
+    return tensors if tensors and all(t.is_meta for t in tensors) else None

@@ -11,7 +11,11 @@ result depends only on the shapes, strides, dtypes and arguments of its inputs, 
 results (and costs) of non-mutating, non-aliasing ops are cached for the process and
 rebuilt with ``empty_strided`` instead of running the meta kernel again; a result not
 yet cached comes from a shape rule (``count/shapes.py``) where the op has one, else from
-torch's meta kernel.
+torch's meta kernel. A result that lies on an input's storage though its op declares no
+alias (``_unsafe_view``) is never cached. Calls of plain torch.nn layers are recorded and
+replayed in one step (``count/replay.py``), peak memory included (``count/live.py``).
+Nothing a profile reports depends on what ran before it in the process
+(tests/test_replay_memory.py).
 """
 
 from __future__ import annotations
@@ -79,19 +83,24 @@ class _Call:
         for name, count in child.ops.items():
             ops[name] = ops.get(name, 0) + count
 
-    def freeze(self, plan: list[tuple[str, int]], output_keys: list[str]) -> LayerCost:
-        """The finished record; ``plan`` lists the per-layer metrics in catalogue order, each
-        with its index in ``sums``, or -1 for a state metric; ``output_keys`` name ``output_sums``."""
+    def freeze(self, plan: list[tuple[str, int, int, bool]]) -> LayerCost:
+        """The finished record; ``plan`` (``_freeze_plan``) lists the per-layer metrics in catalogue order."""
         f = self.facts
-        sums, state = self.sums, f.state
+        sums, state, outputs = self.sums, f.state, self.output_sums
         ops = self.ops
-        values = {key: sums[i] if i >= 0 else state[key] for key, i in plan}
-        values.update(zip(output_keys, self.output_sums))
+        values: dict[str, float] = {}
+        for key, output, op, stateful in plan:
+            if output >= 0 and outputs:
+                values[key] = outputs[output]
+            elif op >= 0:
+                values[key] = sums[op]
+            elif stateful:
+                values[key] = state[key]
         return LayerCost(
             path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
             formula="; ".join(self.formulas) or None, ops=dict(sorted(ops.items())) if len(ops) > 1 else dict(ops),
-            values={m.key: values[m.key] for m in metrics.per_layer() if m.key in values},
+            values=values,
         )
 
 
@@ -167,6 +176,14 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield v
         elif isinstance(v, (tuple, list)):
             yield from (t for t in v if isinstance(t, torch.Tensor))
+
+
+def _shares_storage(outs: list[torch.Tensor], args: tuple, kwargs: dict) -> bool:
+    """An output on an input's storage, though the op's schema declares no alias: ``_unsafe_view``
+    returns a view of its input. Rebuilt as a fresh tensor from the cache, it would count
+    as new memory for the peak (``count/live.py``) where the kernel's result adds none."""
+    inputs = {t.untyped_storage()._cdata for t in _tensors((*args, *kwargs.values()))}
+    return any(o.untyped_storage()._cdata in inputs for o in outs)
 
 
 _KEYWORDS = object()  # separates positional from keyword arguments in a cache key
@@ -300,23 +317,24 @@ class _CountingMode(TorchDispatchMode):
             outs = [torch.empty_strided(s, st, dtype=d, device=_META) for s, st, d in hit.metas]
             return tuple(outs) if hit.as_tuple else outs
         kwargs = kwargs or {}
-        out = self._run_on_meta(func, info, args, kwargs)
+        out, fresh = self._run_on_meta(func, info, args, kwargs)
         cost, sums = self._cost(info, args, kwargs, out)
         outs = [out] if isinstance(out, torch.Tensor) else list(out)
-        if all(o.device.type == "meta" for o in outs):
+        if all(o.device.type == "meta" for o in outs) and (fresh or not _shares_storage(outs, args, kwargs)):
             metas = tuple((tuple(o.shape), o.stride(), o.dtype) for o in outs)
             tracer.cache[key] = _Cached(metas, isinstance(out, torch.Tensor), isinstance(out, tuple), cost, sums)
         tracer.count(info, cost, sums)
         return out
 
     @staticmethod
-    def _run_on_meta(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> Any:
-        """The op's result, from its shape rule where it has one that is sure, else from torch's kernel."""
+    def _run_on_meta(func: Any, info: _OpInfo, args: tuple, kwargs: dict) -> tuple[Any, bool]:
+        """The op's result, from its shape rule where it has one that is sure, else from torch's
+        kernel; and whether it is sure to be fresh tensors (a shape rule's always are)."""
         metas = info.shape_rule(*args, **kwargs) if info.shape_rule is not None else None
         if metas is None:
-            return func(*args, **kwargs)
+            return func(*args, **kwargs), False
         outs = tuple(torch.empty_strided(shape, stride, dtype=dtype, device=_META) for shape, stride, dtype in metas)
-        return outs[0] if info.single else outs
+        return (outs[0] if info.single else outs), True
 
     def _cost(self, info: _OpInfo, args: tuple, kwargs: dict, out: Any) -> tuple[OpCost, tuple[int, ...]]:
         """The op's arithmetic, and what it adds to each op metric of the catalogue."""
@@ -344,13 +362,13 @@ class _Tracer:
         self.op_metrics = metrics.op_metrics()
         self.producers = [m.of_op for m in self.op_metrics if m.of_op is not None]
         self.output_producers = [m.of_output for m in metrics.output_metrics() if m.of_output is not None]
-        # per trace, not per process: the peak-memory tracker sees a cache hit's rebuilt outputs
-        # differently from a kernel's, and a profile must not depend on what ran before it
-        self.cache: dict[Any, _Cached] = {}
+        self.output_memo: dict[tuple[tuple[int, int], ...], list[int]] = {}
+        self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
         # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
         self.replays: dict[Any, replay.Replay] | None = (
             _process_cache(_REPLAYS, self.producers) if reuse and not own_formulas and replay.available() else None)
         self.recording: list[tuple[_OpInfo, OpCost, tuple[int, ...]]] | None = None
+        self.live: LiveBytes | None = None  # the trace's peak-memory tracker: replayed calls apply theirs
         self.nothing = [0] * len(self.producers)
         self.stack: list[_Call] = []
         self.calls: list[_Call] = []
@@ -376,10 +394,19 @@ class _Tracer:
         record = stack.pop()
         record.output_shapes = _shapes(output)
         if self.output_producers:
-            returned = [TensorFacts(t.numel(), _tensor_bytes(t), False, False) for t in _returned_tensors(output)]
-            record.output_sums = [sum(produce(t) for t in returned) for produce in self.output_producers]
+            record.output_sums = self._output_sums(output)
         if stack:
             stack[-1].absorb(record)
+
+    def _output_sums(self, output: Any) -> list[int]:
+        """The output metrics of the catalogue for a call that returned ``output``; a function of
+        each returned tensor's size, so worked out once per sizes in a trace."""
+        sizes = tuple((t.numel(), _tensor_bytes(t)) for t in _returned_tensors(output))
+        known = self.output_memo.get(sizes)
+        if known is None:
+            returned = [TensorFacts(numel, size, False, False) for numel, size in sizes]
+            known = self.output_memo[sizes] = [sum(produce(t) for t in returned) for produce in self.output_producers]
+        return list(known)
 
     def count(self, info: _OpInfo, cost: OpCost, contributions: tuple[int, ...]) -> None:
         if not self.stack:
@@ -403,25 +430,61 @@ class _Tracer:
 
     def call_layer(self, module: nn.Module, layer: tuple, forward: Any, args: tuple, kwargs: dict) -> Any:
         """A replayable layer's call: replayed when an equal call was recorded before
-        (``count/replay.py``), else run, and recorded when it can be replayed later."""
-        replays = self.replays
-        if replays is None or not replay.inputs_on_meta(args, kwargs):
+        (``count/replay.py``), else run, and recorded when it can be replayed later.
+
+        Only calls whose inputs the peak-memory tracker counts take part: the caller holds
+        them through the call, so what the call adds to the live bytes is its own."""
+        replays, live = self.replays, self.live
+        if replays is None or live is None:
             return self._run_call(module, forward, args, kwargs)
-        key = (layer, _key_of(None, args, kwargs))
+        inputs = replay.meta_inputs(args, kwargs)
+        if inputs is None or not all(live.counted(t) is not None for t in inputs):
+            return self._run_call(module, forward, args, kwargs)
+        state = [t for t, _ in _own_tensors(module)]
+        key = (layer, _state_part(state, live), _key_of(None, args, kwargs))
         done = replays.get(key)
         if done is None:
-            self.recording = []
-            try:
-                output = self._run_call(module, forward, args, kwargs)
-            finally:
-                recorded, self.recording = self.recording, None
-            made = replay.outputs_of(output, args)
-            if made is not None:
-                replays[key] = self._summary(recorded, made, output)
+            output, recorded = self._record(module, forward, args, kwargs, live, state)
+            if recorded is not None:
+                replays[key] = recorded
             return output
-        self.enter(module, args, kwargs)
-        self._replay(self.stack.pop(), done)
-        return done.outputs_for(args)
+        self._replay(module, args, kwargs, done)
+        outputs = done.outputs_for(args)
+        made = (outputs,) if done.single else outputs
+        kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
+        live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
+        return outputs
+
+    def _record(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict, live: LiveBytes,
+                state: list[torch.Tensor]) -> tuple[Any, replay.Replay | None]:
+        """Run a replayable call; its recording too when its outputs can be rebuilt and the
+        bytes it left alive are its fresh outputs' and those of the layer's own tensors it
+        had the tracker count (None otherwise)."""
+        before = [live.counted(t) for t in state]
+        mark = live.open()
+        first = len(self.calls)
+        self.recording = []
+        try:
+            output = self._run_call(module, forward, args, kwargs)
+        finally:
+            recorded, self.recording = self.recording, None
+            rise, left = live.close(mark)
+        if len(self.calls) != first + 1:
+            return output, None  # a module call inside it, whose record a replay would not make
+        made = replay.outputs_of(output, args)
+        if made is None:
+            return output, None
+        outs = (output,) if made[1] else output
+        fresh = [out for spec, out in zip(made[0], outs) if not isinstance(spec, int)]
+        counted = [0 if isinstance(spec, int) else live.counted(out) for spec, out in zip(made[0], outs)]
+        sizes = [size for size in counted if size is not None]
+        if len(sizes) != len(counted) or len({id(out.untyped_storage()) for out in fresh}) != len(fresh):
+            return output, None  # an output the tracker does not count, or two on one storage
+        kept = tuple((i, size) for i, (t, was) in enumerate(zip(state, before))
+                     if was is None and (size := live.counted(t)) is not None)
+        if left != sum(sizes) + sum(size for _, size in kept):
+            return output, None
+        return output, self._summary(recorded, self.calls[first], made, rise, tuple(sizes), kept)
 
     def _run_call(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         self.enter(module, args, kwargs)
@@ -429,38 +492,43 @@ class _Tracer:
         self.leave(module, args, output)
         return output
 
-    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]],
-                 made: tuple[tuple, bool], output: Any) -> replay.Replay:
-        """What ``count`` did for each recorded op, summed, to do again in one step."""
-        sums = list(self.nothing)
-        ops: dict[str, int] = {}
+    def _summary(self, recorded: list[tuple[_OpInfo, OpCost, tuple[int, ...]]], record: _Call, made: tuple[tuple, bool],
+                 rise: int, sizes: tuple[int, ...], kept: tuple[tuple[int, int], ...]) -> replay.Replay:
+        """The finished ``record`` of a call with no call inside it, and what ``count`` did
+        for each of its ``recorded`` ops beyond it, to do again in one step."""
         flops: dict[str, int] = {}
-        for info, cost, contributions in recorded:
-            sums = [mine + more for mine, more in zip(sums, contributions)]
-            ops[info.name] = ops.get(info.name, 0) + 1
+        for info, cost, _ in recorded:
             flops[info.name] = flops.get(info.name, 0) + cost.flops
         return replay.Replay(
-            sums, tuple(ops.items()), tuple(flops.items()),
-            tuple(cost.formula for _, cost, _ in recorded if cost.formula is not None),
+            record.sums, tuple(record.ops.items()), tuple(flops.items()), tuple(record.formulas),
             tuple(info.name for info, _, _ in recorded if info.rule is None),
-            *made, tuple(tuple(shape) for shape in _shapes(output)))
+            *made, tuple(map(tuple, record.output_shapes)), tuple(record.output_sums), rise, sizes, kept)
 
-    def _replay(self, record: _Call, done: replay.Replay) -> None:
-        """Finish a fresh leaf record as the recorded call left its own, and roll it up."""
-        record.sums = done.sums  # never changed in place: sums are replaced, not added to
-        record.ops = dict(done.ops)
-        record.formulas = list(done.formulas)
-        record.output_shapes = [list(shape) for shape in done.output_shapes]
+    def _replay(self, module: nn.Module, args: tuple, kwargs: dict, done: replay.Replay) -> None:
+        """Record a leaf call as the recorded one left its own (what ``enter``, the ops and
+        ``leave`` would have), and roll it up."""
+        facts = self.facts[id(module)]
+        path = facts.path
+        index = self.call_counts.get(path, 0)
+        self.call_counts[path] = index + 1
+        shapes = _shapes(args)
+        if kwargs:
+            shapes += _shapes(kwargs)
+        stack = self.stack
+        # sums are never changed in place (replaced, not added to), so the recording's are shared
+        record = _Call(facts, index, len(stack), shapes, done.sums, [list(shape) for shape in done.output_shapes],
+                       dict(done.ops), list(done.formulas), list(done.output_sums))
+        self.calls.append(record)
         by_op = self.flops_by_op
         for name, flops in done.flops:
             by_op[name] = by_op.get(name, 0) + flops
         for name in done.uncounted:
             count, paths = self.uncounted.get(name, (0, []))
-            if record.facts.path not in paths:
-                paths.append(record.facts.path)
+            if path not in paths:
+                paths.append(path)
             self.uncounted[name] = (count + 1, paths)
-        if self.stack:
-            self.stack[-1].absorb(record)
+        if stack:
+            stack[-1].absorb(record)
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
@@ -556,6 +624,14 @@ def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
     if dtype is not None and tensor.is_floating_point():
         return dtype.itemsize
     return tensor.element_size()
+
+
+def _state_part(state: list[torch.Tensor], live: LiveBytes) -> tuple:
+    """What a layer's call depends on in its own tensors beyond ``replay.layer_key``: each one's
+    metadata as the call finds it (stand-ins included), and whether the peak-memory tracker
+    counts it yet (else where it lies in its storage, which sets what counting it adds)."""
+    return tuple((t.shape, t.stride(), t.dtype,
+                  live.counted(t) is not None or (t.storage_offset(), t.untyped_storage().nbytes())) for t in state)
 
 
 @contextlib.contextmanager
@@ -722,11 +798,8 @@ def trace(
     owned = [_own_tensors(module) for _, module in modules]
     facts = module_facts(model, dtype, modules, owned)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
-    # A replayed layer runs no ops, so the peak-memory tracker would not see its temporaries
-    # (max-pool's indices, a norm's scratch): peak_bytes needs every layer run.
-    tracer.replays = None
     stand_ins = _stand_ins(model, owned, device, dtype, train)
-    live = LiveBytes(tensors)
+    live = tracer.live = LiveBytes(tensors)
     try:
         with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}, live):
@@ -739,16 +812,20 @@ def trace(
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
     state = facts[id(model)].state
     plan = _freeze_plan(tracer, state)
-    output_keys = [m.key for m in metrics.output_metrics()]
-    layers = [c.freeze(plan, output_keys) for c in tracer.calls]
+    layers = [c.freeze(plan) for c in tracer.calls]
     peak = {"peak_bytes": state.get("weight_bytes", 0) + live.peak}  # weights stay alive throughout
     return TraceResult(layers, tracer.uncounted, by_op, {**state, **peak})
 
 
-def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int]]:
-    """Each per-layer metric with a value, in catalogue order: its index among the op sums, or -1 for a state metric."""
+def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int, int, bool]]:
+    """Each per-layer metric that can have a value, in catalogue order, with where a call's
+    value comes from: its index among the output sums (taken when the call has them),
+    else among the op sums, else -1; and whether it is a state metric. Worked out once
+    per trace, not once per call."""
+    output_index = {m.key: i for i, m in enumerate(metrics.output_metrics())}
     op_index = {m.key: i for i, m in enumerate(tracer.op_metrics)}
-    return [(m.key, op_index.get(m.key, -1)) for m in metrics.per_layer() if m.key in op_index or m.key in state]
+    return [(m.key, output_index.get(m.key, -1), op_index.get(m.key, -1), m.key in state)
+            for m in metrics.per_layer() if m.key in output_index or m.key in op_index or m.key in state]
 
 
 def _forward_error(call: _Call | None, error: Exception) -> ModelError:
