@@ -148,7 +148,7 @@ def test_dtypes_and_tied_layers_do_not_carry_over() -> None:
         tied = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(8, 8))
     jobs: list[tuple[tuple, dict]] = [
         (("resnet18",), {"dtype": "float16"}), (("resnet18",), {}), (("alexnet",), {"dtype": "bfloat16", "batch": 2}),
-        ((tied, (2, 8)), {}), ((tied, (2, 8)), {"train": True}),
+        ((tied, (2, 8)), {}), ((tied, (2, 8)), {"train_mode": True}), ((tied, (2, 8)), {"train": True}),
     ]
 
     def data(args: tuple, options: dict) -> dict:
@@ -165,3 +165,19 @@ def test_dtypes_and_tied_layers_do_not_carry_over() -> None:
         fresh.append(data(*job))
     assert first == fresh
     assert again == fresh
+
+
+def test_a_layer_registered_twice_profiles_in_another_dtype_and_is_left_as_it_was() -> None:
+    with torch.device("meta"):
+        shared = nn.Linear(8, 8)
+        tied = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(8, 8))
+    before = [id(p) for p in tied.parameters()]
+    result = profile(tied, (2, 8), dtype="bfloat16")
+    assert result.totals["weight_bytes"] == (72 + 72) * 2  # two distinct linears, 2 bytes a value
+    assert [id(p) for p in tied.parameters()] == before
+
+
+def test_a_linear_layer_weight_is_counted_once_in_the_peak() -> None:
+    # weights 1000·1000 + 1000 = 1,001,000 values = 4,004,000 B; input and output 1000 floats each, 4,000 B:
+    # the transposed weight linear uses is a view of the weight, not new memory
+    assert profile(nn.Linear(1000, 1000), (1, 1000)).totals["peak_bytes"] == 4_004_000 + 4_000 + 4_000

@@ -195,3 +195,18 @@ def test_train_and_train_mode_together_are_refused(tmp_path, monkeypatch) -> Non
     ran = CliRunner().invoke(cli, ["profile", "conv5x5", "--train", "--train-mode"])
     assert ran.exit_code == 2 and "choose one" in ran.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_layer_registered_twice_trains_once_and_the_model_keeps_its_own_parameters() -> None:
+    import torch
+
+    with torch.device("meta"):
+        shared = nn.Linear(8, 8)
+        model = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(8, 8))
+    before = [id(p) for p in model.parameters()]
+    result = profile(model, (2, 8), train=True)
+    # batch 2, 8 -> 8 linears: each product is 2·8·8 = 128 MACs. Layer 3: input + weight gradients 256;
+    # the shared layer's second call (path 2): 256; its first call (path 0): weight gradient only, 128
+    assert result.totals["backward_macs"] == 640
+    assert result.totals["grad_bytes"] == (72 + 72) * 4  # two distinct linears of 8·8 + 8 params
+    assert [id(p) for p in model.parameters()] == before  # no stand-in left behind

@@ -5,7 +5,9 @@ a ResNet writes every block's output once, but only a few are alive at a time. T
 tracker sees every op's outputs and follows their storages: a new storage is
 added to the live bytes when an op returns it, and taken off when torch frees it (a
 weak reference's callback). Views and in-place ops return storages already counted,
-so they add nothing. The trace's inputs are alive from the start.
+so they add nothing. The trace's inputs are alive from the start; the model's parameters
+and buffers are known from the start too and add nothing (they are counted once, as
+``weight_bytes``), so a view of a weight (linear's ``t(weight)``) is not memory again.
 
 The counting mode of ``costlens/count/tracer.py`` hands it every op's outputs: the
 tensors the model gets (on the meta device, the results rebuilt from its cache). A
@@ -35,13 +37,19 @@ STATISTICS_OUTPUTS = frozenset({
 class LiveBytes:
     """Counts the bytes of the storages alive during a forward and remembers the most."""
 
-    def __init__(self, inputs: Iterable[torch.Tensor] = ()) -> None:
+    def __init__(self, inputs: Iterable[torch.Tensor] = (), state: Iterable[torch.Tensor] = ()) -> None:
         self.live = 0
         self.peak = 0
         self._refs: dict[int, tuple[weakref.ref, int]] = {}  # by storage id: a weak reference, and the bytes counted
         self._primary_only: dict[Any, bool] = {}
         for tensor in inputs:
             self._hold(tensor)
+        # parameters and buffers are counted once, as weight_bytes: a view of one (linear's
+        # transposed weight) or an in-place update (num_batches_tracked += 1) adds nothing here
+        for tensor in state:
+            storage = tensor.untyped_storage()
+            if id(storage) not in self._refs:
+                self._hold_storage(storage, 0)
 
     def _hold(self, tensor: torch.Tensor) -> None:
         storage = tensor.untyped_storage()

@@ -34,6 +34,7 @@ from costlens import metrics
 from costlens.count import replay, shapes
 from costlens.count.formulas import FORMULAS, FREE, Handler, OpCost, rule_for
 from costlens.count.live import LiveBytes
+from costlens.count.swap import swapped
 from costlens.errors import ModelError
 from costlens.metrics import OpEvent, TensorFacts
 from costlens.records import LayerCost
@@ -726,29 +727,29 @@ def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bo
 
 
 def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], device: torch.device,
-               dtype: torch.dtype | None, train: bool = False) -> dict[str, torch.Tensor]:
-    """Parameters and buffers as they must be for this trace, when they differ from the model's;
-    in training mode on a real device, copies of the buffers, which the forward updates.
+               dtype: torch.dtype | None, train: bool = False) -> dict[int, torch.Tensor]:
+    """Parameters and buffers as they must be for this trace, by the original's id, when they
+    differ from the model's (``count/swap.py`` puts them in place); in training mode on a real
+    device, copies of the buffers, which the forward updates.
 
     ``owned`` holds each module's own tensors (``_own_tensors``).
     """
     copy_buffers = train and device.type != "meta" and any(not p for own in owned for _, p in own)
     if not copy_buffers and not _any_stand_in(owned, device, dtype):
-        return {}  # the usual case, found without listing every tensor's name
-    swapped: dict[str, torch.Tensor] = {}
-    named = list(model.named_parameters(remove_duplicate=False)) + list(
-        model.named_buffers(remove_duplicate=False)
-    )
-    for name, t in named:
+        return {}  # the usual case, found without listing every tensor
+    swapped: dict[int, torch.Tensor] = {}
+    for t, is_parameter in (pair for own in owned for pair in own):
+        if id(t) in swapped:
+            continue
         if not _needs_stand_in(t, device, dtype):
-            if copy_buffers and not isinstance(t, nn.Parameter):
-                swapped[name] = t.detach().clone()  # batch norm's running statistics stay the model's
+            if copy_buffers and not is_parameter:
+                swapped[id(t)] = t.detach().clone()  # batch norm's running statistics stay the model's
             continue
         want = _traced_dtype(t, dtype)
         if device.type == "meta":
-            swapped[name] = torch.empty_like(t, device="meta", dtype=want)
+            swapped[id(t)] = torch.empty_like(t, device="meta", dtype=want)
         else:
-            swapped[name] = t.detach().to(device=device, dtype=want)
+            swapped[id(t)] = t.detach().to(device=device, dtype=want)
     return swapped
 
 
@@ -799,14 +800,11 @@ def trace(
     facts = module_facts(model, dtype, modules, owned)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
     stand_ins = _stand_ins(model, owned, device, dtype, train)
-    live = tracer.live = LiveBytes(tensors)
+    live = tracer.live = LiveBytes(tensors, [t for own in owned for t, _ in own] + list(stand_ins.values()))
     try:
         with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
-                _CountingMode(tracer, formulas or {}, live):
-            if stand_ins:
-                torch.func.functional_call(model, stand_ins, tuple(args), kwargs, strict=False)
-            else:
-                model(*args, **kwargs)
+                _CountingMode(tracer, formulas or {}, live), swapped(model, stand_ins):
+            model(*args, **kwargs)
     except Exception as error:  # the user's forward can raise anything
         raise _forward_error(tracer.innermost(), error) from error
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))

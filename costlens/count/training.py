@@ -40,6 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
 from costlens.count.formulas import FREE, Handler, OpCost, rule_for
+from costlens.count.swap import swapped
 from costlens.errors import InputShapeError, ModelError
 from costlens.records import LayerCost, Profile, Uncounted
 
@@ -270,20 +271,18 @@ def _training_mode(model: nn.Module) -> Iterator[None]:
             module.training = mode
 
 
-def _stand_ins(model: nn.Module, dtype: torch.dtype) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
-    """Meta copies of every parameter (trainable as the original) and buffer, shared tensors shared;
-    also each original parameter's copy, by the original's id."""
+def _stand_ins(model: nn.Module, dtype: torch.dtype) -> dict[int, torch.Tensor]:
+    """Meta copies of every parameter (trainable as the original) and buffer, by the original's
+    id: a tensor shared by two modules gets one copy."""
     by_id: dict[int, torch.Tensor] = {}
-    named: dict[str, torch.Tensor] = {}
-    for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+    for tensor in [*model.parameters(), *model.buffers()]:
         if id(tensor) not in by_id:
             want = dtype if tensor.is_floating_point() else tensor.dtype
             copy = torch.empty_like(tensor, device="meta", dtype=want)
             if isinstance(tensor, nn.Parameter) and tensor.requires_grad:
                 copy.requires_grad_(True)
             by_id[id(tensor)] = copy
-        named[name] = by_id[id(tensor)]
-    return named, by_id
+    return by_id
 
 
 # --- the step -----------------------------------------------------------------------------
@@ -305,13 +304,13 @@ def count_step(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], *,
     ``requires_grad`` says). ``args``/``kwargs``: the inputs, on meta."""
     if optimizer not in OPTIMIZERS:
         raise InputShapeError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-    named, by_id = _stand_ins(model, dtype)
+    by_id = _stand_ins(model, dtype)
     paths = {id(m): p for p, m in model.named_modules(remove_duplicate=False)}
     recorder = _Recorder(paths, {t.untyped_storage()._cdata for t in by_id.values()})
     try:
         with _training_mode(model), _module_hooks(model, recorder), torch.enable_grad(), \
-                torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda t: t):
-            output = torch.func.functional_call(model, named, tuple(args), kwargs, strict=False)
+                torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda t: t), swapped(model, by_id):
+            output = model(*args, **kwargs)
     except Exception as error:  # the user's forward can raise anything
         raise ModelError(f"the model's forward with gradients failed: {error}") from error
     outputs = [t for t in _tensors(output) if t.requires_grad and t.is_floating_point()]
