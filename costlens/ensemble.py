@@ -66,6 +66,13 @@ class EnsembleCost:
     crops: int
 
 
+def described(members: list[str], crops: int) -> str:
+    """What the ensemble is, in words, for its report's header."""
+    who = f"{len(members)} x {members[0]}" if len(set(members)) == 1 else ", ".join(members)
+    return (f"Ensemble of {who}, probabilities averaged over members and over {crops} crop"
+            f"{'s' if crops != 1 else ''} of each image (batched)")
+
+
 def label(members: list[str], crops: int) -> str:
     """'ensemble-7xresnet50-10crops': the ensemble's name in reports and files."""
     names = f"{len(members)}x{members[0]}" if len(set(members)) == 1 else "+".join(members)
@@ -100,7 +107,7 @@ def ensemble_of(members: Sequence[str], crops: int, inputs: Inputs = None, *, ba
     make = builder(members, crops)
     counted = _profile(make(torch.device("meta")), shape, batch=_images(shape, batch) * crops,
                        device=torch.device("meta"), dtype=dtype, train=False, formulas=None, argument=argument)
-    counted = replace(counted, model=label(list(members), crops), citation=None)
+    counted = replace(counted, model=label(list(members), crops), citation=described(list(members), crops))
     if not timing:
         return counted
     from costlens.timing.measure import Job, time_profiles
@@ -135,7 +142,11 @@ def ensemble_profile(name: str, members: list[str], crops: int, inputs: Inputs =
         settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
         settings = replace(settings, batches=(), layers=False)
         (single,) = time_profiles([Job(single, _real_builder(name), single.input_shape)], settings)
-    return EnsembleCost(counted, single, members, crops)
+    factors = ", ".join(f"{counted.totals[k] / single.totals[k]:.3g}x the {words}"
+                        for k, words in (("macs", "MACs"), ("params", "params")) if single.totals.get(k))
+    against = (f"; one {name} on one crop: {get('macs').short(single.totals['macs'])} MACs, "
+               f"{get('params').short(single.totals['params'])} params (this ensemble: {factors})")
+    return EnsembleCost(replace(counted, citation=(counted.citation or "") + against), single, members, crops)
 
 
 SUMMARY_KEYS = ("macs", "flops", "params", "weight_bytes", "latency_ms")
