@@ -20,6 +20,7 @@ def test_macs_are_members_times_crops_times_one_model_exactly() -> None:
     assert cost.profile.totals["params"] == 3 * PARAMS  # each member is stored and served
     assert cost.profile.input_shape[0] == 10  # the crops run as one batch
     assert "30x" in summary(cost) and "3x" in summary(cost)
+    assert cost.profile.citation is not None and "30x the MACs, 3x the params" in cost.profile.citation
 
 
 def test_a_list_of_different_models_sums_their_costs() -> None:
