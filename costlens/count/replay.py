@@ -84,6 +84,28 @@ class Replay:
         return made[0] if self.single else made
 
 
+@dataclass(frozen=True)
+class BlockReplay:
+    """What one call of a block (``block_key``) did: every module call inside it, its own first.
+
+    ``records`` holds, per call in the order they were made, the position of its module
+    in the block's ``modules`` list, its depth below the block's call, its input and
+    output shapes, op sums, ops, formulas and output metrics; ``flops`` each op's FLOPs
+    over the whole block, in the order the ops first ran. The rest is as in ``Replay``.
+    """
+
+    records: tuple[tuple[int, int, tuple, tuple, list[int], tuple[tuple[str, int], ...], tuple[str, ...],
+                         tuple[int, ...]], ...]
+    flops: tuple[tuple[str, int], ...]
+    outputs: tuple[int | tuple[Shape, Shape, torch.dtype], ...]
+    single: bool
+    rise: int
+    output_bytes: tuple[int, ...]
+    state_kept: tuple[tuple[int, int], ...]
+
+    outputs_for = Replay.outputs_for
+
+
 def available() -> bool:
     """This torch lets outputs be made unseen by dispatch modes (else every layer runs)."""
     return _UNSEEN is not None
@@ -104,6 +126,61 @@ def layer_key(module: nn.Module) -> tuple | None:
     if any(entry is None for entry in state):
         return None
     return type(module), config, tuple(state), torch.get_default_dtype()
+
+
+def block_key(module: nn.Module) -> tuple[tuple, list[nn.Module]] | None:
+    """A block's key and its modules (itself first, each once), or None when it is no block.
+
+    A block is an ``nn.Sequential`` (or a subclass that keeps its ``forward`` and
+    iteration) whose every child is a replayable layer or a block: its call runs torch's
+    own code over its children and nothing else, so, as for a layer, what it does on meta
+    is a function of the configuration and tensor metadata of everything in it and of
+    its inputs. The key names each child and where a module registered twice appears again.
+    """
+    if not _sequential(type(module)):
+        return None
+    config = _config(module)
+    if config is None:
+        return None
+    modules: list[nn.Module] = [module]
+    positions = {id(module): 0}
+    key = _tree(module, modules, positions)
+    return None if key is None else ((type(module), config, key), modules)
+
+
+def _sequential(kind: type) -> bool:
+    """A class whose calls run ``nn.Sequential``'s own forward over its own iteration."""
+    return (getattr(kind, "forward", None) is nn.Sequential.forward
+            and getattr(kind, "__iter__", None) is nn.Sequential.__iter__)
+
+
+def _tree(module: nn.Module, modules: list[nn.Module], positions: dict[int, int]) -> tuple | None:
+    """The key of ``module``'s children, each a layer key, a block's tree or the position of one seen before."""
+    parts: list[tuple[str, Any]] = []
+    for name, child in module._modules.items():
+        if child is None:
+            parts.append((name, None))
+            continue
+        seen = positions.get(id(child))
+        if seen is not None:
+            parts.append((name, seen))
+            continue
+        positions[id(child)] = len(modules)
+        modules.append(child)
+        if child._modules:
+            kind = type(child)
+            if not _sequential(kind):
+                return None
+            config, inner = _config(child), _tree(child, modules, positions)
+            if config is None or inner is None:
+                return None
+            parts.append((name, (kind, config, inner)))
+        else:
+            layer = layer_key(child)
+            if layer is None:
+                return None
+            parts.append((name, layer))
+    return tuple(parts)
 
 
 # Each layer's configuration key, with the attribute values it was read from: while the

@@ -249,7 +249,8 @@ _META = torch.device("meta")
 # formulas keeps its own); registering another formula starts both afresh.
 _INFOS: dict[Any, _OpInfo] = {}
 _RESULTS: dict[tuple, dict[Any, _Cached]] = {}  # by the catalogue's op-metric producers, then by call
-_REPLAYS: dict[tuple, dict[Any, replay.Replay]] = {}  # likewise, then by layer and inputs
+# likewise, then by layer (a replay.Replay) or block (a replay.BlockReplay) and inputs
+_REPLAYS: dict[tuple, dict[Any, Any]] = {}
 _LEARNED_WITH = [len(FORMULAS)]
 _MOST_RESULTS = 50_000  # a bound on memory for long sessions: beyond it the cache starts again
 
@@ -366,9 +367,10 @@ class _Tracer:
         self.output_memo: dict[tuple[tuple[int, int], ...], list[int]] = {}
         self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
         # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
-        self.replays: dict[Any, replay.Replay] | None = (
+        self.replays: dict[Any, Any] | None = (
             _process_cache(_REPLAYS, self.producers) if reuse and not own_formulas and replay.available() else None)
         self.recording: list[tuple[_OpInfo, OpCost, tuple[int, ...]]] | None = None
+        self.flop_log: list[tuple[str, int]] | None = None  # each op's FLOPs while a block is recorded
         self.live: LiveBytes | None = None  # the trace's peak-memory tracker: replayed calls apply theirs
         self.nothing = [0] * len(self.producers)
         self.stack: list[_Call] = []
@@ -421,6 +423,8 @@ class _Tracer:
         ops[name] = ops.get(name, 0) + 1
         by_op = self.flops_by_op
         by_op[name] = by_op.get(name, 0) + cost.flops
+        if self.flop_log is not None:
+            self.flop_log.append((name, cost.flops))
         if cost.formula is not None:
             record.formulas.append(cost.formula)
         if info.rule is None:
@@ -472,20 +476,93 @@ class _Tracer:
             rise, left = live.close(mark)
         if len(self.calls) != first + 1:
             return output, None  # a module call inside it, whose record a replay would not make
-        made = replay.outputs_of(output, args)
-        if made is None:
+        left_alive = _left_alive(output, args, live, state, before, left)
+        if left_alive is None:
             return output, None
-        outs = (output,) if made[1] else output
-        fresh = [out for spec, out in zip(made[0], outs) if not isinstance(spec, int)]
-        counted = [0 if isinstance(spec, int) else live.counted(out) for spec, out in zip(made[0], outs)]
-        sizes = [size for size in counted if size is not None]
-        if len(sizes) != len(counted) or len({id(out.untyped_storage()) for out in fresh}) != len(fresh):
-            return output, None  # an output the tracker does not count, or two on one storage
-        kept = tuple((i, size) for i, (t, was) in enumerate(zip(state, before))
-                     if was is None and (size := live.counted(t)) is not None)
-        if left != sum(sizes) + sum(size for _, size in kept):
+        made, sizes, kept = left_alive
+        return output, self._summary(recorded, self.calls[first], made, rise, sizes, kept)
+
+    def call_block(self, module: nn.Module, block: _Block, forward: Any, args: tuple, kwargs: dict) -> Any:
+        """A block's call (``replay.block_key``): replayed whole, every call inside it included,
+        when an equal call was recorded before, else run and recorded; as ``call_layer``."""
+        replays, live = self.replays, self.live
+        if replays is None or live is None:
+            return self._run_call(module, forward, args, kwargs)
+        inputs = replay.meta_inputs(args, kwargs)
+        if inputs is None or not all(live.counted(t) is not None for t in inputs):
+            return self._run_call(module, forward, args, kwargs)
+        state = [t for m in block.modules for t, _ in _own_tensors(m)]
+        key = (block.key, _state_part(state, live), _key_of(None, args, kwargs))
+        done = replays.get(key)
+        if done is None:
+            output, recorded = self._record_block(module, block, forward, args, kwargs, live, state)
+            if recorded is not None:
+                replays[key] = recorded
+            return output
+        self._replay_block(block, args, kwargs, done)
+        outputs = done.outputs_for(args)
+        made = (outputs,) if done.single else outputs
+        kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
+        live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
+        return outputs
+
+    def _record_block(self, module: nn.Module, block: _Block, forward: Any, args: tuple, kwargs: dict,
+                      live: LiveBytes, state: list[torch.Tensor]) -> tuple[Any, replay.BlockReplay | None]:
+        """Run a block's call; its recording too when every call inside it is of one of its
+        modules, no op in it lacks a formula, and it leaves alive what a layer's recording must."""
+        before = [live.counted(t) for t in state]
+        uncounted = sum(count for count, _ in self.uncounted.values())
+        outer, self.flop_log = self.flop_log, []
+        mark = live.open()
+        first = len(self.calls)
+        try:
+            output = self._run_call(module, forward, args, kwargs)
+        finally:
+            logged, self.flop_log = self.flop_log, outer
+            rise, left = live.close(mark)
+            if outer is not None:
+                outer.extend(logged)
+        if uncounted != sum(count for count, _ in self.uncounted.values()):
             return output, None
-        return output, self._summary(recorded, self.calls[first], made, rise, tuple(sizes), kept)
+        positions = {id(self.facts[id(m)]): i for i, m in reversed(list(enumerate(block.modules)))}
+        calls = self.calls[first:]
+        if any(id(call.facts) not in positions for call in calls):
+            return output, None
+        left_alive = _left_alive(output, args, live, state, before, left)
+        if left_alive is None:
+            return output, None
+        made, sizes, kept = left_alive
+        flops: dict[str, int] = {}
+        for name, count in logged:
+            flops[name] = flops.get(name, 0) + count
+        depth = calls[0].depth
+        records = tuple((positions[id(c.facts)], c.depth - depth, tuple(map(tuple, c.input_shapes)),
+                         tuple(map(tuple, c.output_shapes)), c.sums, tuple(c.ops.items()), tuple(c.formulas),
+                         tuple(c.output_sums)) for c in calls)
+        return output, replay.BlockReplay(records, tuple(flops.items()), *made, rise, sizes, kept)
+
+    def _replay_block(self, block: _Block, args: tuple, kwargs: dict, done: replay.BlockReplay) -> None:
+        """Record every call of a block's recorded call as running it would, and roll the block's up."""
+        facts, modules = self.facts, block.modules
+        counts, calls = self.call_counts, self.calls
+        base = len(self.stack)
+        made = []
+        # sums are never changed in place (replaced, not added to), so the recording's are shared
+        for position, depth, inputs, outputs, sums, ops, formulas, output_sums in done.records:
+            known = facts[id(modules[position])]
+            path = known.path
+            index = counts.get(path, 0)
+            counts[path] = index + 1
+            made.append(_Call(known, index, base + depth, [list(shape) for shape in inputs],
+                              sums, [list(shape) for shape in outputs], dict(ops), list(formulas), list(output_sums)))
+        calls.extend(made)
+        by_op = self.flops_by_op
+        for name, flops in done.flops:
+            by_op[name] = by_op.get(name, 0) + flops
+        if self.flop_log is not None:
+            self.flop_log.extend(done.flops)
+        if self.stack:
+            self.stack[-1].absorb(made[0])
 
     def _run_call(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         self.enter(module, args, kwargs)
@@ -523,6 +600,8 @@ class _Tracer:
         by_op = self.flops_by_op
         for name, flops in done.flops:
             by_op[name] = by_op.get(name, 0) + flops
+        if self.flop_log is not None:
+            self.flop_log.extend(done.flops)
         for name in done.uncounted:
             count, paths = self.uncounted.get(name, (0, []))
             if path not in paths:
@@ -533,6 +612,28 @@ class _Tracer:
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
+
+
+def _left_alive(output: Any, args: tuple, live: LiveBytes, state: list[torch.Tensor], before: list[int | None],
+                left: int) -> tuple[tuple[tuple, bool], tuple[int, ...], tuple[tuple[int, int], ...]] | None:
+    """How to rebuild a recorded call's ``output`` (``replay.outputs_of``), the bytes the tracker
+    counts for each output, and those of the ``state`` tensors it counted only after the call
+    (``before`` holds what it counted at entry); None unless the ``left`` bytes alive after it
+    are exactly those (an output the tracker does not count, two on one storage: anything else)."""
+    made = replay.outputs_of(output, args)
+    if made is None:
+        return None
+    outs = (output,) if made[1] else output
+    fresh = [out for spec, out in zip(made[0], outs) if not isinstance(spec, int)]
+    counted = [0 if isinstance(spec, int) else live.counted(out) for spec, out in zip(made[0], outs)]
+    sizes = [size for size in counted if size is not None]
+    if len(sizes) != len(counted) or len({id(out.untyped_storage()) for out in fresh}) != len(fresh):
+        return None
+    kept = tuple((i, size) for i, (t, was) in enumerate(zip(state, before))
+                 if was is None and (size := live.counted(t)) is not None)
+    if left != sum(sizes) + sum(size for _, size in kept):
+        return None
+    return made, tuple(sizes), kept
 
 
 def module_facts(model: nn.Module, dtype: torch.dtype | None, modules: list[tuple[str, nn.Module]] | None = None,
@@ -649,10 +750,13 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
     handles = []
     hooks_everywhere = _global_hooks()
     plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
+    watched = set() if hooks_everywhere else {id(m) for _, m in modules if type(m) in plain_types and _wrappable(m)}
     try:
         for _, module in modules:
-            if not hooks_everywhere and type(module) in plain_types and _wrappable(module):
-                layer = replay.layer_key(module) if tracer.replays is not None else None
+            if id(module) in watched:
+                layer: tuple | _Block | None = None
+                if tracer.replays is not None:
+                    layer = replay.layer_key(module) if not module._modules else _block(module, watched)
                 module.__dict__["forward"] = _watched(module, module.forward, tracer, layer)
                 wrapped.append(module)
             else:
@@ -669,11 +773,31 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
 _CALL_IMPL = nn.Module._call_impl.__code__
 
 
-def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | None) -> Any:
-    """``module``'s stand-in forward; ``layer`` is its replay key (``replay.layer_key``), if it has one."""
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A block (``replay.block_key``) in one trace: its key, and its modules, itself first."""
+
+    key: tuple
+    modules: list[nn.Module]
+
+
+def _block(module: nn.Module, watched: set[int]) -> _Block | None:
+    """``module`` as a block whose calls can be replayed whole, when it is one and every module
+    in it gets a stand-in forward (no hooks of its own)."""
+    found = replay.block_key(module)
+    if found is None or not all(id(m) in watched for m in found[1]):
+        return None
+    return _Block(("block", found[0]), found[1])
+
+
+def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | _Block | None) -> Any:
+    """``module``'s stand-in forward; ``layer`` is its replay key (``replay.layer_key``) or its
+    block, if it has one."""
     def watched(*args: Any, **kwargs: Any) -> Any:
         if sys._getframe(1).f_code is not _CALL_IMPL:
             return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
+        if isinstance(layer, _Block):
+            return tracer.call_block(module, layer, forward, args, kwargs)
         if layer is not None:
             return tracer.call_layer(module, layer, forward, args, kwargs)
         tracer.enter(module, args, kwargs)
