@@ -128,7 +128,7 @@ def layer_key(module: nn.Module) -> tuple | None:
     return type(module), config, tuple(state), torch.get_default_dtype()
 
 
-def block_key(module: nn.Module) -> tuple[tuple, list[nn.Module]] | None:
+def block_key(module: nn.Module, known: Mapping[int, tuple | None]) -> tuple[tuple, list[nn.Module]] | None:
     """A block's key and its modules (itself first, each once), or None when it is no block.
 
     A block is an ``nn.Sequential`` (or a subclass that keeps its ``forward`` and
@@ -136,6 +136,8 @@ def block_key(module: nn.Module) -> tuple[tuple, list[nn.Module]] | None:
     own code over its children and nothing else, so, as for a layer, what it does on meta
     is a function of the configuration and tensor metadata of everything in it and of
     its inputs. The key names each child and where a module registered twice appears again.
+    ``known`` holds, by ``id``, the layer keys of layers (None for a layer that has none)
+    and None for containers known not to be blocks, worked out already.
     """
     if not _sequential(type(module)):
         return None
@@ -144,7 +146,7 @@ def block_key(module: nn.Module) -> tuple[tuple, list[nn.Module]] | None:
         return None
     modules: list[nn.Module] = [module]
     positions = {id(module): 0}
-    key = _tree(module, modules, positions)
+    key = _tree(module, modules, positions, known)
     return None if key is None else ((type(module), config, key), modules)
 
 
@@ -154,7 +156,8 @@ def _sequential(kind: type) -> bool:
             and getattr(kind, "__iter__", None) is nn.Sequential.__iter__)
 
 
-def _tree(module: nn.Module, modules: list[nn.Module], positions: dict[int, int]) -> tuple | None:
+def _tree(module: nn.Module, modules: list[nn.Module], positions: dict[int, int],
+          known: Mapping[int, tuple | None]) -> tuple | None:
     """The key of ``module``'s children, each a layer key, a block's tree or the position of one seen before."""
     parts: list[tuple[str, Any]] = []
     for name, child in module._modules.items():
@@ -167,16 +170,18 @@ def _tree(module: nn.Module, modules: list[nn.Module], positions: dict[int, int]
             continue
         positions[id(child)] = len(modules)
         modules.append(child)
+        if id(child) in known and known[id(child)] is None:
+            return None
         if child._modules:
             kind = type(child)
             if not _sequential(kind):
                 return None
-            config, inner = _config(child), _tree(child, modules, positions)
+            config, inner = _config(child), _tree(child, modules, positions, known)
             if config is None or inner is None:
                 return None
             parts.append((name, (kind, config, inner)))
         else:
-            layer = layer_key(child)
+            layer = known[id(child)] if id(child) in known else layer_key(child)
             if layer is None:
                 return None
             parts.append((name, layer))

@@ -751,13 +751,11 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
     hooks_everywhere = _global_hooks()
     plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
     watched = set() if hooks_everywhere else {id(m) for _, m in modules if type(m) in plain_types and _wrappable(m)}
+    keys = _replay_keys(modules, watched) if tracer.replays is not None else {}
     try:
         for _, module in modules:
             if id(module) in watched:
-                layer: tuple | _Block | None = None
-                if tracer.replays is not None:
-                    layer = replay.layer_key(module) if not module._modules else _block(module, watched)
-                module.__dict__["forward"] = _watched(module, module.forward, tracer, layer)
+                module.__dict__["forward"] = _watched(module, module.forward, tracer, keys.get(id(module)))
                 wrapped.append(module)
             else:
                 handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
@@ -781,13 +779,24 @@ class _Block:
     modules: list[nn.Module]
 
 
-def _block(module: nn.Module, watched: set[int]) -> _Block | None:
-    """``module`` as a block whose calls can be replayed whole, when it is one and every module
-    in it gets a stand-in forward (no hooks of its own)."""
-    found = replay.block_key(module)
-    if found is None or not all(id(m) in watched for m in found[1]):
-        return None
-    return _Block(("block", found[0]), found[1])
+def _replay_keys(modules: list[tuple[str, nn.Module]], watched: set[int]) -> dict[int, tuple | _Block | None]:
+    """Each watched module's replay key (``replay.layer_key``) or block, by ``id``; None for
+    those without. Children come before their parents (``modules`` backwards), so a
+    container with a child that is neither is known to be no block at once."""
+    keys: dict[int, tuple | _Block | None] = {}
+    known: dict[int, tuple | None] = {}
+    for _, module in reversed(modules):
+        if id(module) not in watched:
+            known[id(module)] = None
+        elif not module._modules:
+            keys[id(module)] = known[id(module)] = replay.layer_key(module)
+        else:
+            found = replay.block_key(module, known)
+            block = None if found is None else _Block(("block", found[0]), found[1])
+            keys[id(module)] = block
+            if block is None:
+                known[id(module)] = None
+    return keys
 
 
 def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | _Block | None) -> Any:
