@@ -215,6 +215,12 @@ def _config(module: nn.Module) -> tuple | None:
     return key
 
 
+def steady(module: nn.Module) -> bool:
+    """The layer's configuration key stands while it holds the same attribute objects (none a list)."""
+    known = _CONFIGS.get(module)
+    return known is not None and known[0] == tuple(vars(module))
+
+
 def _holds_list(frozen: tuple) -> bool:
     """A frozen value read from a list (which can change in place without the layer noticing)."""
     kind = frozen[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,10 +257,12 @@ _MOST_RESULTS = 50_000  # a bound on memory for long sessions: beyond it the cac
 
 
 def clear_caches() -> None:
-    """Forget every learned op, cached meta result and recorded layer call (benchmarks of a cold trace use it)."""
+    """Forget every learned op, cached meta result, recorded layer call and model setup (benchmarks of
+    a cold trace use it)."""
     _INFOS.clear()
     _RESULTS.clear()
     _REPLAYS.clear()
+    _SETUPS.clear()
     _LEARNED_WITH[0] = len(FORMULAS)
 
 
@@ -736,8 +739,105 @@ def _state_part(state: list[torch.Tensor], live: LiveBytes) -> tuple:
                   live.counted(t) is not None or (t.storage_offset(), t.untyped_storage().nbytes())) for t in state)
 
 
+Signature = tuple[tuple, tuple, tuple]
+
+
+@dataclass(slots=True)
+class _Setup:
+    """What a trace works out about a model before running it: its modules, their own tensors
+    (``_own_tensors``), their facts by trace dtype and the replay keys (``_replay_keys``).
+
+    It is kept for the model's next trace on meta (``_setup_of``) while nothing it was
+    worked out from changed: each module's class, children, parameters and buffers (by
+    object and name), every tensor's metadata, and for replay keys each keyed module's
+    attributes (by object) and which modules get stand-in forwards.
+    """
+
+    modules: list[tuple[str, nn.Module]]
+    owned: list[list[tuple[torch.Tensor, bool]]]
+    signatures: list[Signature]
+    metas: list[tuple]
+    facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
+    keys: tuple[set[int], torch.dtype, list[tuple[nn.Module, tuple]], dict[int, Any]] | None = None
+
+    def facts_for(self, model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
+        producers = tuple(m.of_tensor for m in metrics.tensor_metrics())
+        known = self.facts.get((dtype, producers))
+        if known is None:
+            known = self.facts[(dtype, producers)] = module_facts(model, dtype, self.modules, self.owned)
+        return known
+
+    def replay_keys(self, watched: set[int]) -> dict[int, Any]:
+        """``_replay_keys`` of the watched modules, worked out again only when something they read changed."""
+        kept = self.keys
+        default = torch.get_default_dtype()
+        if kept is not None and kept[0] == watched and kept[1] == default and all(
+                _attributes(module) == seen for module, seen in kept[2]):
+            return kept[3]
+        keys = _replay_keys(self.modules, watched)
+        keyed = [module for _, module in self.modules if keys.get(id(module)) is not None]
+        steady = all(replay.steady(module) for module in keyed)
+        self.keys = (set(watched), default, [(m, _attributes(m)) for m in keyed], keys) if steady else None
+        return keys
+
+
+# Setups of the models traced last, by id (a kept setup holds its model's modules, not the model)
+_SETUPS: dict[int, tuple[weakref.ref, _Setup]] = {}
+_MOST_SETUPS = 16
+
+
+def _setup_of(model: nn.Module) -> _Setup:
+    """The model's kept setup while it still describes the model, else a new one."""
+    kept = _SETUPS.get(id(model))
+    if kept is not None and kept[0]() is model:
+        setup = kept[1]
+        setup.modules[0] = ("", model)
+        if _unchanged(setup):
+            return setup
+        del _SETUPS[id(model)]
+    modules = list(model.named_modules())
+    owned = [_own_tensors(module) for _, module in modules]
+    return _Setup(modules, owned, [_signature(module) for _, module in modules], _metas(owned))
+
+
+def _keep(model: nn.Module, setup: _Setup) -> None:
+    """Keep ``setup`` for the model's next trace, once it ended (its root entry is replaced: the
+    setup does not hold the model)."""
+    if id(model) not in _SETUPS and len(_SETUPS) >= _MOST_SETUPS:
+        _SETUPS.pop(next(iter(_SETUPS)))
+    _SETUPS[id(model)] = weakref.ref(model), setup
+    setup.modules[0] = ("", nn.Module())  # a stand-in: ``_setup_of`` puts the model back
+
+
+def _unchanged(setup: _Setup) -> bool:
+    """Every module of the setup has the class, children and tensors it had, and they their metadata."""
+    for (_, module), signature in zip(setup.modules, setup.signatures):
+        if _signature(module) != signature:
+            return False
+    return _metas(setup.owned) == setup.metas
+
+
+def _signature(module: nn.Module) -> Signature:
+    """A module's class, and its children, parameters and buffers by name and object identity
+    (the setup holds them, so no identity is reused while it is kept)."""
+    return ((type(module), *module._modules, *map(id, module._modules.values())),
+            (*module._parameters, *map(id, module._parameters.values())),
+            (*module._buffers, *map(id, module._buffers.values())))
+
+
+def _metas(owned: list[list[tuple[torch.Tensor, bool]]]) -> list[tuple]:
+    """The metadata of every own tensor that facts, stand-ins and replay keys read."""
+    return [(t.shape, t.stride(), t.dtype, t.requires_grad, t.is_meta) for own in owned for t, _ in own]
+
+
+def _attributes(module: nn.Module) -> tuple:
+    """A module's attribute names and the identity of each value (configuration, training flag, registries)."""
+    attributes = vars(module)
+    return (*attributes, *map(id, attributes.values()))
+
+
 @contextlib.contextmanager
-def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator[None]:
+def _watching(setup: _Setup, tracer: _Tracer) -> Iterator[None]:
     """Report every module call to the tracer, and leave the modules as found.
 
     A module without hooks of its own gets a stand-in ``forward`` for the trace that
@@ -746,12 +846,13 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
     one whose calls do not go through ``forward``, gets a forward pre-hook and hook as
     before, registered after its own so the tracer sees what they do.
     """
+    modules = setup.modules
     wrapped: list[nn.Module] = []
     handles = []
     hooks_everywhere = _global_hooks()
     plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
     watched = set() if hooks_everywhere else {id(m) for _, m in modules if type(m) in plain_types and _wrappable(m)}
-    keys = _replay_keys(modules, watched) if tracer.replays is not None else {}
+    keys = setup.replay_keys(watched) if tracer.replays is not None else {}
     try:
         for _, module in modules:
             if id(module) in watched:
@@ -928,18 +1029,21 @@ def trace(
     if not tensors:
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
-    modules = list(model.named_modules())
-    owned = [_own_tensors(module) for _, module in modules]
-    facts = module_facts(model, dtype, modules, owned)
+    setup = _setup_of(model)
+    modules, owned = setup.modules, setup.owned
+    facts = setup.facts_for(model, dtype)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
     stand_ins = _stand_ins(model, owned, device, dtype, train)
     live = tracer.live = LiveBytes(tensors, [t for own in owned for t, _ in own] + list(stand_ins.values()))
     try:
-        with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
+        with _eval_mode(model, modules, train), _watching(setup, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}, live), swapped(model, stand_ins):
             model(*args, **kwargs)
     except Exception as error:  # the user's forward can raise anything
         raise _forward_error(tracer.innermost(), error) from error
+    finally:
+        if device.type == "meta" and not stand_ins:  # the model holds no real weights for the cache to keep
+            _keep(model, setup)
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
     state = facts[id(model)].state
     plan = _freeze_plan(tracer, state)
