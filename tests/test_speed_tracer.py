@@ -183,3 +183,54 @@ def test_a_profile_never_imports_torch_dynamo() -> None:
         "print('torch._dynamo' in sys.modules)"
     )
     assert out == "False"
+
+
+class _Pooled(nn.Module):
+    """A 3×3 conv, a global mean, a linear layer: not a Sequential, so nothing in it is a block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_a_model_changed_between_profiles_is_profiled_as_it_is_now() -> None:
+    """The setup kept for a model's next trace (count/tracer.py) must follow every change to it."""
+    with torch.device("meta"):
+        model = _Pooled()
+        totals = [profile(model, (1, 3, 6, 6)).totals for _ in range(2)]
+        # conv 8×3×3×3 + 8 = 224 parameters, linear 8×4 + 4 = 36; 4×4 outputs: 16 × 8 × 27 MACs, then 32
+        assert [(t["params"], t["macs"]) for t in totals] == [(260, 3456 + 32)] * 2
+        model.fc = nn.Linear(8, 10)  # a layer replaced: 90 parameters, 80 MACs
+        assert (profile(model, (1, 3, 6, 6)).totals["params"], profile(model, (1, 3, 6, 6)).totals["macs"]) == (
+            314, 3456 + 80)
+        model.conv.weight.data = torch.empty(8, 3, 1, 1)  # the same parameter, a 1×1 kernel: 36 × 8 × 3 MACs
+        result = profile(model, (1, 3, 6, 6))
+        assert (result.totals["params"], result.totals["macs"]) == (24 + 8 + 90, 864 + 80)
+        model.fc.weight.requires_grad_(False)
+        assert profile(model, (1, 3, 6, 6)).totals["trainable_params"] == 24 + 8 + 10
+        model.conv.register_buffer("scale", torch.empty(5, dtype=torch.float64))  # 5 × 8 bytes
+        result = profile(model, (1, 3, 6, 6))
+        assert (result.totals["buffers"], result.totals["weight_bytes"]) == (5, 122 * 4 + 5 * 4)
+        model.fc.to(torch.float16)  # a float16 layer: stand-ins in float32 for the trace
+        result = profile(model, (1, 3, 6, 6), dtype="float16")
+        assert result.totals["weight_bytes"] == (122 + 5) * 2
+        assert profile(model, (1, 3, 6, 6)).find("conv").flops == 2 * 864 + 288  # a MAC is 2 FLOPs, a bias add 1
+        model.conv.register_forward_hook(lambda module, args, out: out * 2)  # one mul more over 1×8×6×6
+        assert profile(model, (1, 3, 6, 6)).find("conv").flops == 2 * 864 + 288 + 288
+
+
+def test_the_setup_kept_for_a_model_does_not_keep_it_alive() -> None:
+    import gc
+    import weakref
+
+    with torch.device("meta"):
+        model = _Pooled()
+    profile(model, (1, 3, 6, 6))
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None
