@@ -96,7 +96,15 @@ def _torchinfo(model: nn.Module, x: torch.Tensor) -> Callable[[], None] | None:
 
 
 def _cold(shape: tuple[int, ...], model: nn.Module) -> None:
+    """The first profile of ``model`` in a process: every process cache empty but the setups that
+    costlens/count/tracer.py keeps per model object for the other models (the warm job's among them,
+    which a process that profiled it before holds)."""
+    from costlens.count import tracer
+
+    setups = getattr(tracer, "_SETUPS", {})  # absent from a costlens before them
+    others = {key: kept for key, kept in setups.items() if kept[0]() is not model}
     clear_caches()
+    setups.update(others)
     profile(model, shape)
 
 

@@ -784,6 +784,7 @@ class _Setup:
 # Setups of the models traced last, by id (a kept setup holds its model's modules, not the model)
 _SETUPS: dict[int, tuple[weakref.ref, _Setup]] = {}
 _MOST_SETUPS = 16
+_NO_ROOT = ("", nn.Module())  # a kept setup's first entry, in the model's place
 
 
 def _setup_of(model: nn.Module) -> _Setup:
@@ -806,7 +807,7 @@ def _keep(model: nn.Module, setup: _Setup) -> None:
     if id(model) not in _SETUPS and len(_SETUPS) >= _MOST_SETUPS:
         _SETUPS.pop(next(iter(_SETUPS)))
     _SETUPS[id(model)] = weakref.ref(model), setup
-    setup.modules[0] = ("", nn.Module())  # a stand-in: ``_setup_of`` puts the model back
+    setup.modules[0] = _NO_ROOT  # ``_setup_of`` puts the model back
 
 
 def _unchanged(setup: _Setup) -> bool:
