@@ -228,9 +228,11 @@ def test_the_setup_kept_for_a_model_does_not_keep_it_alive() -> None:
     import weakref
 
     with torch.device("meta"):
-        model = _Pooled()
-    profile(model, (1, 3, 6, 6))
-    gone = weakref.ref(model)
-    del model
+        models = [_Pooled(), nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())]  # the second one a block
+    for _ in range(2):
+        for model in models:
+            profile(model, (1, 3, 6, 6))
+    gone = [weakref.ref(model) for model in models]
+    del model, models
     gc.collect()
-    assert gone() is None
+    assert [ref() for ref in gone] == [None, None]

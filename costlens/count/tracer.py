@@ -494,7 +494,7 @@ class _Tracer:
         inputs = replay.meta_inputs(args, kwargs)
         if inputs is None or not all(live.counted(t) is not None for t in inputs):
             return self._run_call(module, forward, args, kwargs)
-        state = [t for m in block.modules for t, _ in _own_tensors(m)]
+        state = [t for t, _ in _own_tensors(module)] + [t for m in block.inside for t, _ in _own_tensors(m)]
         key = (block.key, _state_part(state, live), _key_of(None, args, kwargs))
         done = replays.get(key)
         if done is None:
@@ -502,7 +502,7 @@ class _Tracer:
             if recorded is not None:
                 replays[key] = recorded
             return output
-        self._replay_block(block, args, kwargs, done)
+        self._replay_block(module, block, args, kwargs, done)
         outputs = done.outputs_for(args)
         made = (outputs,) if done.single else outputs
         kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
@@ -527,7 +527,7 @@ class _Tracer:
                 outer.extend(logged)
         if uncounted != sum(count for count, _ in self.uncounted.values()):
             return output, None
-        positions = {id(self.facts[id(m)]): i for i, m in reversed(list(enumerate(block.modules)))}
+        positions = {id(self.facts[id(m)]): i for i, m in reversed(list(enumerate((module, *block.inside))))}
         calls = self.calls[first:]
         if any(id(call.facts) not in positions for call in calls):
             return output, None
@@ -544,9 +544,10 @@ class _Tracer:
                          tuple(c.output_sums)) for c in calls)
         return output, replay.BlockReplay(records, tuple(flops.items()), *made, rise, sizes, kept)
 
-    def _replay_block(self, block: _Block, args: tuple, kwargs: dict, done: replay.BlockReplay) -> None:
+    def _replay_block(self, module: nn.Module, block: _Block, args: tuple, kwargs: dict,
+                      done: replay.BlockReplay) -> None:
         """Record every call of a block's recorded call as running it would, and roll the block's up."""
-        facts, modules = self.facts, block.modules
+        facts, modules = self.facts, (module, *block.inside)
         counts, calls = self.call_counts, self.calls
         base = len(self.stack)
         made = []
@@ -758,7 +759,30 @@ class _Setup:
     signatures: list[Signature]
     metas: list[tuple]
     facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
-    keys: tuple[set[int], torch.dtype, list[tuple[nn.Module, tuple]], dict[int, Any]] | None = None
+    keys: tuple[set[int], torch.dtype, list[tuple[int, tuple]], dict[int, Any]] | None = None
+    # the stand-in forwards made for ``keys`` (with each module's class ``forward``), and the box
+    # that holds the tracer they report to while a trace runs
+    forwards: tuple[dict[int, Any], set[int], dict[int, Any], list[Any]] | None = None
+
+    def stand_in_forwards(self, watched: set[int], keys: dict[int, Any]) -> tuple[dict[int, Any], list[Any]]:
+        """A stand-in forward (``_watched``) for each watched module, by ``id``, and the box for the
+        trace's tracer; those of the last trace while made for these keys and nothing traces with them now."""
+        made, root = self.forwards, self.modules[0][1]
+        if made is not None and made[0] is keys and made[1] == watched and made[3][0] is None and all(
+                getattr(type(module), "forward", None) is made[2][id(module)][1]
+                for _, module in self.modules[1:] if id(module) in watched):
+            box = made[3]
+            forwards = {key: forward for key, (forward, _) in made[2].items()}
+        else:
+            box = [None]
+            stand_ins = {id(module): (_watched(module, module.forward, box, keys.get(id(module))),
+                                      getattr(type(module), "forward", None))
+                         for _, module in self.modules[1:] if id(module) in watched}
+            self.forwards = keys, set(watched), stand_ins, box
+            forwards = {key: forward for key, (forward, _) in stand_ins.items()}
+        if id(root) in watched:  # made for each trace: a kept stand-in would hold the model
+            forwards[id(root)] = _watched(root, root.forward, box, keys.get(id(root)))
+        return forwards, box
 
     def facts_for(self, model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
         producers = tuple(m.of_tensor for m in metrics.tensor_metrics())
@@ -771,13 +795,14 @@ class _Setup:
         """``_replay_keys`` of the watched modules, worked out again only when something they read changed."""
         kept = self.keys
         default = torch.get_default_dtype()
+        modules = self.modules
         if kept is not None and kept[0] == watched and kept[1] == default and all(
-                _attributes(module) == seen for module, seen in kept[2]):
+                _attributes(modules[index][1]) == seen for index, seen in kept[2]):
             return kept[3]
-        keys = _replay_keys(self.modules, watched)
-        keyed = [module for _, module in self.modules if keys.get(id(module)) is not None]
-        steady = all(replay.steady(module) for module in keyed)
-        self.keys = (set(watched), default, [(m, _attributes(m)) for m in keyed], keys) if steady else None
+        keys = _replay_keys(modules, watched)
+        keyed = [index for index, (_, module) in enumerate(modules) if keys.get(id(module)) is not None]
+        steady = all(replay.steady(modules[index][1]) for index in keyed)
+        self.keys = (set(watched), default, [(i, _attributes(modules[i][1])) for i in keyed], keys) if steady else None
         return keys
 
 
@@ -854,16 +879,19 @@ def _watching(setup: _Setup, tracer: _Tracer) -> Iterator[None]:
     plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
     watched = set() if hooks_everywhere else {id(m) for _, m in modules if type(m) in plain_types and _wrappable(m)}
     keys = setup.replay_keys(watched) if tracer.replays is not None else {}
+    forwards, box = setup.stand_in_forwards(watched, keys)
+    box[0] = tracer
     try:
         for _, module in modules:
             if id(module) in watched:
-                module.__dict__["forward"] = _watched(module, module.forward, tracer, keys.get(id(module)))
+                module.__dict__["forward"] = forwards[id(module)]
                 wrapped.append(module)
             else:
                 handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
                 handles.append(module.register_forward_hook(tracer.leave))
         yield
     finally:
+        box[0] = None
         for module in wrapped:
             module.__dict__.pop("forward", None)
         for handle in handles:
@@ -875,10 +903,11 @@ _CALL_IMPL = nn.Module._call_impl.__code__
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    """A block (``replay.block_key``) in one trace: its key, and its modules, itself first."""
+    """A block (``replay.block_key``): its key, and the modules inside it (not itself, which a setup
+    kept for the model's next trace would hold in its block keys)."""
 
     key: tuple
-    modules: list[nn.Module]
+    inside: list[nn.Module]  # every module in it but itself, each once (``replay.block_key``'s less the first)
 
 
 def _replay_keys(modules: list[tuple[str, nn.Module]], watched: set[int]) -> dict[int, tuple | _Block | None]:
@@ -894,19 +923,20 @@ def _replay_keys(modules: list[tuple[str, nn.Module]], watched: set[int]) -> dic
             keys[id(module)] = known[id(module)] = replay.layer_key(module)
         else:
             found = replay.block_key(module, known)
-            block = None if found is None else _Block(("block", found[0]), found[1])
+            block = None if found is None else _Block(("block", found[0]), found[1][1:])
             keys[id(module)] = block
             if block is None:
                 known[id(module)] = None
     return keys
 
 
-def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | _Block | None) -> Any:
-    """``module``'s stand-in forward; ``layer`` is its replay key (``replay.layer_key``) or its
-    block, if it has one."""
+def _watched(module: nn.Module, forward: Any, box: list[Any], layer: tuple | _Block | None) -> Any:
+    """``module``'s stand-in forward, reporting to the tracer in ``box``; ``layer`` is its replay
+    key (``replay.layer_key``) or its block, if it has one."""
     def watched(*args: Any, **kwargs: Any) -> Any:
         if sys._getframe(1).f_code is not _CALL_IMPL:
             return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
+        tracer: _Tracer = box[0]
         if isinstance(layer, _Block):
             return tracer.call_block(module, layer, forward, args, kwargs)
         if layer is not None:
