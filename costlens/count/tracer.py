@@ -21,6 +21,7 @@ Nothing a profile reports depends on what ran before it in the process
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import weakref
 from collections.abc import Iterator, Sequence
@@ -760,6 +761,7 @@ class _Setup:
     metas: list[tuple]
     facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
     keys: tuple[set[int], torch.dtype, list[tuple[int, tuple]], dict[int, Any]] | None = None
+    lasting: bool = True  # kept for the model's next trace: worth keeping what a trace works out
     # the stand-in forwards made for ``keys`` (with each module's class ``forward``), and the box
     # that holds the tracer they report to while a trace runs
     forwards: tuple[dict[int, Any], set[int], dict[int, Any], list[Any]] | None = None
@@ -767,6 +769,9 @@ class _Setup:
     def stand_in_forwards(self, watched: set[int], keys: dict[int, Any]) -> tuple[dict[int, Any], list[Any]]:
         """A stand-in forward (``_watched``) for each watched module, by ``id``, and the box for the
         trace's tracer; those of the last trace while made for these keys and nothing traces with them now."""
+        if not self.lasting:
+            box: list[Any] = [None]
+            return {id(m): _watched(m, m.forward, box, keys.get(id(m))) for _, m in self.modules if id(m) in watched}, box
         made, root = self.forwards, self.modules[0][1]
         if made is not None and made[0] is keys and made[1] == watched and made[3][0] is None and all(
                 getattr(type(module), "forward", None) is made[2][id(module)][1]
@@ -800,6 +805,8 @@ class _Setup:
                 _attributes(modules[index][1]) == seen for index, seen in kept[2]):
             return kept[3]
         keys = _replay_keys(modules, watched)
+        if not self.lasting:
+            return keys
         keyed = [index for index, (_, module) in enumerate(modules) if keys.get(id(module)) is not None]
         steady = all(replay.steady(modules[index][1]) for index in keyed)
         self.keys = (set(watched), default, [(i, _attributes(modules[i][1])) for i in keyed], keys) if steady else None
@@ -807,32 +814,49 @@ class _Setup:
 
 
 # Setups of the models traced last, by id (a kept setup holds its model's modules, not the model)
-_SETUPS: dict[int, tuple[weakref.ref, _Setup]] = {}
+_SETUPS: dict[int, tuple[weakref.ref, _Setup | None]] = {}
 _MOST_SETUPS = 16
 _NO_ROOT = ("", nn.Module())  # a kept setup's first entry, in the model's place
 
 
 def _setup_of(model: nn.Module) -> _Setup:
-    """The model's kept setup while it still describes the model, else a new one."""
-    kept = _SETUPS.get(id(model))
-    if kept is not None and kept[0]() is model:
-        setup = kept[1]
+    """The model's kept setup while it still describes the model, else a new one: to be kept
+    (``lasting``) from the model's second trace on, so a model traced once (built by name for
+    one profile) pays nothing for what a later trace would check."""
+    ref, setup = _SETUPS.get(id(model), (None, None))
+    seen = ref is not None and ref() is model
+    if seen and setup is not None:
         setup.modules[0] = ("", model)
         if _unchanged(setup):
             return setup
-        del _SETUPS[id(model)]
     modules = list(model.named_modules())
     owned = [_own_tensors(module) for _, module in modules]
+    if not seen:
+        return _Setup(modules, owned, [], [], lasting=False)
     return _Setup(modules, owned, [_signature(module) for _, module in modules], _metas(owned))
 
 
 def _keep(model: nn.Module, setup: _Setup) -> None:
     """Keep ``setup`` for the model's next trace, once it ended (its root entry is replaced: the
-    setup does not hold the model)."""
-    if id(model) not in _SETUPS and len(_SETUPS) >= _MOST_SETUPS:
-        _SETUPS.pop(next(iter(_SETUPS)))
-    _SETUPS[id(model)] = weakref.ref(model), setup
+    setup does not hold the model), or only that the model was traced, if it is not ``lasting``.
+    The entry goes when the model does."""
+    key = id(model)
+    kept = _SETUPS.get(key)
+    if kept is None or kept[0]() is not model:
+        if len(_SETUPS) >= _MOST_SETUPS:
+            _SETUPS.pop(next(iter(_SETUPS)))
+        ref = weakref.ref(model, functools.partial(_forget, key))
+    else:
+        ref = kept[0]
+    _SETUPS[key] = ref, setup if setup.lasting else None
     setup.modules[0] = _NO_ROOT  # ``_setup_of`` puts the model back
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    """A kept model is gone: so is its entry (unless another model took its ``id`` since)."""
+    kept = _SETUPS.get(key)
+    if kept is not None and kept[0] is ref:
+        del _SETUPS[key]
 
 
 def _unchanged(setup: _Setup) -> bool:
