@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import sys
 import weakref
 from collections.abc import Iterator, Sequence
@@ -741,29 +742,26 @@ def _state_part(state: list[torch.Tensor], live: LiveBytes) -> tuple:
                   live.counted(t) is not None or (t.storage_offset(), t.untyped_storage().nbytes())) for t in state)
 
 
-Signature = tuple[tuple, tuple, tuple]
-
-
 @dataclass(slots=True)
 class _Setup:
     """What a trace works out about a model before running it: its modules, their own tensors
     (``_own_tensors``), their facts by trace dtype and the replay keys (``_replay_keys``).
 
     It is kept for the model's next trace on meta (``_setup_of``) while nothing it was
-    worked out from changed: each module's class, children, parameters and buffers (by
-    object and name), every tensor's metadata, and for replay keys each keyed module's
-    attributes (by object) and which modules get stand-in forwards.
+    worked out from changed: each module's class and its ``forward``, attributes, children,
+    parameters and buffers (the objects, by name: ``_signature``), every tensor's metadata,
+    and for replay keys and stand-in forwards, which modules get one and the trace's modes.
     """
 
     modules: list[tuple[str, nn.Module]]
     owned: list[list[tuple[torch.Tensor, bool]]]
-    signatures: list[Signature]
+    signatures: list[tuple]
     metas: list[tuple]
     facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
-    keys: tuple[set[int], torch.dtype, list[tuple[int, tuple]], dict[int, Any]] | None = None
+    keys: tuple[set[int], tuple, dict[int, Any]] | None = None
     lasting: bool = True  # kept for the model's next trace: worth keeping what a trace works out
-    # the stand-in forwards made for ``keys`` (with each module's class ``forward``), and the box
-    # that holds the tracer they report to while a trace runs
+    # the stand-in forwards made for ``keys`` and these watched modules, and the box that holds
+    # the tracer they report to while a trace runs
     forwards: tuple[dict[int, Any], set[int], dict[int, Any], list[Any]] | None = None
 
     def stand_in_forwards(self, watched: set[int], keys: dict[int, Any]) -> tuple[dict[int, Any], list[Any]]:
@@ -773,18 +771,15 @@ class _Setup:
             box: list[Any] = [None]
             return {id(m): _watched(m, m.forward, box, keys.get(id(m))) for _, m in self.modules if id(m) in watched}, box
         made, root = self.forwards, self.modules[0][1]
-        if made is not None and made[0] is keys and made[1] == watched and made[3][0] is None and all(
-                getattr(type(module), "forward", None) is made[2][id(module)][1]
-                for _, module in self.modules[1:] if id(module) in watched):
+        if made is not None and made[0] is keys and made[1] == watched and made[3][0] is None:
             box = made[3]
-            forwards = {key: forward for key, (forward, _) in made[2].items()}
+            forwards = dict(made[2])
         else:
             box = [None]
-            stand_ins = {id(module): (_watched(module, module.forward, box, keys.get(id(module))),
-                                      getattr(type(module), "forward", None))
+            stand_ins = {id(module): _watched(module, module.forward, box, keys.get(id(module)))
                          for _, module in self.modules[1:] if id(module) in watched}
             self.forwards = keys, set(watched), stand_ins, box
-            forwards = {key: forward for key, (forward, _) in stand_ins.items()}
+            forwards = dict(stand_ins)
         if id(root) in watched:  # made for each trace: a kept stand-in would hold the model
             forwards[id(root)] = _watched(root, root.forward, box, keys.get(id(root)))
         return forwards, box
@@ -798,18 +793,14 @@ class _Setup:
 
     def replay_keys(self, watched: set[int]) -> dict[int, Any]:
         """``_replay_keys`` of the watched modules, worked out again only when something they read changed."""
-        kept = self.keys
-        default = torch.get_default_dtype()
-        modules = self.modules
-        if kept is not None and kept[0] == watched and kept[1] == default and all(
-                _attributes(modules[index][1]) == seen for index, seen in kept[2]):
-            return kept[3]
+        kept, modules = self.keys, self.modules
+        # what keys read beyond the setup's signatures: the trace's modes (set after the signatures)
+        modes = (torch.get_default_dtype(), *(module.training for _, module in modules))
+        if kept is not None and kept[0] == watched and kept[1] == modes:
+            return kept[2]
         keys = _replay_keys(modules, watched)
-        if not self.lasting:
-            return keys
-        keyed = [index for index, (_, module) in enumerate(modules) if keys.get(id(module)) is not None]
-        steady = all(replay.steady(modules[index][1]) for index in keyed)
-        self.keys = (set(watched), default, [(i, _attributes(modules[i][1])) for i in keyed], keys) if steady else None
+        if self.lasting and all(replay.steady(module) for _, module in modules if keys.get(id(module)) is not None):
+            self.keys = set(watched), modes, keys
         return keys
 
 
@@ -860,30 +851,27 @@ def _forget(key: int, ref: weakref.ref) -> None:
 
 
 def _unchanged(setup: _Setup) -> bool:
-    """Every module of the setup has the class, children and tensors it had, and they their metadata."""
+    """Every module of the setup has the signature it had, and every tensor its metadata."""
     for (_, module), signature in zip(setup.modules, setup.signatures):
-        if _signature(module) != signature:
+        now = _signature(module)
+        if len(now) != len(signature) or not all(map(operator.is_, now, signature)):
             return False
     return _metas(setup.owned) == setup.metas
 
 
-def _signature(module: nn.Module) -> Signature:
-    """A module's class, and its children, parameters and buffers by name and object identity
-    (the setup holds them, so no identity is reused while it is kept)."""
-    return ((type(module), *module._modules, *map(id, module._modules.values())),
-            (*module._parameters, *map(id, module._parameters.values())),
-            (*module._buffers, *map(id, module._buffers.values())))
+def _signature(module: nn.Module) -> tuple:
+    """A module's class and its ``forward``, and every attribute, child, parameter and buffer by
+    name: the objects themselves (compared by identity), so none dies and lends its ``id`` to
+    another while the setup is kept. Each registry precedes its entries, setting them apart."""
+    attributes, children, parameters, buffers = vars(module), module._modules, module._parameters, module._buffers
+    return (type(module), getattr(type(module), "forward", None), *attributes, *attributes.values(),
+            children, *children, *children.values(), parameters, *parameters, *parameters.values(),
+            buffers, *buffers, *buffers.values())
 
 
 def _metas(owned: list[list[tuple[torch.Tensor, bool]]]) -> list[tuple]:
     """The metadata of every own tensor that facts, stand-ins and replay keys read."""
     return [(t.shape, t.stride(), t.dtype, t.requires_grad, t.is_meta) for own in owned for t, _ in own]
-
-
-def _attributes(module: nn.Module) -> tuple:
-    """A module's attribute names and the identity of each value (configuration, training flag, registries)."""
-    attributes = vars(module)
-    return (*attributes, *map(id, attributes.values()))
 
 
 @contextlib.contextmanager
