@@ -100,11 +100,9 @@ class _Call:
                 values[key] = sums[op]
             elif stateful:
                 values[key] = state[key]
-        return LayerCost(
-            path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
-            input_shapes=self.input_shapes, output_shapes=self.output_shapes,
-            formula="; ".join(self.formulas) or None, ops=dict(sorted(ops.items())) if len(ops) > 1 else dict(ops),
-            values=values,
+        return LayerCost.made(
+            f.path, f.type, self.depth, self.call, f.leaf, self.input_shapes, self.output_shapes,
+            "; ".join(self.formulas) or None, dict(sorted(ops.items())) if len(ops) > 1 else dict(ops), values,
         )
 
 
@@ -836,18 +834,19 @@ def _keep(model: nn.Module, setup: _Setup) -> None:
     if kept is None or kept[0]() is not model:
         if len(_SETUPS) >= _MOST_SETUPS:
             _SETUPS.pop(next(iter(_SETUPS)))
-        ref = weakref.ref(model, functools.partial(_forget, key))
+        ref = weakref.ref(model, functools.partial(_forget, _SETUPS, key))
     else:
         ref = kept[0]
     _SETUPS[key] = ref, setup if setup.lasting else None
     setup.modules[0] = _NO_ROOT  # ``_setup_of`` puts the model back
 
 
-def _forget(key: int, ref: weakref.ref) -> None:
-    """A kept model is gone: so is its entry (unless another model took its ``id`` since)."""
-    kept = _SETUPS.get(key)
+def _forget(setups: dict[int, tuple[weakref.ref, _Setup | None]], key: int, ref: weakref.ref) -> None:
+    """A kept model is gone: so is its entry (unless another model took its ``id`` since). ``setups``
+    is ``_SETUPS``, bound when the entry was made: at exit the module's globals may be gone first."""
+    kept = setups.get(key)
     if kept is not None and kept[0] is ref:
-        del _SETUPS[key]
+        del setups[key]
 
 
 def _unchanged(setup: _Setup) -> bool:
