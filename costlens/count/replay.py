@@ -215,6 +215,22 @@ def _config(module: nn.Module) -> tuple | None:
     return key
 
 
+# Layers that return views of their input, so never replayed alone, but whose forward is torch's
+# own code reading only their configuration: a model made of these, replayable layers and
+# Sequentials runs nothing but torch's code (count/tracer.py keeps such a model's whole trace).
+VIEWS: frozenset[type] = frozenset({nn.Flatten, nn.Unflatten, nn.Identity})
+
+
+def torch_own(module: nn.Module) -> bool:
+    """A module whose calls run torch's code only, reading its configuration (a steady one, see
+    ``steady``), parameters, buffers and children: a replayable layer or view with a
+    configuration that can be frozen, or a Sequential."""
+    kind = type(module)
+    if kind in REPLAYABLE or kind in VIEWS:
+        return _config(module) is not None and steady(module)
+    return _sequential(kind) and _config(module) is not None and steady(module)
+
+
 def steady(module: nn.Module) -> bool:
     """The layer's configuration key stands while it holds the same attribute objects (none a list)."""
     known = _CONFIGS.get(module)

@@ -758,6 +758,8 @@ class _Setup:
     facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
     keys: tuple[set[int], tuple, dict[int, Any]] | None = None
     lasting: bool = True  # kept for the model's next trace: worth keeping what a trace works out
+    pure: bool | None = None  # every module runs torch's own code only (``whole_key``); None: not known yet
+    results: dict[tuple, Frozen] = field(default_factory=dict)  # whole traces, by ``whole_key``
     # the stand-in forwards made for ``keys`` and these watched modules, and the box that holds
     # the tracer they report to while a trace runs
     forwards: tuple[dict[int, Any], set[int], dict[int, Any], list[Any]] | None = None
@@ -781,6 +783,22 @@ class _Setup:
         if id(root) in watched:  # made for each trace: a kept stand-in would hold the model
             forwards[id(root)] = _watched(root, root.forward, box, keys.get(id(root)))
         return forwards, box
+
+    def whole_key(self, tracer: _Tracer, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
+                  train: bool, dtype: torch.dtype | None) -> tuple | None:
+        """What a whole trace of the model depends on beyond this setup, when the model runs
+        torch's own code only (``replay.torch_own``: every module, no hooks) on meta inputs;
+        else None. Such a trace is kept whole with the setup (``results``)."""
+        if self.pure is None:
+            self.pure = all(replay.torch_own(module) and _plain_call(type(module))
+                            and type(module).train is nn.Module.train and type(module).__setattr__ is nn.Module.__setattr__
+                            for _, module in self.modules)
+        if not self.pure or _global_hooks() or not all(_wrappable(module) for _, module in self.modules):
+            return None
+        if not all(t.is_meta for t in tensors):
+            return None
+        catalogue = (len(FORMULAS), *tracer.producers, *tracer.output_producers, *(m.key for m in metrics.per_layer()))
+        return train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), catalogue
 
     def facts_for(self, model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
         producers = tuple(m.of_tensor for m in metrics.tensor_metrics())
@@ -1072,10 +1090,27 @@ def trace(
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
     setup = _setup_of(model)
-    modules, owned = setup.modules, setup.owned
+    owned = setup.owned
     facts = setup.facts_for(model, dtype)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
     stand_ins = _stand_ins(model, owned, device, dtype, train)
+    whole = None
+    if setup.lasting and not stand_ins and not formulas and tracer.replays is not None:
+        whole = setup.whole_key(tracer, tensors, args, kwargs, train, dtype)
+    if whole is not None and whole in setup.results:
+        _keep(model, setup)
+        return _thawed(setup.results[whole])
+    result = _run(model, args, kwargs, setup, tracer, stand_ins, tensors, device, train, formulas)
+    if whole is not None and len(setup.results) < _MOST_WHOLE:
+        setup.results[whole] = _frozen(result)
+    return result
+
+
+def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _Setup, tracer: _Tracer,
+         stand_ins: dict[int, torch.Tensor], tensors: list[torch.Tensor], device: torch.device, train: bool,
+         formulas: dict[Any, Handler] | None) -> TraceResult:
+    """``trace``'s forward pass under the tracer, and its result."""
+    modules, owned, facts = setup.modules, setup.owned, tracer.facts
     live = tracer.live = LiveBytes(tensors, [t for own in owned for t, _ in own] + list(stand_ins.values()))
     try:
         with _eval_mode(model, modules, train), _watching(setup, tracer), torch.no_grad(), \
@@ -1092,6 +1127,29 @@ def trace(
     layers = [c.freeze(plan) for c in tracer.calls]
     peak = {"peak_bytes": state.get("weight_bytes", 0) + live.peak}  # weights stay alive throughout
     return TraceResult(layers, tracer.uncounted, by_op, {**state, **peak})
+
+
+_MOST_WHOLE = 8  # whole traces kept per model setup (inputs, modes, dtypes)
+Frozen = tuple[tuple[tuple, ...], tuple, tuple, tuple]
+
+
+def _frozen(result: TraceResult) -> Frozen:
+    """A trace's result as immutable data (``_thawed`` makes it a fresh result again)."""
+    layers = tuple((c.path, c.type, c.depth, c.call, c.leaf, tuple(map(tuple, c.input_shapes)),
+                    tuple(map(tuple, c.output_shapes)), c.formula, tuple(c.ops.items()), tuple(c.values.items()))
+                   for c in result.layers)
+    uncounted = tuple((name, count, tuple(paths)) for name, (count, paths) in result.uncounted.items())
+    return layers, uncounted, tuple(result.flops_by_op.items()), tuple(result.state.items())
+
+
+def _thawed(frozen: Frozen) -> TraceResult:
+    """A fresh result, every list and dict its own, equal to the one ``frozen`` was made from."""
+    layers, uncounted, by_op, state = frozen
+    return TraceResult(
+        [LayerCost.made(path, kind, depth, call, leaf, [list(s) for s in inputs], [list(s) for s in outputs],
+                        formula, dict(ops), dict(values))
+         for path, kind, depth, call, leaf, inputs, outputs, formula, ops, values in layers],
+        {name: (count, list(paths)) for name, count, paths in uncounted}, dict(by_op), dict(state))
 
 
 def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int, int, bool]]:
