@@ -236,3 +236,24 @@ def test_the_setup_kept_for_a_model_does_not_keep_it_alive() -> None:
     del model, models
     gc.collect()
     assert [ref() for ref in gone] == [None, None]
+
+
+def test_a_whole_trace_kept_for_a_model_of_torch_layers_follows_inputs_hooks_and_modes() -> None:
+    """Conv 3 → 4, 3×3 on 6×6: 4×4 outputs, 16 × 4 × 27 = 1,728 MACs an image; ReLU and dropout on 64 values."""
+    def made() -> nn.Module:
+        with torch.device("meta"):
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Dropout(), nn.Flatten())
+
+    model = made()
+    assert [profile(model, (1, 3, 6, 6)).root.macs for _ in range(4)] == [1728] * 4  # the last ones kept whole
+    assert profile(model, (2, 3, 6, 6)).root.macs == 2 * 1728
+    relu = profile(model, (1, 3, 6, 6)).find("1").flops
+    handle = model[1].register_forward_hook(lambda module, args, out: out * 2)  # one mul more over 64 values
+    assert profile(model, (1, 3, 6, 6)).find("1").flops == relu + 64
+    handle.remove()
+    assert profile(model, (1, 3, 6, 6)).find("1").flops == relu
+    for train in (True, False, True):  # dropout runs otherwise in training mode
+        fresh = _data(made(), inputs=(1, 3, 6, 6), train_mode=train)
+        assert [_data(model, inputs=(1, 3, 6, 6), train_mode=train) for _ in range(2)] == [fresh, fresh]
+    model[0].stride = (2, 2)  # 2×2 outputs
+    assert profile(model, (1, 3, 6, 6)).root.macs == 4 * 4 * 27
