@@ -205,7 +205,8 @@ def _config(module: nn.Module) -> tuple | None:
     for name, value in attributes.items():
         if name in _REGISTRIES:
             continue
-        frozen = _frozen(value)
+        kind = type(value)
+        frozen = (kind, value) if kind in _SIMPLE else _frozen(value)  # ``_frozen``'s first case, inline
         if frozen is None:
             return None
         config.append((name, frozen))

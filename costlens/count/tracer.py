@@ -1012,12 +1012,23 @@ def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bo
         else:  # what nn.Module.train does, without setting the flags that are already right
             for module, mode in modes:
                 if mode != train:
-                    module.training = train
+                    _set_training(module, train)
         yield
     finally:
         for module, mode in modes:
-            if module.training != mode:  # nn.Module's __setattr__ is slow: set only what changed
-                module.training = mode
+            if module.training != mode:  # set only what changed
+                _set_training(module, mode)
+
+
+def _set_training(module: nn.Module, mode: bool) -> None:
+    """``module.training = mode``: nn.Module's ``__setattr__`` looks ``training`` up in the
+    parameter, buffer and module tables first, slowly, and finds it in none (a module whose
+    table holds it, or whose class sets attributes its own way, gets the usual assignment)."""
+    if type(module).__setattr__ is nn.Module.__setattr__ and "training" not in module._parameters \
+            and "training" not in module._buffers and "training" not in module._modules:
+        object.__setattr__(module, "training", mode)
+    else:
+        module.training = mode
 
 
 def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], device: torch.device,
