@@ -90,12 +90,12 @@ class BlockReplay:
 
     ``records`` holds, per call in the order they were made, the position of its module
     in the block's ``modules`` list, its depth below the block's call, its input and
-    output shapes, op sums, ops, formulas and output metrics; ``flops`` each op's FLOPs
-    over the whole block, in the order the ops first ran. The rest is as in ``Replay``.
+    output shapes, op sums, ops, formulas and output metrics (shared by every replay: none
+    is changed once recorded); ``flops`` each op's FLOPs over the whole block, in the order
+    the ops first ran. The rest is as in ``Replay``.
     """
 
-    records: tuple[tuple[int, int, tuple, tuple, list[int], tuple[tuple[str, int], ...], tuple[str, ...],
-                         tuple[int, ...]], ...]
+    records: tuple[tuple[int, int, tuple, tuple, list[int], dict[str, int], tuple[str, ...], tuple[int, ...]], ...]
     flops: tuple[tuple[str, int], ...]
     outputs: tuple[int | tuple[Shape, Shape, torch.dtype], ...]
     single: bool

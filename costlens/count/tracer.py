@@ -78,8 +78,8 @@ class _Call:
     sums: list[int]
     output_shapes: list[list[int]]
     ops: dict[str, int]
-    formulas: list[str]
-    output_sums: list[int] = field(default_factory=list)  # the output metrics of the catalogue
+    formulas: list[str] | tuple[str, ...]  # a replayed call's: the recording's, shared (only the running call's grow)
+    output_sums: list[int] | tuple[int, ...] = ()  # the output metrics of the catalogue
 
     def absorb(self, child: _Call) -> None:
         self.sums = [mine + theirs for mine, theirs in zip(self.sums, child.sums)]
@@ -429,7 +429,11 @@ class _Tracer:
         if self.flop_log is not None:
             self.flop_log.append((name, cost.flops))
         if cost.formula is not None:
-            record.formulas.append(cost.formula)
+            formulas = record.formulas
+            if isinstance(formulas, list):  # a running call's, as ``enter`` made it
+                formulas.append(cost.formula)
+            else:
+                record.formulas = [*formulas, cost.formula]
         if info.rule is None:
             count, paths = self.uncounted.get(name, (0, []))
             if record.facts.path not in paths:
@@ -540,7 +544,7 @@ class _Tracer:
             flops[name] = flops.get(name, 0) + count
         depth = calls[0].depth
         records = tuple((positions[id(c.facts)], c.depth - depth, tuple(map(tuple, c.input_shapes)),
-                         tuple(map(tuple, c.output_shapes)), c.sums, tuple(c.ops.items()), tuple(c.formulas),
+                         tuple(map(tuple, c.output_shapes)), c.sums, dict(c.ops), tuple(c.formulas),
                          tuple(c.output_sums)) for c in calls)
         return output, replay.BlockReplay(records, tuple(flops.items()), *made, rise, sizes, kept)
 
@@ -557,8 +561,9 @@ class _Tracer:
             path = known.path
             index = counts.get(path, 0)
             counts[path] = index + 1
-            made.append(_Call(known, index, base + depth, [list(shape) for shape in inputs],
-                              sums, [list(shape) for shape in outputs], dict(ops), list(formulas), list(output_sums)))
+            # ops, formulas and output sums are only read once recorded (only the running call's change)
+            made.append(_Call(known, index, base + depth, list(map(list, inputs)), sums, list(map(list, outputs)),
+                              ops, formulas, output_sums))
         calls.extend(made)
         by_op = self.flops_by_op
         for name, flops in done.flops:
@@ -598,8 +603,8 @@ class _Tracer:
             shapes += _shapes(kwargs)
         stack = self.stack
         # sums are never changed in place (replaced, not added to), so the recording's are shared
-        record = _Call(facts, index, len(stack), shapes, done.sums, [list(shape) for shape in done.output_shapes],
-                       dict(done.ops), list(done.formulas), list(done.output_sums))
+        record = _Call(facts, index, len(stack), shapes, done.sums, list(map(list, done.output_shapes)),
+                       dict(done.ops), done.formulas, done.output_sums)
         self.calls.append(record)
         by_op = self.flops_by_op
         for name, flops in done.flops:
