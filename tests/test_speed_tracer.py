@@ -257,3 +257,14 @@ def test_a_whole_trace_kept_for_a_model_of_torch_layers_follows_inputs_hooks_and
         assert [_data(model, inputs=(1, 3, 6, 6), train_mode=train) for _ in range(2)] == [fresh, fresh]
     model[0].stride = (2, 2)  # 2×2 outputs
     assert profile(model, (1, 3, 6, 6)).root.macs == 4 * 4 * 27
+
+
+def test_a_whole_trace_kept_for_a_model_follows_where_its_input_lies() -> None:
+    """An input that is a view into a larger storage counts the bytes it spans, from the storage's start."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.ReLU())
+    whole = torch.empty(4, 8, device="meta")
+    # ReLU's output: 2×8 float32, 64 B. The input spans 64 B from offset 0, 128 B from offset 16 elements.
+    peaks = [tracer.trace(model, [whole[:2]]).state["peak_bytes"] for _ in range(3)]
+    later = [tracer.trace(model, [whole[2:]]).state["peak_bytes"] for _ in range(2)]
+    assert peaks == [64 + 64] * 3 and later == [128 + 64] * 2

@@ -803,7 +803,8 @@ class _Setup:
         if not all(t.is_meta for t in tensors):
             return None
         catalogue = (len(FORMULAS), *tracer.producers, *tracer.output_producers, *(m.key for m in metrics.per_layer()))
-        return train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), catalogue
+        return (train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), _placed(tensors),
+                catalogue)
 
     def facts_for(self, model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
         producers = tuple(m.of_tensor for m in metrics.tensor_metrics())
@@ -1146,6 +1147,14 @@ def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _
 
 
 _MOST_WHOLE = 8  # whole traces kept per model setup (inputs, modes, dtypes)
+
+
+def _placed(tensors: list[torch.Tensor]) -> tuple:
+    """Where each input lies in its storage, and which inputs share one: the bytes the peak-memory
+    tracker counts for the inputs at the start (``count/live.py``) follow from these and their shapes."""
+    first: dict[int, int] = {}
+    return tuple((t.storage_offset(), t.untyped_storage().nbytes(), first.setdefault(id(t.untyped_storage()), i))
+                 for i, t in enumerate(tensors))
 Frozen = tuple[tuple[tuple, ...], tuple, tuple, tuple]
 
 
