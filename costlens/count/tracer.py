@@ -800,8 +800,8 @@ class _Setup:
                             for _, module in self.modules)
         if not self.pure or _global_hooks() or not all(_wrappable(module) for _, module in self.modules):
             return None
-        if not all(t.is_meta for t in tensors):
-            return None
+        if kwargs or len(tensors) != len(args) or not all(t.is_meta for t in tensors):
+            return None  # only tensors, each known by its metadata alone (a Sequential takes one)
         catalogue = (len(FORMULAS), *tracer.producers, *tracer.output_producers, *(m.key for m in metrics.per_layer()))
         return (train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), _placed(tensors),
                 catalogue)
