@@ -268,3 +268,37 @@ def test_a_whole_trace_kept_for_a_model_follows_where_its_input_lies() -> None:
     peaks = [tracer.trace(model, [whole[:2]]).state["peak_bytes"] for _ in range(3)]
     later = [tracer.trace(model, [whole[2:]]).state["peak_bytes"] for _ in range(2)]
     assert peaks == [64 + 64] * 3 and later == [128 + 64] * 2
+
+
+def _linears(kind: str) -> nn.Module:
+    """Linear 4 → 4, ReLU, Linear 4 → 4: two layers, a weight shared, one layer twice, or no biases."""
+    with torch.device("meta"):
+        if kind == "twice":
+            layer = nn.Linear(4, 4)
+            return nn.Sequential(layer, nn.ReLU(), layer)
+        if kind in ("aba", "abb"):  # alike but for which layer the third call is
+            a, b = nn.Linear(4, 4), nn.Linear(4, 4)
+            return nn.Sequential(a, b, a if kind == "aba" else b)
+        model = nn.Sequential(nn.Linear(4, 4, bias=kind != "unbiased"), nn.ReLU(), nn.Linear(4, 4, bias=kind != "unbiased"))
+        if kind == "tied":
+            model[2].weight = model[0].weight
+        return model
+
+
+def test_models_built_alike_share_a_whole_trace_only_when_alike() -> None:
+    """Each profile of a model built afresh (as by name) may take the whole trace of one built alike before."""
+    tracer.clear_caches()
+    expected = {  # (params, module calls as path and call); each linear call: 2 rows × 16 MACs
+        "two": (2 * (16 + 4), [("", 0), ("0", 0), ("1", 0), ("2", 0)]),
+        "tied": (16 + 4 + 4, [("", 0), ("0", 0), ("1", 0), ("2", 0)]),  # the shared weight counts once
+        "twice": (16 + 4, [("", 0), ("0", 0), ("1", 0), ("0", 1)]),
+        "unbiased": (2 * 16, [("", 0), ("0", 0), ("1", 0), ("2", 0)]),
+        "aba": (2 * (16 + 4), [("", 0), ("0", 0), ("1", 0), ("0", 1)]),
+        "abb": (2 * (16 + 4), [("", 0), ("0", 0), ("1", 0), ("1", 1)]),
+    }
+    for _ in range(2):
+        for kind, (params, calls) in expected.items():
+            result = profile(_linears(kind), (2, 4))
+            assert (result.totals["params"], result.root.macs) == (params, 96 if kind in ("aba", "abb") else 64), kind
+            assert [(layer.path, layer.call) for layer in result.layers] == calls, kind
+    assert len(tracer._WHOLE) == 6

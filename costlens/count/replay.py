@@ -232,6 +232,11 @@ def torch_own(module: nn.Module) -> bool:
     return _sequential(kind) and _config(module) is not None and steady(module)
 
 
+def config(module: nn.Module) -> tuple | None:
+    """The module's attributes but nn.Module's registries, frozen (as in ``layer_key``); None when one cannot be."""
+    return _config(module)
+
+
 def steady(module: nn.Module) -> bool:
     """The layer's configuration key stands while it holds the same attribute objects (none a list)."""
     known = _CONFIGS.get(module)

@@ -263,6 +263,7 @@ def clear_caches() -> None:
     _RESULTS.clear()
     _REPLAYS.clear()
     _SETUPS.clear()
+    _WHOLE.clear()
     _LEARNED_WITH[0] = len(FORMULAS)
 
 
@@ -1111,16 +1112,46 @@ def trace(
     facts = setup.facts_for(model, dtype)
     tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
     stand_ins = _stand_ins(model, owned, device, dtype, train)
-    whole = None
-    if setup.lasting and not stand_ins and not formulas and tracer.replays is not None:
+    whole = built = None
+    if not stand_ins and not formulas and tracer.replays is not None:
         whole = setup.whole_key(tracer, tensors, args, kwargs, train, dtype)
-    if whole is not None and whole in setup.results:
-        _keep(model, setup)
-        return _thawed(setup.results[whole])
+    if whole is not None:
+        done = setup.results.get(whole)
+        if done is None:  # another model of the same structure traced before, as a model built by name
+            built = (_structure(setup), whole)
+            done = _WHOLE.get(built)
+        if done is not None:
+            _keep(model, setup)
+            if setup.lasting and len(setup.results) < _MOST_WHOLE:
+                setup.results[whole] = done
+            return _thawed(done)
     result = _run(model, args, kwargs, setup, tracer, stand_ins, tensors, device, train, formulas)
-    if whole is not None and len(setup.results) < _MOST_WHOLE:
-        setup.results[whole] = _frozen(result)
+    if whole is not None and built is not None:
+        done = _frozen(result)
+        if setup.lasting and len(setup.results) < _MOST_WHOLE:
+            setup.results[whole] = done
+        if len(_WHOLE) >= _MOST_STRUCTURES:
+            _WHOLE.clear()
+        _WHOLE[built] = done
     return result
+
+
+def _structure(setup: _Setup) -> tuple:
+    """All that a whole trace of a model of torch's own code (``_Setup.whole_key``) reads of it, the
+    objects aside: each module's path, class, configuration (``replay``'s frozen attributes),
+    children (by their place in the list, so a module registered twice shows), parameter and
+    buffer names, and each tensor's metadata, kind and which tensor it is (a shared one counts once)."""
+    modules = setup.modules
+    place = {id(module): i for i, (_, module) in enumerate(modules)}
+    tensors: dict[int, int] = {}
+    return tuple(
+        (path, type(module), replay.config(module),
+         tuple((name, None if child is None else place[id(child)]) for name, child in module._modules.items()),
+         tuple((name, t is None) for name, t in module._parameters.items()),
+         tuple((name, t is None) for name, t in module._buffers.items()),
+         tuple((t.shape, t.stride(), t.dtype, t.requires_grad, is_parameter, tensors.setdefault(id(t), len(tensors)))
+               for t, is_parameter in own))
+        for (path, module), own in zip(modules, setup.owned))
 
 
 def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _Setup, tracer: _Tracer,
@@ -1147,6 +1178,10 @@ def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _
 
 
 _MOST_WHOLE = 8  # whole traces kept per model setup (inputs, modes, dtypes)
+# whole traces by a model's structure (``_structure``) and ``_Setup.whole_key``: for a model
+# rebuilt for each profile, as by name; a bound on memory, beyond which it starts again
+_WHOLE: dict[tuple, Frozen] = {}
+_MOST_STRUCTURES = 64
 
 
 def _placed(tensors: list[torch.Tensor]) -> tuple:
