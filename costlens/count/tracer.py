@@ -1136,6 +1136,13 @@ def trace(
     return result
 
 
+def _untrained(config: tuple | None) -> tuple | None:
+    """A configuration without the training flag, which the trace sets on every module of a model
+    of torch's own code (``_eval_mode``) whatever it was: a model built in training mode and one
+    put in eval mode have one structure."""
+    return None if config is None else tuple(item for item in config if item[0] != "training")
+
+
 def _structure(setup: _Setup) -> tuple:
     """All that a whole trace of a model of torch's own code (``_Setup.whole_key``) reads of it, the
     objects aside: each module's path, class, configuration (``replay``'s frozen attributes),
@@ -1145,7 +1152,7 @@ def _structure(setup: _Setup) -> tuple:
     place = {id(module): i for i, (_, module) in enumerate(modules)}
     tensors: dict[int, int] = {}
     return tuple(
-        (path, type(module), replay.config(module),
+        (path, type(module), _untrained(replay.config(module)),
          tuple((name, None if child is None else place[id(child)]) for name, child in module._modules.items()),
          tuple((name, t is None) for name, t in module._parameters.items()),
          tuple((name, t is None) for name, t in module._buffers.items()),
