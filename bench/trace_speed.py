@@ -11,8 +11,9 @@ min``) of process CPU time:
    are importable; bench/peers.py runs every peer in an environment of its own). The
    ratio is costlens / the fastest of those; target <= 0.5, resnet152 <= 0.25.
    "warm" is the usual case, the process's meta-result cache and layer recordings
-   holding the model's ops and layer calls from an earlier call; "cold" empties them
-   before every call, as in the first profile of a process.
+   holding the model's ops and layer calls from an earlier call (and its kept setup and
+   whole trace, costlens/count/tracer.py); "cold" empties them before every call, as in
+   the first profile of a process (other models' kept setups stay, see ``_cold``).
 2. By name, the build included: ``profile(name)`` against building the same model on
    meta plus FlopCounterMode; target <= 1/3 for resnet50 and resnet152, 0.5 for others.
 

@@ -12,10 +12,16 @@ results (and costs) of non-mutating, non-aliasing ops are cached for the process
 rebuilt with ``empty_strided`` instead of running the meta kernel again; a result not
 yet cached comes from a shape rule (``count/shapes.py``) where the op has one, else from
 torch's meta kernel. A result that lies on an input's storage though its op declares no
-alias (``_unsafe_view``) is never cached. Calls of plain torch.nn layers are recorded and
-replayed in one step (``count/replay.py``), peak memory included (``count/live.py``).
-Nothing a profile reports depends on what ran before it in the process
-(tests/test_replay_memory.py).
+alias (``_unsafe_view``) is never cached. Calls of plain torch.nn layers, and of Sequentials
+of them (blocks), are recorded and replayed in one step (``count/replay.py``), peak memory
+included (``count/live.py``).
+
+What a trace works out about a model before running it (its modules, their tensors and
+facts, replay keys, stand-in forwards) is kept for the model's next trace on meta while
+nothing it read changed (``_Setup``). A model made only of torch's own code (replayable
+layers, views, Sequentials) has its whole trace kept, by its setup and, for a model built
+afresh for each profile, by its structure. Nothing a profile reports depends on what ran
+before it in the process (tests/test_replay_memory.py, tests/test_speed_tracer.py).
 """
 
 from __future__ import annotations
@@ -790,7 +796,7 @@ class _Setup:
             forwards[id(root)] = _watched(root, root.forward, box, keys.get(id(root)))
         return forwards, box
 
-    def whole_key(self, tracer: _Tracer, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
+    def whole_key(self, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
                   train: bool, dtype: torch.dtype | None) -> tuple | None:
         """What a whole trace of the model depends on beyond this setup, when the model runs
         torch's own code only (``replay.torch_own``: every module, no hooks) on meta inputs;
@@ -803,7 +809,8 @@ class _Setup:
             return None
         if kwargs or len(tensors) != len(args) or not all(t.is_meta for t in tensors):
             return None  # only tensors, each known by its metadata alone (a Sequential takes one)
-        catalogue = (len(FORMULAS), *tracer.producers, *tracer.output_producers, *(m.key for m in metrics.per_layer()))
+        catalogue = (len(FORMULAS), *(m.of_op for m in metrics.op_metrics()),
+                     *(m.of_output for m in metrics.output_metrics()), *(m.key for m in metrics.per_layer()))
         return (train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), _placed(tensors),
                 catalogue)
 
@@ -1108,13 +1115,10 @@ def trace(
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
     setup = _setup_of(model)
-    owned = setup.owned
-    facts = setup.facts_for(model, dtype)
-    tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
-    stand_ins = _stand_ins(model, owned, device, dtype, train)
+    stand_ins = _stand_ins(model, setup.owned, device, dtype, train)
     whole = built = None
-    if not stand_ins and not formulas and tracer.replays is not None:
-        whole = setup.whole_key(tracer, tensors, args, kwargs, train, dtype)
+    if not stand_ins and not formulas and device.type == "meta" and replay.available():  # as layer replays
+        whole = setup.whole_key(tensors, args, kwargs, train, dtype)
     if whole is not None:
         done = setup.results.get(whole)
         if done is None:  # another model of the same structure traced before, as a model built by name
@@ -1125,6 +1129,7 @@ def trace(
             if setup.lasting and len(setup.results) < _MOST_WHOLE:
                 setup.results[whole] = done
             return _thawed(done)
+    tracer = _Tracer(setup.facts_for(model, dtype), reuse=device.type == "meta", own_formulas=bool(formulas))
     result = _run(model, args, kwargs, setup, tracer, stand_ins, tensors, device, train, formulas)
     if whole is not None and built is not None:
         done = _frozen(result)
