@@ -11,8 +11,9 @@ min``) of process CPU time:
    are importable; bench/peers.py runs every peer in an environment of its own). The
    ratio is costlens / the fastest of those; target <= 0.5, resnet152 <= 0.25.
    "warm" is the usual case, the process's meta-result cache and layer recordings
-   holding the model's ops and layer calls from an earlier call; "cold" empties them
-   before every call, as in the first profile of a process.
+   holding the model's ops and layer calls from an earlier call (and its kept setup and
+   whole trace, costlens/count/tracer.py); "cold" empties them before every call, as in
+   the first profile of a process (other models' kept setups stay, see ``_cold``).
 2. By name, the build included: ``profile(name)`` against building the same model on
    meta plus FlopCounterMode; target <= 1/3 for resnet50 and resnet152, 0.5 for others.
 
@@ -96,7 +97,15 @@ def _torchinfo(model: nn.Module, x: torch.Tensor) -> Callable[[], None] | None:
 
 
 def _cold(shape: tuple[int, ...], model: nn.Module) -> None:
+    """The first profile of ``model`` in a process: every process cache empty but the setups that
+    costlens/count/tracer.py keeps per model object for the other models (the warm job's among them,
+    which a process that profiled it before holds)."""
+    from costlens.count import tracer
+
+    setups = getattr(tracer, "_SETUPS", {})  # absent from a costlens before them
+    others = {key: kept for key, kept in setups.items() if kept[0]() is not model}
     clear_caches()
+    setups.update(others)
     profile(model, shape)
 
 

@@ -48,6 +48,18 @@ class LayerCost:
     ops: dict[str, int]
     values: dict[str, float]
 
+    @classmethod
+    def made(cls, path: str, type: str, depth: int, call: int, leaf: bool, input_shapes: list[list[int]],
+             output_shapes: list[list[int]], formula: str | None, ops: dict[str, int],
+             values: dict[str, float]) -> LayerCost:
+        """The record with these fields, built without the frozen dataclass's ``__init__`` (a
+        setattr through ``object`` per field): a trace makes one per module call, thousands on
+        a deep network. Equal to ``LayerCost(...)`` with the same arguments."""
+        record = object.__new__(cls)
+        record.__dict__.update(path=path, type=type, depth=depth, call=call, leaf=leaf, input_shapes=input_shapes,
+                               output_shapes=output_shapes, formula=formula, ops=ops, values=values)
+        return record
+
     def __getattr__(self, key: str) -> Any:
         values = self.__dict__.get("values")
         if values is not None and key in values:

@@ -59,6 +59,13 @@ def _hooked() -> nn.Module:
     return model
 
 
+def _blocks() -> nn.Module:
+    """Sequentials in a Sequential, one of them registered twice, an in-place ReLU and a Linear."""
+    inner = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(inplace=True))
+    other = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Dropout())
+    return nn.Sequential(inner, other, inner, nn.Sequential(nn.MaxPool2d(2), nn.Linear(3, 5)))
+
+
 SMALL: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "residual": (Residual, (2, 4, 6, 6)),
     "joined": (Joined, (1, 4, 8, 8)),
@@ -69,6 +76,7 @@ SMALL: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "norms": (lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)),
               (2, 4, 5, 5)),
     "pools": (lambda: nn.Sequential(nn.MaxPool2d(1), nn.MaxPool2d(1)), (1, 1, 4, 4)),
+    "blocks": (_blocks, (1, 4, 6, 6)),
 }
 ZOO = ("resnet18", "googlenet", "inception", "alexnet", "lenet5-1998", "vgg11", "nin")
 
@@ -127,7 +135,7 @@ def test_a_reshape_copy_is_held_once_not_once_more_from_the_cache(models: dict[s
     assert peaks == [3 * 144 + 3 * 4] * 2
 
 
-@pytest.mark.parametrize("name", ["linear", "norms", "dropout"])
+@pytest.mark.parametrize("name", ["linear", "norms", "dropout", "blocks"])
 def test_replayed_layers_leave_what_running_them_leaves(name: str, models: dict[str, nn.Module],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Layers of one configuration on inputs of one shape, in training mode too: replayed,
@@ -181,3 +189,50 @@ def test_a_linear_layer_weight_is_counted_once_in_the_peak() -> None:
     # weights 1000·1000 + 1000 = 1,001,000 values = 4,004,000 B; input and output 1000 floats each, 4,000 B:
     # the transposed weight linear uses is a view of the weight, not new memory
     assert profile(nn.Linear(1000, 1000), (1, 1000)).totals["peak_bytes"] == 4_004_000 + 4_000 + 4_000
+
+
+def test_a_replayed_block_makes_every_call_inside_it(models: dict[str, nn.Module]) -> None:
+    """A Sequential of plain layers is replayed whole; each call inside it keeps its own record.
+
+    Each 3×3 conv, 4 → 4 channels, padding 1, on 6×6: 36 positions × 4 × 4 × 9 = 5,184 MACs.
+    The block at "0" runs twice (it is also registered as "2"): calls 0 and 1.
+    """
+    tracer.clear_caches()
+    for _ in range(3):  # run and recorded, then replayed, then replayed again
+        result = profile(models["blocks"], (1, 4, 6, 6))
+        calls = [(layer.path, layer.call, layer.depth) for layer in result.layers]
+        assert calls == [("", 0, 0), ("0", 0, 1), ("0.0", 0, 2), ("0.1", 0, 2),
+                         ("1", 0, 1), ("1.0", 0, 2), ("1.1", 0, 2), ("1.2", 0, 2),
+                         ("0", 1, 1), ("0.0", 1, 2), ("0.1", 1, 2),
+                         ("3", 0, 1), ("3.0", 0, 2), ("3.1", 0, 2)]
+        assert [layer.macs for layer in result.layers if layer.type == "Conv2d"] == [5184] * 3
+        assert result.find("0", 1).macs == 5184
+        # the pool gives 1×4×3×3; the linear maps its last dimension 3 → 5: 12 rows × 3 × 5 MACs
+        assert result.find("3").macs == 180
+        assert result.find("3.1").output_shapes == [[1, 4, 3, 5]]
+        assert result.root.macs == 3 * 5184 + 180
+    recorded = [done for cache in tracer._REPLAYS.values() for done in cache.values()]
+    # "0" and "1"; the root and "3" end in a Linear on a 4-d input, which returns a view: always run
+    assert sum(isinstance(done, replay.BlockReplay) for done in recorded) == 2
+
+
+def test_a_block_changed_between_profiles_is_not_replayed_as_it_was() -> None:
+    """A layer of a block replaced, reconfigured or given a weight of another shape or dtype: figures follow."""
+    tracer.clear_caches()
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()), nn.ReLU())
+        profile(model, (1, 4, 6, 6))
+        assert profile(model, (1, 4, 6, 6)).root.macs == 36 * 4 * 4 * 9
+        model[0][0] = nn.Conv2d(4, 8, 3, padding=1)  # 8 output channels
+        assert profile(model, (1, 4, 6, 6)).root.macs == 36 * 8 * 4 * 9
+        model[0][0].padding = (0, 0)  # 4×4 outputs
+        assert profile(model, (1, 4, 6, 6)).root.macs == 16 * 8 * 4 * 9
+        model[0][0].weight = nn.Parameter(torch.empty(8, 4, 1, 1))  # a 1×1 kernel on 6×6
+        assert profile(model, (1, 4, 6, 6)).root.macs == 36 * 8 * 4
+        model[0][0].weight.data = torch.empty(8, 4, 3, 3)  # the same parameter, 3×3 again: 4×4 outputs
+        assert profile(model, (1, 4, 6, 6)).root.macs == 16 * 8 * 4 * 9
+        # float64 weights: float32 stand-ins in the trace, 4 bytes an element
+        model[0][0].to(torch.float64)
+        assert profile(model, (1, 4, 6, 6)).totals["weight_bytes"] == (8 * 4 * 9 + 8) * 4
+        model[0].append(nn.Conv2d(8, 2, 1))  # a 1×1 conv on the 4×4 map: 16 × 2 × 8
+        assert profile(model, (1, 4, 6, 6)).root.macs == 16 * 8 * 4 * 9 + 16 * 2 * 8

@@ -183,3 +183,122 @@ def test_a_profile_never_imports_torch_dynamo() -> None:
         "print('torch._dynamo' in sys.modules)"
     )
     assert out == "False"
+
+
+class _Pooled(nn.Module):
+    """A 3×3 conv, a global mean, a linear layer: not a Sequential, so nothing in it is a block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_a_model_changed_between_profiles_is_profiled_as_it_is_now() -> None:
+    """The setup kept for a model's next trace (count/tracer.py) must follow every change to it."""
+    with torch.device("meta"):
+        model = _Pooled()
+        totals = [profile(model, (1, 3, 6, 6)).totals for _ in range(2)]
+        # conv 8×3×3×3 + 8 = 224 parameters, linear 8×4 + 4 = 36; 4×4 outputs: 16 × 8 × 27 MACs, then 32
+        assert [(t["params"], t["macs"]) for t in totals] == [(260, 3456 + 32)] * 2
+        model.fc = nn.Linear(8, 10)  # a layer replaced: 90 parameters, 80 MACs
+        assert (profile(model, (1, 3, 6, 6)).totals["params"], profile(model, (1, 3, 6, 6)).totals["macs"]) == (
+            314, 3456 + 80)
+        model.conv.weight.data = torch.empty(8, 3, 1, 1)  # the same parameter, a 1×1 kernel: 36 × 8 × 3 MACs
+        result = profile(model, (1, 3, 6, 6))
+        assert (result.totals["params"], result.totals["macs"]) == (24 + 8 + 90, 864 + 80)
+        model.fc.weight.requires_grad_(False)
+        assert profile(model, (1, 3, 6, 6)).totals["trainable_params"] == 24 + 8 + 10
+        model.conv.register_buffer("scale", torch.empty(5, dtype=torch.float64))  # 5 × 8 bytes
+        result = profile(model, (1, 3, 6, 6))
+        assert (result.totals["buffers"], result.totals["weight_bytes"]) == (5, 122 * 4 + 5 * 4)
+        model.fc.to(torch.float16)  # a float16 layer: stand-ins in float32 for the trace
+        result = profile(model, (1, 3, 6, 6), dtype="float16")
+        assert result.totals["weight_bytes"] == (122 + 5) * 2
+        assert profile(model, (1, 3, 6, 6)).find("conv").flops == 2 * 864 + 288  # a MAC is 2 FLOPs, a bias add 1
+        model.conv.register_forward_hook(lambda module, args, out: out * 2)  # one mul more over 1×8×6×6
+        assert profile(model, (1, 3, 6, 6)).find("conv").flops == 2 * 864 + 288 + 288
+
+
+def test_the_setup_kept_for_a_model_does_not_keep_it_alive() -> None:
+    import gc
+    import weakref
+
+    with torch.device("meta"):
+        models = [_Pooled(), nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())]  # the second one a block
+    for _ in range(2):
+        for model in models:
+            profile(model, (1, 3, 6, 6))
+    gone = [weakref.ref(model) for model in models]
+    del model, models
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None]
+
+
+def test_a_whole_trace_kept_for_a_model_of_torch_layers_follows_inputs_hooks_and_modes() -> None:
+    """Conv 3 → 4, 3×3 on 6×6: 4×4 outputs, 16 × 4 × 27 = 1,728 MACs an image; ReLU and dropout on 64 values."""
+    def made() -> nn.Module:
+        with torch.device("meta"):
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Dropout(), nn.Flatten())
+
+    model = made()
+    assert [profile(model, (1, 3, 6, 6)).root.macs for _ in range(4)] == [1728] * 4  # the last ones kept whole
+    assert profile(model, (2, 3, 6, 6)).root.macs == 2 * 1728
+    relu = profile(model, (1, 3, 6, 6)).find("1").flops
+    handle = model[1].register_forward_hook(lambda module, args, out: out * 2)  # one mul more over 64 values
+    assert profile(model, (1, 3, 6, 6)).find("1").flops == relu + 64
+    handle.remove()
+    assert profile(model, (1, 3, 6, 6)).find("1").flops == relu
+    for train in (True, False, True):  # dropout runs otherwise in training mode
+        fresh = _data(made(), inputs=(1, 3, 6, 6), train_mode=train)
+        assert [_data(model, inputs=(1, 3, 6, 6), train_mode=train) for _ in range(2)] == [fresh, fresh]
+    model[0].stride = (2, 2)  # 2×2 outputs
+    assert profile(model, (1, 3, 6, 6)).root.macs == 4 * 4 * 27
+
+
+def test_a_whole_trace_kept_for_a_model_follows_where_its_input_lies() -> None:
+    """An input that is a view into a larger storage counts the bytes it spans, from the storage's start."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.ReLU())
+    whole = torch.empty(4, 8, device="meta")
+    # ReLU's output: 2×8 float32, 64 B. The input spans 64 B from offset 0, 128 B from offset 16 elements.
+    peaks = [tracer.trace(model, [whole[:2]]).state["peak_bytes"] for _ in range(3)]
+    later = [tracer.trace(model, [whole[2:]]).state["peak_bytes"] for _ in range(2)]
+    assert peaks == [64 + 64] * 3 and later == [128 + 64] * 2
+
+
+def _linears(kind: str) -> nn.Module:
+    """Linear 4 → 4, ReLU, Linear 4 → 4: two layers, a weight shared, one layer twice, or no biases."""
+    with torch.device("meta"):
+        if kind == "twice":
+            layer = nn.Linear(4, 4)
+            return nn.Sequential(layer, nn.ReLU(), layer)
+        if kind in ("aba", "abb"):  # alike but for which layer the third call is
+            a, b = nn.Linear(4, 4), nn.Linear(4, 4)
+            return nn.Sequential(a, b, a if kind == "aba" else b)
+        model = nn.Sequential(nn.Linear(4, 4, bias=kind != "unbiased"), nn.ReLU(), nn.Linear(4, 4, bias=kind != "unbiased"))
+        if kind == "tied":
+            model[2].weight = model[0].weight
+        return model
+
+
+def test_models_built_alike_share_a_whole_trace_only_when_alike() -> None:
+    """Each profile of a model built afresh (as by name) may take the whole trace of one built alike before."""
+    tracer.clear_caches()
+    expected = {  # (params, module calls as path and call); each linear call: 2 rows × 16 MACs
+        "two": (2 * (16 + 4), [("", 0), ("0", 0), ("1", 0), ("2", 0)]),
+        "tied": (16 + 4 + 4, [("", 0), ("0", 0), ("1", 0), ("2", 0)]),  # the shared weight counts once
+        "twice": (16 + 4, [("", 0), ("0", 0), ("1", 0), ("0", 1)]),
+        "unbiased": (2 * 16, [("", 0), ("0", 0), ("1", 0), ("2", 0)]),
+        "aba": (2 * (16 + 4), [("", 0), ("0", 0), ("1", 0), ("0", 1)]),
+        "abb": (2 * (16 + 4), [("", 0), ("0", 0), ("1", 0), ("1", 1)]),
+    }
+    for _ in range(2):
+        for kind, (params, calls) in expected.items():
+            result = profile(_linears(kind), (2, 4))
+            assert (result.totals["params"], result.root.macs) == (params, 96 if kind in ("aba", "abb") else 64), kind
+            assert [(layer.path, layer.call) for layer in result.layers] == calls, kind
+    assert len(tracer._WHOLE) == 6

@@ -86,7 +86,17 @@ def _device_context() -> type | None:
     return DeviceContext
 
 
+_MODES: dict[type, type] = {}  # the MetaBuild class made for each base, once
+
+
 def _meta_build_mode(base: type) -> Any:
+    known = _MODES.get(base)
+    if known is None:
+        known = _MODES[base] = _meta_build_class(base)
+    return known(_META)
+
+
+def _meta_build_class(base: type) -> type:
     class MetaBuild(base):  # type: ignore[valid-type, misc]
         """torch.device("meta"), with initialisers of meta tensors returning at once."""
 
@@ -102,7 +112,7 @@ def _meta_build_mode(base: type) -> Any:
                 return torch.empty(*args, **{**kwargs, "device": _META})
             return super().__torch_function__(func, types, args, kwargs)
 
-    return MetaBuild(_META)
+    return MetaBuild
 
 
 @contextlib.contextmanager

@@ -84,6 +84,28 @@ class Replay:
         return made[0] if self.single else made
 
 
+@dataclass(frozen=True)
+class BlockReplay:
+    """What one call of a block (``block_key``) did: every module call inside it, its own first.
+
+    ``records`` holds, per call in the order they were made, the position of its module
+    in the block's ``modules`` list, its depth below the block's call, its input and
+    output shapes, op sums, ops, formulas and output metrics (shared by every replay: none
+    is changed once recorded); ``flops`` each op's FLOPs over the whole block, in the order
+    the ops first ran. The rest is as in ``Replay``.
+    """
+
+    records: tuple[tuple[int, int, tuple, tuple, list[int], dict[str, int], tuple[str, ...], tuple[int, ...]], ...]
+    flops: tuple[tuple[str, int], ...]
+    outputs: tuple[int | tuple[Shape, Shape, torch.dtype], ...]
+    single: bool
+    rise: int
+    output_bytes: tuple[int, ...]
+    state_kept: tuple[tuple[int, int], ...]
+
+    outputs_for = Replay.outputs_for
+
+
 def available() -> bool:
     """This torch lets outputs be made unseen by dispatch modes (else every layer runs)."""
     return _UNSEEN is not None
@@ -106,6 +128,66 @@ def layer_key(module: nn.Module) -> tuple | None:
     return type(module), config, tuple(state), torch.get_default_dtype()
 
 
+def block_key(module: nn.Module, known: Mapping[int, tuple | None]) -> tuple[tuple, list[nn.Module]] | None:
+    """A block's key and its modules (itself first, each once), or None when it is no block.
+
+    A block is an ``nn.Sequential`` (or a subclass that keeps its ``forward`` and
+    iteration) whose every child is a replayable layer or a block: its call runs torch's
+    own code over its children and nothing else, so, as for a layer, what it does on meta
+    is a function of the configuration and tensor metadata of everything in it and of
+    its inputs. The key names each child and where a module registered twice appears again.
+    ``known`` holds, by ``id``, the layer keys of layers (None for a layer that has none)
+    and None for containers known not to be blocks, worked out already.
+    """
+    if not _sequential(type(module)):
+        return None
+    config = _config(module)
+    if config is None:
+        return None
+    modules: list[nn.Module] = [module]
+    positions = {id(module): 0}
+    key = _tree(module, modules, positions, known)
+    return None if key is None else ((type(module), config, key), modules)
+
+
+def _sequential(kind: type) -> bool:
+    """A class whose calls run ``nn.Sequential``'s own forward over its own iteration."""
+    return (getattr(kind, "forward", None) is nn.Sequential.forward
+            and getattr(kind, "__iter__", None) is nn.Sequential.__iter__)
+
+
+def _tree(module: nn.Module, modules: list[nn.Module], positions: dict[int, int],
+          known: Mapping[int, tuple | None]) -> tuple | None:
+    """The key of ``module``'s children, each a layer key, a block's tree or the position of one seen before."""
+    parts: list[tuple[str, Any]] = []
+    for name, child in module._modules.items():
+        if child is None:
+            parts.append((name, None))
+            continue
+        seen = positions.get(id(child))
+        if seen is not None:
+            parts.append((name, seen))
+            continue
+        positions[id(child)] = len(modules)
+        modules.append(child)
+        if id(child) in known and known[id(child)] is None:
+            return None
+        if child._modules:
+            kind = type(child)
+            if not _sequential(kind):
+                return None
+            config, inner = _config(child), _tree(child, modules, positions, known)
+            if config is None or inner is None:
+                return None
+            parts.append((name, (kind, config, inner)))
+        else:
+            layer = known[id(child)] if id(child) in known else layer_key(child)
+            if layer is None:
+                return None
+            parts.append((name, layer))
+    return tuple(parts)
+
+
 # Each layer's configuration key, with the attribute values it was read from: while the
 # layer holds the same objects (none of them a list, which could change in place),
 # the key stands, and the next trace need not read it again.
@@ -123,7 +205,8 @@ def _config(module: nn.Module) -> tuple | None:
     for name, value in attributes.items():
         if name in _REGISTRIES:
             continue
-        frozen = _frozen(value)
+        kind = type(value)
+        frozen = (kind, value) if kind in _SIMPLE else _frozen(value)  # ``_frozen``'s first case, inline
         if frozen is None:
             return None
         config.append((name, frozen))
@@ -131,6 +214,33 @@ def _config(module: nn.Module) -> tuple | None:
     if not any(_holds_list(value) for _, value in config):
         _CONFIGS[module] = (names, values, key)
     return key
+
+
+# Layers that return views of their input, so never replayed alone, but whose forward is torch's
+# own code reading only their configuration: a model made of these, replayable layers and
+# Sequentials runs nothing but torch's code (count/tracer.py keeps such a model's whole trace).
+VIEWS: frozenset[type] = frozenset({nn.Flatten, nn.Unflatten, nn.Identity})
+
+
+def torch_own(module: nn.Module) -> bool:
+    """A module whose calls run torch's code only, reading its configuration (a steady one, see
+    ``steady``), parameters, buffers and children: a replayable layer or view with a
+    configuration that can be frozen, or a Sequential."""
+    kind = type(module)
+    if kind in REPLAYABLE or kind in VIEWS:
+        return _config(module) is not None and steady(module)
+    return _sequential(kind) and _config(module) is not None and steady(module)
+
+
+def config(module: nn.Module) -> tuple | None:
+    """The module's attributes but nn.Module's registries, frozen (as in ``layer_key``); None when one cannot be."""
+    return _config(module)
+
+
+def steady(module: nn.Module) -> bool:
+    """The layer's configuration key stands while it holds the same attribute objects (none a list)."""
+    known = _CONFIGS.get(module)
+    return known is not None and known[0] == tuple(vars(module))
 
 
 def _holds_list(frozen: tuple) -> bool:

@@ -12,16 +12,25 @@ results (and costs) of non-mutating, non-aliasing ops are cached for the process
 rebuilt with ``empty_strided`` instead of running the meta kernel again; a result not
 yet cached comes from a shape rule (``count/shapes.py``) where the op has one, else from
 torch's meta kernel. A result that lies on an input's storage though its op declares no
-alias (``_unsafe_view``) is never cached. Calls of plain torch.nn layers are recorded and
-replayed in one step (``count/replay.py``), peak memory included (``count/live.py``).
-Nothing a profile reports depends on what ran before it in the process
-(tests/test_replay_memory.py).
+alias (``_unsafe_view``) is never cached. Calls of plain torch.nn layers, and of Sequentials
+of them (blocks), are recorded and replayed in one step (``count/replay.py``), peak memory
+included (``count/live.py``).
+
+What a trace works out about a model before running it (its modules, their tensors and
+facts, replay keys, stand-in forwards) is kept for the model's next trace on meta while
+nothing it read changed (``_Setup``). A model made only of torch's own code (replayable
+layers, views, Sequentials) has its whole trace kept, by its setup and, for a model built
+afresh for each profile, by its structure. Nothing a profile reports depends on what ran
+before it in the process (tests/test_replay_memory.py, tests/test_speed_tracer.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import sys
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,8 +84,8 @@ class _Call:
     sums: list[int]
     output_shapes: list[list[int]]
     ops: dict[str, int]
-    formulas: list[str]
-    output_sums: list[int] = field(default_factory=list)  # the output metrics of the catalogue
+    formulas: list[str] | tuple[str, ...]  # a replayed call's: the recording's, shared (only the running call's grow)
+    output_sums: list[int] | tuple[int, ...] = ()  # the output metrics of the catalogue
 
     def absorb(self, child: _Call) -> None:
         self.sums = [mine + theirs for mine, theirs in zip(self.sums, child.sums)]
@@ -97,11 +106,9 @@ class _Call:
                 values[key] = sums[op]
             elif stateful:
                 values[key] = state[key]
-        return LayerCost(
-            path=f.path, type=f.type, depth=self.depth, call=self.call, leaf=f.leaf,
-            input_shapes=self.input_shapes, output_shapes=self.output_shapes,
-            formula="; ".join(self.formulas) or None, ops=dict(sorted(ops.items())) if len(ops) > 1 else dict(ops),
-            values=values,
+        return LayerCost.made(
+            f.path, f.type, self.depth, self.call, f.leaf, self.input_shapes, self.output_shapes,
+            "; ".join(self.formulas) or None, dict(sorted(ops.items())) if len(ops) > 1 else dict(ops), values,
         )
 
 
@@ -249,16 +256,20 @@ _META = torch.device("meta")
 # formulas keeps its own); registering another formula starts both afresh.
 _INFOS: dict[Any, _OpInfo] = {}
 _RESULTS: dict[tuple, dict[Any, _Cached]] = {}  # by the catalogue's op-metric producers, then by call
-_REPLAYS: dict[tuple, dict[Any, replay.Replay]] = {}  # likewise, then by layer and inputs
+# likewise, then by layer (a replay.Replay) or block (a replay.BlockReplay) and inputs
+_REPLAYS: dict[tuple, dict[Any, Any]] = {}
 _LEARNED_WITH = [len(FORMULAS)]
 _MOST_RESULTS = 50_000  # a bound on memory for long sessions: beyond it the cache starts again
 
 
 def clear_caches() -> None:
-    """Forget every learned op, cached meta result and recorded layer call (benchmarks of a cold trace use it)."""
+    """Forget every learned op, cached meta result, recorded layer call and model setup (benchmarks of
+    a cold trace use it)."""
     _INFOS.clear()
     _RESULTS.clear()
     _REPLAYS.clear()
+    _SETUPS.clear()
+    _WHOLE.clear()
     _LEARNED_WITH[0] = len(FORMULAS)
 
 
@@ -366,9 +377,10 @@ class _Tracer:
         self.output_memo: dict[tuple[tuple[int, int], ...], list[int]] = {}
         self.cache: dict[Any, _Cached] = {} if own_formulas else _process_cache(_RESULTS, self.producers)
         # recorded layer calls, on meta with the registered formulas only (None: every layer runs)
-        self.replays: dict[Any, replay.Replay] | None = (
+        self.replays: dict[Any, Any] | None = (
             _process_cache(_REPLAYS, self.producers) if reuse and not own_formulas and replay.available() else None)
         self.recording: list[tuple[_OpInfo, OpCost, tuple[int, ...]]] | None = None
+        self.flop_log: list[tuple[str, int]] | None = None  # each op's FLOPs while a block is recorded
         self.live: LiveBytes | None = None  # the trace's peak-memory tracker: replayed calls apply theirs
         self.nothing = [0] * len(self.producers)
         self.stack: list[_Call] = []
@@ -421,8 +433,14 @@ class _Tracer:
         ops[name] = ops.get(name, 0) + 1
         by_op = self.flops_by_op
         by_op[name] = by_op.get(name, 0) + cost.flops
+        if self.flop_log is not None:
+            self.flop_log.append((name, cost.flops))
         if cost.formula is not None:
-            record.formulas.append(cost.formula)
+            formulas = record.formulas
+            if isinstance(formulas, list):  # a running call's, as ``enter`` made it
+                formulas.append(cost.formula)
+            else:
+                record.formulas = [*formulas, cost.formula]
         if info.rule is None:
             count, paths = self.uncounted.get(name, (0, []))
             if record.facts.path not in paths:
@@ -472,20 +490,95 @@ class _Tracer:
             rise, left = live.close(mark)
         if len(self.calls) != first + 1:
             return output, None  # a module call inside it, whose record a replay would not make
-        made = replay.outputs_of(output, args)
-        if made is None:
+        left_alive = _left_alive(output, args, live, state, before, left)
+        if left_alive is None:
             return output, None
-        outs = (output,) if made[1] else output
-        fresh = [out for spec, out in zip(made[0], outs) if not isinstance(spec, int)]
-        counted = [0 if isinstance(spec, int) else live.counted(out) for spec, out in zip(made[0], outs)]
-        sizes = [size for size in counted if size is not None]
-        if len(sizes) != len(counted) or len({id(out.untyped_storage()) for out in fresh}) != len(fresh):
-            return output, None  # an output the tracker does not count, or two on one storage
-        kept = tuple((i, size) for i, (t, was) in enumerate(zip(state, before))
-                     if was is None and (size := live.counted(t)) is not None)
-        if left != sum(sizes) + sum(size for _, size in kept):
+        made, sizes, kept = left_alive
+        return output, self._summary(recorded, self.calls[first], made, rise, sizes, kept)
+
+    def call_block(self, module: nn.Module, block: _Block, forward: Any, args: tuple, kwargs: dict) -> Any:
+        """A block's call (``replay.block_key``): replayed whole, every call inside it included,
+        when an equal call was recorded before, else run and recorded; as ``call_layer``."""
+        replays, live = self.replays, self.live
+        if replays is None or live is None:
+            return self._run_call(module, forward, args, kwargs)
+        inputs = replay.meta_inputs(args, kwargs)
+        if inputs is None or not all(live.counted(t) is not None for t in inputs):
+            return self._run_call(module, forward, args, kwargs)
+        state = [t for t, _ in _own_tensors(module)] + [t for m in block.inside for t, _ in _own_tensors(m)]
+        key = (block.key, _state_part(state, live), _key_of(None, args, kwargs))
+        done = replays.get(key)
+        if done is None:
+            output, recorded = self._record_block(module, block, forward, args, kwargs, live, state)
+            if recorded is not None:
+                replays[key] = recorded
+            return output
+        self._replay_block(module, block, args, kwargs, done)
+        outputs = done.outputs_for(args)
+        made = (outputs,) if done.single else outputs
+        kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
+        live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
+        return outputs
+
+    def _record_block(self, module: nn.Module, block: _Block, forward: Any, args: tuple, kwargs: dict,
+                      live: LiveBytes, state: list[torch.Tensor]) -> tuple[Any, replay.BlockReplay | None]:
+        """Run a block's call; its recording too when every call inside it is of one of its
+        modules, no op in it lacks a formula, and it leaves alive what a layer's recording must."""
+        before = [live.counted(t) for t in state]
+        uncounted = sum(count for count, _ in self.uncounted.values())
+        outer, self.flop_log = self.flop_log, []
+        mark = live.open()
+        first = len(self.calls)
+        try:
+            output = self._run_call(module, forward, args, kwargs)
+        finally:
+            logged, self.flop_log = self.flop_log, outer
+            rise, left = live.close(mark)
+            if outer is not None:
+                outer.extend(logged)
+        if uncounted != sum(count for count, _ in self.uncounted.values()):
             return output, None
-        return output, self._summary(recorded, self.calls[first], made, rise, tuple(sizes), kept)
+        positions = {id(self.facts[id(m)]): i for i, m in reversed(list(enumerate((module, *block.inside))))}
+        calls = self.calls[first:]
+        if any(id(call.facts) not in positions for call in calls):
+            return output, None
+        left_alive = _left_alive(output, args, live, state, before, left)
+        if left_alive is None:
+            return output, None
+        made, sizes, kept = left_alive
+        flops: dict[str, int] = {}
+        for name, count in logged:
+            flops[name] = flops.get(name, 0) + count
+        depth = calls[0].depth
+        records = tuple((positions[id(c.facts)], c.depth - depth, tuple(map(tuple, c.input_shapes)),
+                         tuple(map(tuple, c.output_shapes)), c.sums, dict(c.ops), tuple(c.formulas),
+                         tuple(c.output_sums)) for c in calls)
+        return output, replay.BlockReplay(records, tuple(flops.items()), *made, rise, sizes, kept)
+
+    def _replay_block(self, module: nn.Module, block: _Block, args: tuple, kwargs: dict,
+                      done: replay.BlockReplay) -> None:
+        """Record every call of a block's recorded call as running it would, and roll the block's up."""
+        facts, modules = self.facts, (module, *block.inside)
+        counts, calls = self.call_counts, self.calls
+        base = len(self.stack)
+        made = []
+        # sums are never changed in place (replaced, not added to), so the recording's are shared
+        for position, depth, inputs, outputs, sums, ops, formulas, output_sums in done.records:
+            known = facts[id(modules[position])]
+            path = known.path
+            index = counts.get(path, 0)
+            counts[path] = index + 1
+            # ops, formulas and output sums are only read once recorded (only the running call's change)
+            made.append(_Call(known, index, base + depth, list(map(list, inputs)), sums, list(map(list, outputs)),
+                              ops, formulas, output_sums))
+        calls.extend(made)
+        by_op = self.flops_by_op
+        for name, flops in done.flops:
+            by_op[name] = by_op.get(name, 0) + flops
+        if self.flop_log is not None:
+            self.flop_log.extend(done.flops)
+        if self.stack:
+            self.stack[-1].absorb(made[0])
 
     def _run_call(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         self.enter(module, args, kwargs)
@@ -517,12 +610,14 @@ class _Tracer:
             shapes += _shapes(kwargs)
         stack = self.stack
         # sums are never changed in place (replaced, not added to), so the recording's are shared
-        record = _Call(facts, index, len(stack), shapes, done.sums, [list(shape) for shape in done.output_shapes],
-                       dict(done.ops), list(done.formulas), list(done.output_sums))
+        record = _Call(facts, index, len(stack), shapes, done.sums, list(map(list, done.output_shapes)),
+                       dict(done.ops), done.formulas, done.output_sums)
         self.calls.append(record)
         by_op = self.flops_by_op
         for name, flops in done.flops:
             by_op[name] = by_op.get(name, 0) + flops
+        if self.flop_log is not None:
+            self.flop_log.extend(done.flops)
         for name in done.uncounted:
             count, paths = self.uncounted.get(name, (0, []))
             if path not in paths:
@@ -533,6 +628,28 @@ class _Tracer:
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
+
+
+def _left_alive(output: Any, args: tuple, live: LiveBytes, state: list[torch.Tensor], before: list[int | None],
+                left: int) -> tuple[tuple[tuple, bool], tuple[int, ...], tuple[tuple[int, int], ...]] | None:
+    """How to rebuild a recorded call's ``output`` (``replay.outputs_of``), the bytes the tracker
+    counts for each output, and those of the ``state`` tensors it counted only after the call
+    (``before`` holds what it counted at entry); None unless the ``left`` bytes alive after it
+    are exactly those (an output the tracker does not count, two on one storage: anything else)."""
+    made = replay.outputs_of(output, args)
+    if made is None:
+        return None
+    outs = (output,) if made[1] else output
+    fresh = [out for spec, out in zip(made[0], outs) if not isinstance(spec, int)]
+    counted = [0 if isinstance(spec, int) else live.counted(out) for spec, out in zip(made[0], outs)]
+    sizes = [size for size in counted if size is not None]
+    if len(sizes) != len(counted) or len({id(out.untyped_storage()) for out in fresh}) != len(fresh):
+        return None
+    kept = tuple((i, size) for i, (t, was) in enumerate(zip(state, before))
+                 if was is None and (size := live.counted(t)) is not None)
+    if left != sum(sizes) + sum(size for _, size in kept):
+        return None
+    return made, tuple(sizes), kept
 
 
 def module_facts(model: nn.Module, dtype: torch.dtype | None, modules: list[tuple[str, nn.Module]] | None = None,
@@ -635,8 +752,161 @@ def _state_part(state: list[torch.Tensor], live: LiveBytes) -> tuple:
                   live.counted(t) is not None or (t.storage_offset(), t.untyped_storage().nbytes())) for t in state)
 
 
+@dataclass(slots=True)
+class _Setup:
+    """What a trace works out about a model before running it: its modules, their own tensors
+    (``_own_tensors``), their facts by trace dtype and the replay keys (``_replay_keys``).
+
+    It is kept for the model's next trace on meta (``_setup_of``) while nothing it was
+    worked out from changed: each module's class and its ``forward``, attributes, children,
+    parameters and buffers (the objects, by name: ``_signature``), every tensor's metadata,
+    and for replay keys and stand-in forwards, which modules get one and the trace's modes.
+    """
+
+    modules: list[tuple[str, nn.Module]]
+    owned: list[list[tuple[torch.Tensor, bool]]]
+    signatures: list[tuple]
+    metas: list[tuple]
+    facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
+    keys: tuple[set[int], tuple, dict[int, Any]] | None = None
+    lasting: bool = True  # kept for the model's next trace: worth keeping what a trace works out
+    pure: bool | None = None  # every module runs torch's own code only (``whole_key``); None: not known yet
+    results: dict[tuple, Frozen] = field(default_factory=dict)  # whole traces, by ``whole_key``
+    # the stand-in forwards made for ``keys`` and these watched modules, and the box that holds
+    # the tracer they report to while a trace runs
+    forwards: tuple[dict[int, Any], set[int], dict[int, Any], list[Any]] | None = None
+
+    def stand_in_forwards(self, watched: set[int], keys: dict[int, Any]) -> tuple[dict[int, Any], list[Any]]:
+        """A stand-in forward (``_watched``) for each watched module, by ``id``, and the box for the
+        trace's tracer; those of the last trace while made for these keys and nothing traces with them now."""
+        if not self.lasting:
+            box: list[Any] = [None]
+            return {id(m): _watched(m, m.forward, box, keys.get(id(m))) for _, m in self.modules if id(m) in watched}, box
+        made, root = self.forwards, self.modules[0][1]
+        if made is not None and made[0] is keys and made[1] == watched and made[3][0] is None:
+            box = made[3]
+            forwards = dict(made[2])
+        else:
+            box = [None]
+            stand_ins = {id(module): _watched(module, module.forward, box, keys.get(id(module)))
+                         for _, module in self.modules[1:] if id(module) in watched}
+            self.forwards = keys, set(watched), stand_ins, box
+            forwards = dict(stand_ins)
+        if id(root) in watched:  # made for each trace: a kept stand-in would hold the model
+            forwards[id(root)] = _watched(root, root.forward, box, keys.get(id(root)))
+        return forwards, box
+
+    def whole_key(self, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
+                  train: bool, dtype: torch.dtype | None) -> tuple | None:
+        """What a whole trace of the model depends on beyond this setup, when the model runs
+        torch's own code only (``replay.torch_own``: every module, no hooks) on meta inputs;
+        else None. Such a trace is kept whole with the setup (``results``)."""
+        if self.pure is None:
+            self.pure = all(replay.torch_own(module) and _plain_call(type(module))
+                            and type(module).train is nn.Module.train and type(module).__setattr__ is nn.Module.__setattr__
+                            for _, module in self.modules)
+        if not self.pure or _global_hooks() or not all(_wrappable(module) for _, module in self.modules):
+            return None
+        if kwargs or len(tensors) != len(args) or not all(t.is_meta for t in tensors):
+            return None  # only tensors, each known by its metadata alone (a Sequential takes one)
+        catalogue = (len(FORMULAS), *(m.of_op for m in metrics.op_metrics()),
+                     *(m.of_output for m in metrics.output_metrics()), *(m.key for m in metrics.per_layer()))
+        return (train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), _placed(tensors),
+                catalogue)
+
+    def facts_for(self, model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
+        producers = tuple(m.of_tensor for m in metrics.tensor_metrics())
+        known = self.facts.get((dtype, producers))
+        if known is None:
+            known = self.facts[(dtype, producers)] = module_facts(model, dtype, self.modules, self.owned)
+        return known
+
+    def replay_keys(self, watched: set[int]) -> dict[int, Any]:
+        """``_replay_keys`` of the watched modules, worked out again only when something they read changed."""
+        kept, modules = self.keys, self.modules
+        # what keys read beyond the setup's signatures: the trace's modes (set after the signatures)
+        modes = (torch.get_default_dtype(), *(module.training for _, module in modules))
+        if kept is not None and kept[0] == watched and kept[1] == modes:
+            return kept[2]
+        keys = _replay_keys(modules, watched)
+        if self.lasting and all(replay.steady(module) for _, module in modules if keys.get(id(module)) is not None):
+            self.keys = set(watched), modes, keys
+        return keys
+
+
+# Setups of the models traced last, by id (a kept setup holds its model's modules, not the model)
+_SETUPS: dict[int, tuple[weakref.ref, _Setup | None]] = {}
+_MOST_SETUPS = 16
+_NO_ROOT = ("", nn.Module())  # a kept setup's first entry, in the model's place
+
+
+def _setup_of(model: nn.Module) -> _Setup:
+    """The model's kept setup while it still describes the model, else a new one: to be kept
+    (``lasting``) from the model's second trace on, so a model traced once (built by name for
+    one profile) pays nothing for what a later trace would check."""
+    ref, setup = _SETUPS.get(id(model), (None, None))
+    seen = ref is not None and ref() is model
+    if seen and setup is not None:
+        setup.modules[0] = ("", model)
+        if _unchanged(setup):
+            return setup
+    modules = list(model.named_modules())
+    owned = [_own_tensors(module) for _, module in modules]
+    if not seen:
+        return _Setup(modules, owned, [], [], lasting=False)
+    return _Setup(modules, owned, [_signature(module) for _, module in modules], _metas(owned))
+
+
+def _keep(model: nn.Module, setup: _Setup) -> None:
+    """Keep ``setup`` for the model's next trace, once it ended (its root entry is replaced: the
+    setup does not hold the model), or only that the model was traced, if it is not ``lasting``.
+    The entry goes when the model does."""
+    key = id(model)
+    kept = _SETUPS.get(key)
+    if kept is None or kept[0]() is not model:
+        if len(_SETUPS) >= _MOST_SETUPS:
+            _SETUPS.pop(next(iter(_SETUPS)))
+        ref = weakref.ref(model, functools.partial(_forget, _SETUPS, key))
+    else:
+        ref = kept[0]
+    _SETUPS[key] = ref, setup if setup.lasting else None
+    setup.modules[0] = _NO_ROOT  # ``_setup_of`` puts the model back
+
+
+def _forget(setups: dict[int, tuple[weakref.ref, _Setup | None]], key: int, ref: weakref.ref) -> None:
+    """A kept model is gone: so is its entry (unless another model took its ``id`` since). ``setups``
+    is ``_SETUPS``, bound when the entry was made: at exit the module's globals may be gone first."""
+    kept = setups.get(key)
+    if kept is not None and kept[0] is ref:
+        del setups[key]
+
+
+def _unchanged(setup: _Setup) -> bool:
+    """Every module of the setup has the signature it had, and every tensor its metadata."""
+    for (_, module), signature in zip(setup.modules, setup.signatures):
+        now = _signature(module)
+        if len(now) != len(signature) or not all(map(operator.is_, now, signature)):
+            return False
+    return _metas(setup.owned) == setup.metas
+
+
+def _signature(module: nn.Module) -> tuple:
+    """A module's class and its ``forward``, and every attribute, child, parameter and buffer by
+    name: the objects themselves (compared by identity), so none dies and lends its ``id`` to
+    another while the setup is kept. Each registry precedes its entries, setting them apart."""
+    attributes, children, parameters, buffers = vars(module), module._modules, module._parameters, module._buffers
+    return (type(module), getattr(type(module), "forward", None), *attributes, *attributes.values(),
+            children, *children, *children.values(), parameters, *parameters, *parameters.values(),
+            buffers, *buffers, *buffers.values())
+
+
+def _metas(owned: list[list[tuple[torch.Tensor, bool]]]) -> list[tuple]:
+    """The metadata of every own tensor that facts, stand-ins and replay keys read."""
+    return [(t.shape, t.stride(), t.dtype, t.requires_grad, t.is_meta) for own in owned for t, _ in own]
+
+
 @contextlib.contextmanager
-def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator[None]:
+def _watching(setup: _Setup, tracer: _Tracer) -> Iterator[None]:
     """Report every module call to the tracer, and leave the modules as found.
 
     A module without hooks of its own gets a stand-in ``forward`` for the trace that
@@ -645,21 +915,26 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
     one whose calls do not go through ``forward``, gets a forward pre-hook and hook as
     before, registered after its own so the tracer sees what they do.
     """
+    modules = setup.modules
     wrapped: list[nn.Module] = []
     handles = []
     hooks_everywhere = _global_hooks()
     plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
+    watched = set() if hooks_everywhere else {id(m) for _, m in modules if type(m) in plain_types and _wrappable(m)}
+    keys = setup.replay_keys(watched) if tracer.replays is not None else {}
+    forwards, box = setup.stand_in_forwards(watched, keys)
+    box[0] = tracer
     try:
         for _, module in modules:
-            if not hooks_everywhere and type(module) in plain_types and _wrappable(module):
-                layer = replay.layer_key(module) if tracer.replays is not None else None
-                module.__dict__["forward"] = _watched(module, module.forward, tracer, layer)
+            if id(module) in watched:
+                module.__dict__["forward"] = forwards[id(module)]
                 wrapped.append(module)
             else:
                 handles.append(module.register_forward_pre_hook(tracer.enter, with_kwargs=True))
                 handles.append(module.register_forward_hook(tracer.leave))
         yield
     finally:
+        box[0] = None
         for module in wrapped:
             module.__dict__.pop("forward", None)
         for handle in handles:
@@ -669,11 +944,44 @@ def _watching(modules: list[tuple[str, nn.Module]], tracer: _Tracer) -> Iterator
 _CALL_IMPL = nn.Module._call_impl.__code__
 
 
-def _watched(module: nn.Module, forward: Any, tracer: _Tracer, layer: tuple | None) -> Any:
-    """``module``'s stand-in forward; ``layer`` is its replay key (``replay.layer_key``), if it has one."""
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A block (``replay.block_key``): its key, and the modules inside it (not itself, which a setup
+    kept for the model's next trace would hold in its block keys)."""
+
+    key: tuple
+    inside: list[nn.Module]  # every module in it but itself, each once (``replay.block_key``'s less the first)
+
+
+def _replay_keys(modules: list[tuple[str, nn.Module]], watched: set[int]) -> dict[int, tuple | _Block | None]:
+    """Each watched module's replay key (``replay.layer_key``) or block, by ``id``; None for
+    those without. Children come before their parents (``modules`` backwards), so a
+    container with a child that is neither is known to be no block at once."""
+    keys: dict[int, tuple | _Block | None] = {}
+    known: dict[int, tuple | None] = {}
+    for _, module in reversed(modules):
+        if id(module) not in watched:
+            known[id(module)] = None
+        elif not module._modules:
+            keys[id(module)] = known[id(module)] = replay.layer_key(module)
+        else:
+            found = replay.block_key(module, known)
+            block = None if found is None else _Block(("block", found[0]), found[1][1:])
+            keys[id(module)] = block
+            if block is None:
+                known[id(module)] = None
+    return keys
+
+
+def _watched(module: nn.Module, forward: Any, box: list[Any], layer: tuple | _Block | None) -> Any:
+    """``module``'s stand-in forward, reporting to the tracer in ``box``; ``layer`` is its replay
+    key (``replay.layer_key``) or its block, if it has one."""
     def watched(*args: Any, **kwargs: Any) -> Any:
         if sys._getframe(1).f_code is not _CALL_IMPL:
             return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
+        tracer: _Tracer = box[0]
+        if isinstance(layer, _Block):
+            return tracer.call_block(module, layer, forward, args, kwargs)
         if layer is not None:
             return tracer.call_layer(module, layer, forward, args, kwargs)
         tracer.enter(module, args, kwargs)
@@ -718,12 +1026,23 @@ def _eval_mode(model: nn.Module, modules: list[tuple[str, nn.Module]], train: bo
         else:  # what nn.Module.train does, without setting the flags that are already right
             for module, mode in modes:
                 if mode != train:
-                    module.training = train
+                    _set_training(module, train)
         yield
     finally:
         for module, mode in modes:
-            if module.training != mode:  # nn.Module's __setattr__ is slow: set only what changed
-                module.training = mode
+            if module.training != mode:  # set only what changed
+                _set_training(module, mode)
+
+
+def _set_training(module: nn.Module, mode: bool) -> None:
+    """``module.training = mode``: nn.Module's ``__setattr__`` looks ``training`` up in the
+    parameter, buffer and module tables first, slowly, and finds it in none (a module whose
+    table holds it, or whose class sets attributes its own way, gets the usual assignment)."""
+    if type(module).__setattr__ is nn.Module.__setattr__ and "training" not in module._parameters \
+            and "training" not in module._buffers and "training" not in module._modules:
+        object.__setattr__(module, "training", mode)
+    else:
+        module.training = mode
 
 
 def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], device: torch.device,
@@ -795,24 +1114,114 @@ def trace(
     if not tensors:
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
-    modules = list(model.named_modules())
-    owned = [_own_tensors(module) for _, module in modules]
-    facts = module_facts(model, dtype, modules, owned)
-    tracer = _Tracer(facts, reuse=device.type == "meta", own_formulas=bool(formulas))
-    stand_ins = _stand_ins(model, owned, device, dtype, train)
+    setup = _setup_of(model)
+    stand_ins = _stand_ins(model, setup.owned, device, dtype, train)
+    whole = built = None
+    if not stand_ins and not formulas and device.type == "meta" and replay.available():  # as layer replays
+        whole = setup.whole_key(tensors, args, kwargs, train, dtype)
+    if whole is not None:
+        done = setup.results.get(whole)
+        if done is None:  # another model of the same structure traced before, as a model built by name
+            built = (_structure(setup), whole)
+            done = _WHOLE.get(built)
+        if done is not None:
+            _keep(model, setup)
+            if setup.lasting and len(setup.results) < _MOST_WHOLE:
+                setup.results[whole] = done
+            return _thawed(done)
+    tracer = _Tracer(setup.facts_for(model, dtype), reuse=device.type == "meta", own_formulas=bool(formulas))
+    result = _run(model, args, kwargs, setup, tracer, stand_ins, tensors, device, train, formulas)
+    if whole is not None and built is not None:
+        done = _frozen(result)
+        if setup.lasting and len(setup.results) < _MOST_WHOLE:
+            setup.results[whole] = done
+        if len(_WHOLE) >= _MOST_STRUCTURES:
+            _WHOLE.clear()
+        _WHOLE[built] = done
+    return result
+
+
+def _untrained(config: tuple | None) -> tuple | None:
+    """A configuration without the training flag, which the trace sets on every module of a model
+    of torch's own code (``_eval_mode``) whatever it was: a model built in training mode and one
+    put in eval mode have one structure."""
+    return None if config is None else tuple(item for item in config if item[0] != "training")
+
+
+def _structure(setup: _Setup) -> tuple:
+    """All that a whole trace of a model of torch's own code (``_Setup.whole_key``) reads of it, the
+    objects aside: each module's path, class, configuration (``replay``'s frozen attributes),
+    children (by their place in the list, so a module registered twice shows), parameter and
+    buffer names, and each tensor's metadata, kind and which tensor it is (a shared one counts once)."""
+    modules = setup.modules
+    place = {id(module): i for i, (_, module) in enumerate(modules)}
+    tensors: dict[int, int] = {}
+    return tuple(
+        (path, type(module), _untrained(replay.config(module)),
+         tuple((name, None if child is None else place[id(child)]) for name, child in module._modules.items()),
+         tuple((name, t is None) for name, t in module._parameters.items()),
+         tuple((name, t is None) for name, t in module._buffers.items()),
+         tuple((t.shape, t.stride(), t.dtype, t.requires_grad, is_parameter, tensors.setdefault(id(t), len(tensors)))
+               for t, is_parameter in own))
+        for (path, module), own in zip(modules, setup.owned))
+
+
+def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _Setup, tracer: _Tracer,
+         stand_ins: dict[int, torch.Tensor], tensors: list[torch.Tensor], device: torch.device, train: bool,
+         formulas: dict[Any, Handler] | None) -> TraceResult:
+    """``trace``'s forward pass under the tracer, and its result."""
+    modules, owned, facts = setup.modules, setup.owned, tracer.facts
     live = tracer.live = LiveBytes(tensors, [t for own in owned for t, _ in own] + list(stand_ins.values()))
     try:
-        with _eval_mode(model, modules, train), _watching(modules, tracer), torch.no_grad(), \
+        with _eval_mode(model, modules, train), _watching(setup, tracer), torch.no_grad(), \
                 _CountingMode(tracer, formulas or {}, live), swapped(model, stand_ins):
             model(*args, **kwargs)
     except Exception as error:  # the user's forward can raise anything
         raise _forward_error(tracer.innermost(), error) from error
+    finally:
+        if device.type == "meta" and not stand_ins:  # the model holds no real weights for the cache to keep
+            _keep(model, setup)
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
     state = facts[id(model)].state
     plan = _freeze_plan(tracer, state)
     layers = [c.freeze(plan) for c in tracer.calls]
     peak = {"peak_bytes": state.get("weight_bytes", 0) + live.peak}  # weights stay alive throughout
     return TraceResult(layers, tracer.uncounted, by_op, {**state, **peak})
+
+
+_MOST_WHOLE = 8  # whole traces kept per model setup (inputs, modes, dtypes)
+# whole traces by a model's structure (``_structure``) and ``_Setup.whole_key``: for a model
+# rebuilt for each profile, as by name; a bound on memory, beyond which it starts again
+_WHOLE: dict[tuple, Frozen] = {}
+_MOST_STRUCTURES = 64
+
+
+def _placed(tensors: list[torch.Tensor]) -> tuple:
+    """Where each input lies in its storage, and which inputs share one: the bytes the peak-memory
+    tracker counts for the inputs at the start (``count/live.py``) follow from these and their shapes."""
+    first: dict[int, int] = {}
+    return tuple((t.storage_offset(), t.untyped_storage().nbytes(), first.setdefault(id(t.untyped_storage()), i))
+                 for i, t in enumerate(tensors))
+Frozen = tuple[tuple[tuple, ...], tuple, tuple, tuple]
+
+
+def _frozen(result: TraceResult) -> Frozen:
+    """A trace's result as immutable data (``_thawed`` makes it a fresh result again)."""
+    layers = tuple((c.path, c.type, c.depth, c.call, c.leaf, tuple(map(tuple, c.input_shapes)),
+                    tuple(map(tuple, c.output_shapes)), c.formula, tuple(c.ops.items()), tuple(c.values.items()))
+                   for c in result.layers)
+    uncounted = tuple((name, count, tuple(paths)) for name, (count, paths) in result.uncounted.items())
+    return layers, uncounted, tuple(result.flops_by_op.items()), tuple(result.state.items())
+
+
+def _thawed(frozen: Frozen) -> TraceResult:
+    """A fresh result, every list and dict its own, equal to the one ``frozen`` was made from."""
+    layers, uncounted, by_op, state = frozen
+    return TraceResult(
+        [LayerCost.made(path, kind, depth, call, leaf, [list(s) for s in inputs], [list(s) for s in outputs],
+                        formula, dict(ops), dict(values))
+         for path, kind, depth, call, leaf, inputs, outputs, formula, ops, values in layers],
+        {name: (count, list(paths)) for name, count, paths in uncounted}, dict(by_op), dict(state))
 
 
 def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int, int, bool]]:
