@@ -180,7 +180,7 @@ class _Planned:
 
 
 def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype, device="meta").element_size()
+    return dtype.itemsize
 
 
 def _what(planned: list[_Planned]) -> str:
