@@ -229,3 +229,17 @@ def test_dynamo_skip_hook_still_exists_in_torch() -> None:
 
     assert hasattr(dispatch.TorchDispatchMode, "_should_skip_dynamo")
     assert "_should_skip_dynamo" in inspect.getsource(dispatch)
+
+
+def test_a_plain_shape_on_meta_is_prepared_as_the_general_path_prepares_it() -> None:
+    from costlens.errors import InputShapeError
+    from costlens.inputs import prepare
+
+    meta = torch.device("meta")
+    for batch, dtype in ((None, torch.float32), (3, torch.bfloat16)):
+        fast = prepare((1, 192, 28, 28), batch=batch, device=meta, dtype=dtype)
+        general = prepare([1, 192, 28, 28], batch=batch, device=meta, dtype=dtype)  # a list takes the general path
+        assert fast.infos == general.infos and fast.kwargs == general.kwargs == {}
+        assert [(t.shape, t.dtype, t.device) for t in fast.args] == [(t.shape, t.dtype, t.device) for t in general.args]
+    with pytest.raises(InputShapeError, match="beyond what any device can address"):
+        prepare((2**40, 2**40), batch=None, device=meta, dtype=torch.float32)  # 2^80 values: the general path's words
