@@ -140,6 +140,18 @@ class Sweep:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
+    def __repr__(self) -> str:
+        fits = ", ".join(f"{key} ∝ x^{found.exponent:.2f}" for key, found in self.fits().items()
+                         if found is not None and key in ("params", "macs"))
+        return (f"<Sweep {self.model!r} over {self.variable}: {len(self.points)} points"
+                f"{'; ' + fits if fits else ''}{' (interrupted)' if self.interrupted else ''}>")
+
+    def _repr_markdown_(self) -> str:
+        """A notebook's view: the points and the fitted exponents."""
+        from costlens.report.sweep_text import markdown
+
+        return markdown(self)
+
 
 @dataclass(frozen=True)
 class _Setting:

@@ -121,3 +121,10 @@ def test_the_sweep_command_saves_its_json_beside_its_page(tmp_path, monkeypatch)
     assert saved["schema"] == "costlens.sweep/1" and [p["totals"]["macs"] for p in saved["points"]] == [
         120_422_400, 2 * 120_422_400]
     assert (tmp_path / "reports" / "sweep-conv5x5-batch.html").is_file()
+
+
+def test_a_sweep_shows_itself_in_a_notebook() -> None:
+    result = sweep("conv5x5", batches=[1, 2])
+    # conv5x5's MACs double with the batch, its params do not change: exponents 1 and 0
+    assert repr(result) == "<Sweep 'conv5x5' over batch: 2 points; params ∝ x^0.00, macs ∝ x^1.00>"
+    assert "| batch 2 |" in result._repr_markdown_() and "MACs ∝ batch^1.000" in result._repr_markdown_()
