@@ -389,14 +389,18 @@ class _Tracer:
         self.uncounted: dict[str, tuple[int, list[str]]] = {}
         self.flops_by_op: dict[str, int] = {}
 
-    def enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def _begin(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[Any, int, list[list[int]]]:
+        """A new call of ``module``: its facts, its call index (counted here) and its input shapes."""
         facts = self.facts[id(module)]
-        path = facts.path
-        index = self.call_counts.get(path, 0)
-        self.call_counts[path] = index + 1
+        index = self.call_counts.get(facts.path, 0)
+        self.call_counts[facts.path] = index + 1
         shapes = _shapes(args)
         if kwargs:
             shapes += _shapes(kwargs)
+        return facts, index, shapes
+
+    def enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        facts, index, shapes = self._begin(module, args, kwargs)
         stack = self.stack
         record = _Call(facts, index, len(stack), shapes, self.nothing, [], {}, [])  # depth: calls around it
         self.calls.append(record)
@@ -601,13 +605,8 @@ class _Tracer:
     def _replay(self, module: nn.Module, args: tuple, kwargs: dict, done: replay.Replay) -> None:
         """Record a leaf call as the recorded one left its own (what ``enter``, the ops and
         ``leave`` would have), and roll it up."""
-        facts = self.facts[id(module)]
+        facts, index, shapes = self._begin(module, args, kwargs)
         path = facts.path
-        index = self.call_counts.get(path, 0)
-        self.call_counts[path] = index + 1
-        shapes = _shapes(args)
-        if kwargs:
-            shapes += _shapes(kwargs)
         stack = self.stack
         # sums are never changed in place (replaced, not added to), so the recording's are shared
         record = _Call(facts, index, len(stack), shapes, done.sums, list(map(list, done.output_shapes)),
