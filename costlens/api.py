@@ -177,21 +177,20 @@ def _ensemble(model: str | nn.Module, members: int | Sequence[str] | None, crops
 
     if exclusive:
         raise InputShapeError("ensemble: an ensemble is counted as a forward pass, without train, freeze or formulas")
-    if isinstance(model, nn.Module) or (not isinstance(members, (int, type(None))) and
-                                        any(not isinstance(m, str) for m in members)):
+    if isinstance(model, nn.Module):
         raise InputShapeError("ensemble: name the models (zoo names or import paths); "
                               "copies of a given module are not made")
-    if isinstance(members, bool) or (members is not None and not isinstance(members, (int, list, tuple))):
-        raise InputShapeError(f"ensemble: a number of copies or a list of model names, got {members!r}")
-    chosen = ensemble.parse_members(model, None if members is None else
-                                    str(members) if isinstance(members, int) else ",".join(members))
-    timing: bool | TimingOptions = time
-    if time:
-        settings = time if isinstance(time, TimingOptions) else TimingOptions()
-        timing = replace(settings, device=str(device) if str(device) != "meta" else settings.device)
+    chosen = ensemble.parse_members(model, members, argument="ensemble")
     name = str(dtype).removeprefix("torch.")
     return ensemble.ensemble_of(chosen, 1 if crops is None else crops, inputs, batch=batch, dtype=name,
-                                timing=timing)
+                                timing=_timing_on(time, device) if time else False)
+
+
+def _timing_on(options: bool | TimingOptions, device: str | torch.device) -> TimingOptions:
+    """The timing options of a call, timed on ``device`` unless it was left at meta (then the
+    options' own device, auto by default)."""
+    settings = options if isinstance(options, TimingOptions) else TimingOptions()
+    return replace(settings, device=str(device) if str(device) != "meta" else settings.device)
 
 
 def _one_batch(batch: int | Sequence[int] | None) -> int | None:
@@ -209,9 +208,8 @@ def timed(models: Sequence[str | nn.Module], inputs: Inputs, *, batch: int | Seq
     batches = tuple([batch] if isinstance(batch, int) else (batch or ()))
     if any(not isinstance(b, int) or b < 1 for b in batches):
         raise InputShapeError(f"batch: batch sizes must be positive integers, got {list(batches)}")
-    settings = options if isinstance(options, TimingOptions) else TimingOptions()
-    where = str(device) if str(device) != "meta" else settings.device
-    settings = replace(settings, device=where, batches=batches or settings.batches)
+    settings = _timing_on(options, device)
+    settings = replace(settings, batches=batches or settings.batches)
     jobs = []
     for model in models:
         counted = _profile(model, inputs, batch=batches[0] if batches else None, device="meta", dtype=dtype,
@@ -323,11 +321,10 @@ def _timed_step(counted: Profile, model: str | nn.Module, inputs: Inputs, frozen
     from costlens.timing.device import resolve_device
     from costlens.timing.step import time_step
 
-    settings = options if isinstance(options, TimingOptions) else TimingOptions()
-    where = resolve_device(str(device) if str(device) != "meta" else settings.device)
+    where = resolve_device(_timing_on(options, device).device)
     needed = counted.totals.get("train_memory_bytes", 0)
     available = available_memory(where)
-    if available is not None and needed > 0.9 * available:
+    if available is not None and needed > MEMORY_SHARE * available:
         raise DeviceError(f"one training step of {counted.model} needs at least {human_bytes(needed)} on "
                           f"{where.type} and {human_bytes(available)} is free: use a smaller batch or input")
     batch = counted.input_shape[0] if counted.input_shape else 1

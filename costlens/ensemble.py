@@ -40,19 +40,25 @@ class Ensemble(nn.Module):
         return scores.view(-1, self.crops, scores.shape[-1]).mean(1)
 
 
-def parse_members(name: str, spec: str | None) -> list[str]:
-    """``--ensemble 7``: seven copies of ``name``; ``--ensemble a,b,c``: those models; none: ``name`` alone."""
+def parse_members(name: str, spec: str | int | Sequence[str] | None, argument: str = "--ensemble") -> list[str]:
+    """``7`` (or ``"7"``): seven copies of ``name``; ``"a,b,c"`` or ``["a", "b", "c"]``: those
+    models; None: ``name`` alone."""
     if spec is None:
         return [name]
-    text = spec.strip()
-    if text.isdigit():
-        count = int(text)
-        if not 1 <= count <= MAX_MEMBERS:
-            raise InputShapeError(f"--ensemble: between 1 and {MAX_MEMBERS} members, got {count}")
-        return [name] * count
-    members = [part.strip() for part in text.split(",") if part.strip()]
+    given = spec
+    if isinstance(spec, str) and spec.strip().isdigit():
+        spec = int(spec.strip())
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if not 1 <= spec <= MAX_MEMBERS:
+            raise InputShapeError(f"{argument}: between 1 and {MAX_MEMBERS} members, got {spec}")
+        return [name] * spec
+    if isinstance(spec, str):
+        spec = spec.split(",")
+    if not isinstance(spec, (list, tuple)) or not all(isinstance(part, str) for part in spec):
+        raise InputShapeError(f"{argument}: a number of copies or model names, got {given!r}")
+    members = [part.strip() for part in spec if part.strip()]
     if not members:
-        raise InputShapeError(f"--ensemble: expected a count or model names separated by commas, got {spec!r}")
+        raise InputShapeError(f"{argument}: expected a count or model names separated by commas, got {given!r}")
     return members
 
 
@@ -112,10 +118,14 @@ def ensemble_of(members: Sequence[str], crops: int, inputs: Inputs = None, *, ba
         return counted
     from costlens.timing.measure import Job, time_profiles
 
-    settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
-    settings = replace(settings, batches=(), layers=False)  # every member's layers would take minutes
-    (timed,) = time_profiles([Job(counted, make, counted.input_shape)], settings)
+    (timed,) = time_profiles([Job(counted, make, counted.input_shape)], _end_to_end(timing))
     return timed
+
+
+def _end_to_end(timing: bool | TimingOptions) -> TimingOptions:
+    """An ensemble is timed end to end at its own batch: every member's layers would take minutes."""
+    settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
+    return replace(settings, batches=(), layers=False)
 
 
 def _images(shape: Inputs, batch: int | None) -> int:
@@ -139,9 +149,7 @@ def ensemble_profile(name: str, members: list[str], crops: int, inputs: Inputs =
     if timing:
         from costlens.timing.measure import Job, time_profiles
 
-        settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
-        settings = replace(settings, batches=(), layers=False)
-        (single,) = time_profiles([Job(single, _real_builder(name), single.input_shape)], settings)
+        (single,) = time_profiles([Job(single, _real_builder(name), single.input_shape)], _end_to_end(timing))
     factors = ", ".join(f"{counted.totals[k] / single.totals[k]:.3g}x the {words}"
                         for k, words in (("macs", "MACs"), ("params", "params")) if single.totals.get(k))
     against = (f"; one {name} on one crop: {get('macs').short(single.totals['macs'])} MACs, "

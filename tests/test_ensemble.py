@@ -34,6 +34,9 @@ def test_member_specs() -> None:
     assert parse_members("resnet50", "7") == ["resnet50"] * 7
     assert parse_members("x", "resnet50, resnet101") == ["resnet50", "resnet101"]
     assert parse_members("x", None) == ["x"]
+    assert parse_members("x", 2) == ["x", "x"] and parse_members("x", ("a", "b")) == ["a", "b"]  # the Python API's
+    with pytest.raises(InputShapeError, match="a number of copies or model names, got True"):
+        parse_members("x", True)  # type: ignore[arg-type]
     with pytest.raises(InputShapeError):
         parse_members("x", "0")
 

@@ -236,6 +236,11 @@ class _Recorder:
         return tensor
 
 
+def differentiable_outputs(output: Any) -> list[torch.Tensor]:
+    """The tensors of a forward's output that the step's loss sums: floating point, needing a gradient."""
+    return [t for t in _tensors(output) if t.requires_grad and t.is_floating_point()]
+
+
 def _tensors(value: Any) -> Iterator[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         yield value
@@ -313,7 +318,7 @@ def count_step(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], *,
             output = model(*args, **kwargs)
     except Exception as error:  # the user's forward can raise anything
         raise ModelError(f"the model's forward with gradients failed: {error}") from error
-    outputs = [t for t in _tensors(output) if t.requires_grad and t.is_floating_point()]
+    outputs = differentiable_outputs(output)
     backward = _backward(outputs, recorder)
     update_uncounted: dict[str, tuple[int, set]] = {}
     update, state_bytes = _update(model, by_id, optimizer, update_uncounted)
@@ -341,7 +346,8 @@ def _backward(outputs: list[torch.Tensor], recorder: _Recorder) -> _OpCounter:
     return counter
 
 
-_OPTIMIZER_OF = {
+# The optimizers a step is counted (and timed, costlens/timing/step.py) with, by name.
+OPTIMIZER_OF = {
     "sgd": lambda ps: torch.optim.SGD(ps, lr=0.01),
     "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9),
     "adam": lambda ps: torch.optim.Adam(ps, lr=0.001),
@@ -362,7 +368,7 @@ def _update(model: nn.Module, by_id: dict[int, torch.Tensor], optimizer: str,
         own = [p for p in own if p.grad is not None]
         if not own:
             continue
-        step = _OPTIMIZER_OF[optimizer](own)
+        step = OPTIMIZER_OF[optimizer](own)
         step.step()  # creates the state
         counter = _OpCounter(lambda bucket=path: bucket)
         with counter:

@@ -57,28 +57,14 @@ class StepTimes:
                           "forward+backward - forward, update = step - forward+backward (medians)"}
 
 
-def _optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3)
-    return torch.optim.SGD(params, lr=1e-3, momentum=0.9 if name == "sgd-momentum" else 0.0)
-
-
 def _loss(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
-    outputs = model(*args, **kwargs)
-    found = [t for t in _tensors(outputs) if t.is_floating_point() and t.requires_grad]
+    """The loss the counted step uses (``costlens/count/training.py``): the sum of the outputs."""
+    from costlens.count.training import differentiable_outputs
+
+    found = differentiable_outputs(model(*args, **kwargs))
     if not found:
         raise DeviceError("the model returned no tensor that needs a gradient: there is no step to time")
     return sum((t.sum() for t in found), torch.zeros((), device=found[0].device, dtype=found[0].dtype))
-
-
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for item in value for t in _tensors(item)]
-    if isinstance(value, dict):
-        return [t for item in value.values() for t in _tensors(item)]
-    return []
 
 
 def _statements(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -105,6 +91,8 @@ def time_step(build: Callable[[torch.device], nn.Module], inputs: Inputs, *, bat
     parameters that get no gradient."""
     from torch.utils.benchmark import Timer
 
+    from costlens.count.training import OPTIMIZER_OF
+
     model = build(device).to(dtype=dtype).train()
     for name, parameter in model.named_parameters():
         if name in frozen:
@@ -113,7 +101,7 @@ def time_step(build: Callable[[torch.device], nn.Module], inputs: Inputs, *, bat
     if not params:
         raise DeviceError("every parameter is frozen: there is no step to time")
     prepared = prepare(inputs, batch=batch, device=device, dtype=dtype, argument="inputs")
-    statements = _statements(model, tuple(prepared.args), dict(prepared.kwargs), _optimizer(optimizer, params))
+    statements = _statements(model, tuple(prepared.args), dict(prepared.kwargs), OPTIMIZER_OF[optimizer](params))
     try:
         for _ in range(WARMUP_STEPS):
             statements[2]()
