@@ -302,3 +302,51 @@ def test_models_built_alike_share_a_whole_trace_only_when_alike() -> None:
             assert (result.totals["params"], result.root.macs) == (params, 96 if kind in ("aba", "abb") else 64), kind
             assert [(layer.path, layer.call) for layer in result.layers] == calls, kind
     assert len(tracer._WHOLE) == 6
+
+
+def test_a_zoo_block_is_kept_whole_and_follows_its_configuration() -> None:
+    """BasicBlock 4 → 4 on 1×4×8×8 (a zoo class whose forward reads only its structure, kept whole):
+    two 3×3 convs, 64 positions × 4 outputs × 36 = 9,216 MACs each; the identity shortcut is one add
+    over 256 values. Turning the shortcut off drops the add from the profiles after it."""
+    from costlens.zoo.resnet import BasicBlock
+
+    with torch.device("meta"):
+        block = BasicBlock(4, 4, 1, shortcut=True, stride_on_3x3=False)
+    first = [profile(block, (1, 4, 8, 8)).root for _ in range(3)]
+    assert [(root.macs, root.ops.get("aten.add")) for root in first] == [(2 * 9216, 1)] * 3
+    block.shortcut = False
+    later = [profile(block, (1, 4, 8, 8)).root for _ in range(2)]
+    assert [(root.macs, root.ops.get("aten.add"), root.flops) for root in later] == [
+        (2 * 9216, None, first[0].flops - 256)] * 2
+
+
+def test_a_subclass_or_a_patched_forward_of_a_zoo_class_is_traced_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The promise that a forward reads only structure is the class's own: a subclass that overrides
+    forward (adding 1 to each of 2×3 values) is not taken for its base, nor is a base whose forward is
+    replaced in the class. One add over 6 values: 6 FLOPs more."""
+    from costlens.zoo.lenet import ScaledTanh
+
+    class Shifted(ScaledTanh):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) + 1
+
+    plain = [profile(ScaledTanh(), (2, 3)).root.flops for _ in range(3)]
+    shifted = [profile(Shifted(), (2, 3)).root.flops for _ in range(3)]
+    assert shifted == [plain[0] + 6] * 3 and plain == [plain[0]] * 3
+    kept = ScaledTanh()
+    assert [profile(kept, (2, 3)).root.flops for _ in range(2)] == [plain[0]] * 2
+    original = ScaledTanh.forward
+    monkeypatch.setattr(ScaledTanh, "forward", lambda self, x: original(self, x) + 1)
+    assert [profile(kept, (2, 3)).root.flops for _ in range(2)] == [plain[0] + 6] * 2
+
+
+def test_a_torch_layer_whose_class_forward_is_replaced_is_traced_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Libraries patch torch's layers in place: ReLU over 2×3 values made to add 1 after it
+    counts one add over 6 values more, in a layer replayed before and in a model kept whole."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.ReLU(), nn.ReLU())
+    before = [profile(model, (2, 3)).root.ops.get("aten.add") for _ in range(3)]
+    original = nn.ReLU.forward
+    monkeypatch.setattr(nn.ReLU, "forward", lambda self, x: original(self, x) + 1)
+    after = [profile(model, (2, 3)).root.ops.get("aten.add") for _ in range(3)]
+    assert before == [None] * 3 and after == [2] * 3

@@ -125,7 +125,8 @@ def layer_key(module: nn.Module) -> tuple | None:
     state = _state_key(module._parameters) + _state_key(module._buffers)
     if any(entry is None for entry in state):
         return None
-    return type(module), config, tuple(state), torch.get_default_dtype()
+    kind = type(module)
+    return kind, kind.forward, config, tuple(state), torch.get_default_dtype()  # a forward replaced in the class shows
 
 
 def block_key(module: nn.Module, known: Mapping[int, tuple | None]) -> tuple[tuple, list[nn.Module]] | None:
@@ -220,14 +221,24 @@ def _config(module: nn.Module) -> tuple | None:
 # own code reading only their configuration: a model made of these, replayable layers and
 # Sequentials runs nothing but torch's code (count/tracer.py keeps such a model's whole trace).
 VIEWS: frozenset[type] = frozenset({nn.Flatten, nn.Unflatten, nn.Identity})
+# Containers that are never called (calling one raises), only read by their parent's forward.
+HOLDERS: frozenset[type] = frozenset({nn.ModuleList, nn.ModuleDict})
+
+
+# The class attribute by which a module class of this package (the zoo's blocks and networks,
+# costlens/zoo/) says that its ``forward`` reads nothing but the module's configuration,
+# children, parameters, buffers and inputs, as torch's own layers do. It is read from the class
+# itself, never inherited: a subclass may override ``forward``.
+STRUCTURAL_FORWARD = "costlens_structural_forward"
 
 
 def torch_own(module: nn.Module) -> bool:
-    """A module whose calls run torch's code only, reading its configuration (a steady one, see
-    ``steady``), parameters, buffers and children: a replayable layer or view with a
-    configuration that can be frozen, or a Sequential."""
+    """A module whose calls run torch's code only (or code declared to read what torch's own
+    layers read, ``STRUCTURAL_FORWARD``), reading its configuration (a steady one, see
+    ``steady``), parameters, buffers and children: a replayable layer, view or holder with a
+    configuration that can be frozen, a Sequential, or a declared class."""
     kind = type(module)
-    if kind in REPLAYABLE or kind in VIEWS:
+    if kind in REPLAYABLE or kind in VIEWS or kind in HOLDERS or kind.__dict__.get(STRUCTURAL_FORWARD) is True:
         return _config(module) is not None and steady(module)
     return _sequential(kind) and _config(module) is not None and steady(module)
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules import module as torch_module
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
@@ -808,10 +809,8 @@ class _Setup:
             return None
         if kwargs or len(tensors) != len(args) or not all(t.is_meta for t in tensors):
             return None  # only tensors, each known by its metadata alone (a Sequential takes one)
-        catalogue = (len(FORMULAS), *(m.of_op for m in metrics.op_metrics()),
-                     *(m.of_output for m in metrics.output_metrics()), *(m.key for m in metrics.per_layer()))
         return (train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), _placed(tensors),
-                catalogue)
+                _catalogue_key())
 
     def facts_for(self, model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
         producers = tuple(m.of_tensor for m in metrics.tensor_metrics())
@@ -831,6 +830,21 @@ class _Setup:
         if self.lasting and all(replay.steady(module) for _, module in modules if keys.get(id(module)) is not None):
             self.keys = set(watched), modes, keys
         return keys
+
+
+_CATALOGUE_KEY: list[tuple] = [(), ()]  # the catalogue's source (views held, so no id is reused) and its key
+
+
+def _catalogue_key() -> tuple:
+    """What a whole trace's values depend on in the formula and metric catalogues: the formulas
+    registered, and each op, output and per-layer metric's producer and key."""
+    views = (metrics.op_metrics(), metrics.output_metrics(), metrics.per_layer())  # one object per catalogue
+    source, key = _CATALOGUE_KEY
+    if len(source) != 4 or source[0] != len(FORMULAS) or not all(map(operator.is_, source[1:], views)):
+        key = (len(FORMULAS), *(m.of_op for m in views[0]), *(m.of_output for m in views[1]),
+               *(m.key for m in views[2]))
+        _CATALOGUE_KEY[:] = [(len(FORMULAS), *views), key]
+    return key
 
 
 # Setups of the models traced last, by id (a kept setup holds its model's modules, not the model)
@@ -993,8 +1007,6 @@ def _watched(module: nn.Module, forward: Any, box: list[Any], layer: tuple | _Bl
 
 def _global_hooks() -> bool:
     """Module hooks registered for every module, which would run outside a stand-in forward."""
-    from torch.nn.modules import module as torch_module
-
     return bool(torch_module._global_forward_pre_hooks or torch_module._global_forward_hooks
                 or torch_module._global_backward_pre_hooks or torch_module._global_backward_hooks)
 
@@ -1149,14 +1161,15 @@ def _untrained(config: tuple | None) -> tuple | None:
 
 def _structure(setup: _Setup) -> tuple:
     """All that a whole trace of a model of torch's own code (``_Setup.whole_key``) reads of it, the
-    objects aside: each module's path, class, configuration (``replay``'s frozen attributes),
+    objects aside: each module's path, class and its forward (which may be replaced in the class),
+    configuration (``replay``'s frozen attributes),
     children (by their place in the list, so a module registered twice shows), parameter and
     buffer names, and each tensor's metadata, kind and which tensor it is (a shared one counts once)."""
     modules = setup.modules
     place = {id(module): i for i, (_, module) in enumerate(modules)}
     tensors: dict[int, int] = {}
     return tuple(
-        (path, type(module), _untrained(replay.config(module)),
+        (path, type(module), getattr(type(module), "forward", None), _untrained(replay.config(module)),
          tuple((name, None if child is None else place[id(child)]) for name, child in module._modules.items()),
          tuple((name, t is None) for name, t in module._parameters.items()),
          tuple((name, t is None) for name, t in module._buffers.items()),
