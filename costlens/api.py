@@ -52,7 +52,10 @@ _NEEDS_REAL_DEVICE: set[str] = set()
 
 def environment() -> dict[str, str]:
     """Versions that a reader of a profile needs to reproduce it."""
-    return {"costlens": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"costlens": __version__, "torch": torch.__version__, "python": _PYTHON_VERSION}
+
+
+_PYTHON_VERSION = platform.python_version()
 
 
 def build(named: NamedModel, device: torch.device) -> nn.Module:
@@ -377,6 +380,8 @@ def _check_names(model: str, layers: Sequence[LayerCost]) -> None:
     """Module paths and types must be text that UTF-8 reports (JSON, HTML, CSV) can hold:
     a lone surrogate (a name decoded with surrogateescape, or built with one) is refused
     here, before any report is written."""
+    if not _SURROGATE.search("".join([model, *(text for layer in layers for text in (layer.path, layer.type))])):
+        return  # the usual case, in one search; else find the first name that holds one
     named = [(model, f"the model's name {model!r}")]
     named += [(text, f"the {kind} of layer {layer.path!r}") for layer in layers
               for text, kind in ((layer.path, "path"), (layer.type, "type"))]
@@ -479,12 +484,15 @@ def _floor_detail(weights: int, where: LayerCost | None) -> str:
 
 
 def _total_keys(totals: dict[str, float]) -> list[str]:
-    from costlens import metrics
+    return [m.key for m in catalogue() if m.key in totals]
 
-    return [key for key in metrics.all_keys() if key in totals]
+
+_META = torch.device("meta")
 
 
 def _device(device: str | torch.device) -> torch.device:
+    if device == "meta":  # the default, without parsing it again
+        return _META
     try:
         torch_device = torch.device(device)
     except (RuntimeError, TypeError) as error:

@@ -27,6 +27,9 @@ from costlens.records import InputInfo
 from costlens.units import format_shape
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a model can be traced in
+# each of them by name and by dtype (``trace_dtype`` finds these without parsing)
+_TRACE_DTYPES: dict[str | torch.dtype, torch.dtype] = {
+    key: getattr(torch, name) for name in FLOAT_DTYPES for key in (name, getattr(torch, name))}
 # torch sizes tensors in int64 bytes: beyond this no device, meta included, can describe one.
 MAX_TENSOR_BYTES = 2**63
 
@@ -64,6 +67,9 @@ def dtype_of(value: str | torch.dtype, argument: str) -> torch.dtype:
 
 def trace_dtype(value: str | torch.dtype) -> torch.dtype:
     """The dtype weights and float inputs are traced in: float32, float16 or bfloat16."""
+    known = _TRACE_DTYPES.get(value) if isinstance(value, (str, torch.dtype)) else None
+    if known is not None:
+        return known
     dtype = dtype_of(value, "dtype")
     if dtype_name(dtype) not in FLOAT_DTYPES:
         raise InputShapeError(f"dtype: {dtype_name(dtype)} is not a dtype to trace in; choose {', '.join(FLOAT_DTYPES)}")

@@ -238,31 +238,47 @@ def get(key: str) -> Metric:
     raise KeyError(key)
 
 
+_VIEWS: dict[object, tuple[Metric, ...]] = {}  # each selection below, made once per catalogue
+_VIEWS_OF: list[tuple[Metric, ...]] = [()]  # the catalogue they were made from
+
+
+def _view(name: object, keep: Callable[[Metric], bool]) -> tuple[Metric, ...]:
+    """The metrics that ``keep`` selects, in catalogue order: worked out again only when the
+    catalogue is another (a profile reads these on every call)."""
+    if _VIEWS_OF[0] is not METRICS:
+        _VIEWS.clear()
+        _VIEWS_OF[0] = METRICS
+    found = _VIEWS.get(name)
+    if found is None:
+        found = _VIEWS[name] = tuple(m for m in METRICS if keep(m))
+    return found
+
+
 def per_layer() -> tuple[Metric, ...]:
     """Metrics with a value for every module call."""
-    return tuple(m for m in METRICS if m.per_layer)
+    return _view("per_layer", lambda m: m.per_layer)
 
 
 def columns() -> tuple[Metric, ...]:
     """Metrics shown as columns of the terminal and markdown tables."""
-    return tuple(m for m in METRICS if m.per_layer and m.column)
+    return _view("columns", lambda m: m.per_layer and m.column)
 
 
 def of_kind(kind: Kind) -> tuple[Metric, ...]:
     """Counted or measured metrics."""
-    return tuple(m for m in METRICS if m.kind is kind)
+    return _view(kind, lambda m: m.kind is kind)
 
 
 def op_metrics() -> tuple[Metric, ...]:
     """Counted metrics produced op by op (summed over calls)."""
-    return tuple(m for m in METRICS if m.of_op is not None)
+    return _view("of_op", lambda m: m.of_op is not None)
 
 
 def tensor_metrics() -> tuple[Metric, ...]:
     """Counted metrics produced tensor by tensor (a module's state)."""
-    return tuple(m for m in METRICS if m.of_tensor is not None)
+    return _view("of_tensor", lambda m: m.of_tensor is not None)
 
 
 def output_metrics() -> tuple[Metric, ...]:
     """Sized metrics produced from the tensors each module call returns."""
-    return tuple(m for m in METRICS if m.of_output is not None)
+    return _view("of_output", lambda m: m.of_output is not None)

@@ -52,9 +52,15 @@ def register(
     return add
 
 
+_LOADED: list[bool] = [False]  # every family imported (each registers its models as it is)
+
+
 def _load_families() -> None:
+    if _LOADED[0]:
+        return
     for family in FAMILIES:
         importlib.import_module(f"costlens.zoo.{family}")
+    _LOADED[0] = True
 
 
 def names() -> list[str]:
