@@ -25,9 +25,19 @@ from costlens import __version__
 from costlens.comparison import Comparison, align
 from costlens.count.formulas import CONVENTION, Handler
 from costlens.count.metabuild import building_on_meta
-from costlens.count.tracer import TraceResult, trace
+from costlens.count.tracer import TraceResult, kept_call, trace
 from costlens.errors import CostlensError, InputShapeError, ModelError
-from costlens.inputs import Inputs, Prepared, available_memory, input_bytes, prepare, refuse_unless_fits, trace_dtype
+from costlens.inputs import (
+    Inputs,
+    Prepared,
+    available_memory,
+    input_bytes,
+    plain_infos,
+    plain_shape_on_meta,
+    prepare,
+    refuse_unless_fits,
+    trace_dtype,
+)
 from costlens.metrics import catalogue
 from costlens.models import resolve, user_code
 from costlens.records import LayerCost, Profile, Uncounted, load
@@ -262,14 +272,21 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
     with _memory_capped(torch_device):
         if net is None:
             net = build(named, torch_device)
-        prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
-        result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom)
+        # one plain shape on meta: a whole trace kept for it is found before the input is made
+        shape = None if custom else plain_shape_on_meta(inputs, batch, torch_device, traced_dtype)
+        kept = None if shape is None else kept_call(net, shape, train, traced_dtype)
+        if kept is not None and shape is not None:
+            result, infos = kept, plain_infos(shape, traced_dtype)
+        else:
+            prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
+            result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom, call=shape)
+            infos = prepared.infos
     _check_names(named.name, result.layers)
     root = result.layers[0]
     totals: dict[str, float] = dict(result.state)
     totals.update(root.values)  # op metrics of the whole forward; state metrics agree with the root's
     return Profile(
-        model=named.name, inputs=prepared.infos, dtype=str(traced_dtype).removeprefix("torch."),
+        model=named.name, inputs=infos, dtype=str(traced_dtype).removeprefix("torch."),
         device={"type": torch_device.type}, environment=environment(), convention=CONVENTION,
         totals={key: totals[key] for key in _total_keys(totals)}, layers=result.layers,
         uncounted=[Uncounted(op, count, paths) for op, (count, paths) in sorted(result.uncounted.items())],
@@ -343,12 +360,12 @@ def _timed_step(counted: Profile, model: str | nn.Module, inputs: Inputs, frozen
 
 
 def _trace(name: str, net: nn.Module, prepared: Prepared, *, train: bool, dtype: torch.dtype,
-           formulas: dict[Any, Handler]) -> TraceResult:
+           formulas: dict[Any, Handler], call: tuple | None = None) -> TraceResult:
     """``trace`` with the user's forward contained: an exit or a ``BaseException`` from it, or a
     model nested deeper than Python's recursion limit, is a one-line ``ModelError``."""
     try:
         with user_code(f"the forward of {name}"):
-            return trace(net, prepared.args, prepared.kwargs, train=train, dtype=dtype, formulas=formulas)
+            return trace(net, prepared.args, prepared.kwargs, train=train, dtype=dtype, formulas=formulas, call=call)
     except RecursionError as error:
         raise _too_deep(name, error, net) from error
     except ModelError as error:

@@ -147,19 +147,33 @@ def prepare(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: t
     return Prepared(tuple(args), kwargs, infos)
 
 
-def _plain_shape_on_meta(inputs: Inputs, batch: int | None, device: torch.device,
-                         dtype: torch.dtype) -> Prepared | None:
-    """The usual case, one shape of positive sizes on meta, without the general path's
-    parsing (a profile of a one-layer model spends a fifth of its time there); None otherwise,
-    and for any shape the general path has something to say about."""
+def plain_shape_on_meta(inputs: Inputs, batch: int | None, device: torch.device,
+                        dtype: torch.dtype) -> tuple[int, ...] | None:
+    """The shape of the one input ``prepare`` makes in the usual case, one shape of positive
+    sizes on meta (the batch put in); None otherwise, and for any shape the general path has
+    something to say about."""
     if device.type != "meta" or type(inputs) is not tuple or not inputs or \
             not all(type(size) is int and size > 0 for size in inputs):
         return None
     shape = inputs if batch is None else (batch, *inputs[1:])
     if math.prod(shape) * dtype.itemsize >= MAX_TENSOR_BYTES:
         return None
-    tensor = torch.empty(shape, dtype=dtype, device=device)
-    return Prepared((tensor,), {}, [InputInfo(None, list(shape), dtype_name(dtype))])
+    return shape
+
+
+def plain_infos(shape: tuple[int, ...], dtype: torch.dtype) -> list[InputInfo]:
+    """The profile's description of the one input made for ``plain_shape_on_meta``."""
+    return [InputInfo(None, list(shape), dtype_name(dtype))]
+
+
+def _plain_shape_on_meta(inputs: Inputs, batch: int | None, device: torch.device,
+                         dtype: torch.dtype) -> Prepared | None:
+    """The usual case without the general path's parsing (a profile of a one-layer model
+    spent a fifth of its time there); None otherwise."""
+    shape = plain_shape_on_meta(inputs, batch, device, dtype)
+    if shape is None:
+        return None
+    return Prepared((torch.empty(shape, dtype=dtype, device=device),), {}, plain_infos(shape, dtype))
 
 
 def input_bytes(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: torch.dtype,

@@ -350,3 +350,26 @@ def test_a_torch_layer_whose_class_forward_is_replaced_is_traced_anew(monkeypatc
     monkeypatch.setattr(nn.ReLU, "forward", lambda self, x: original(self, x) + 1)
     after = [profile(model, (2, 3)).root.ops.get("aten.add") for _ in range(3)]
     assert before == [None] * 3 and after == [2] * 3
+
+
+def test_a_trace_kept_for_a_plain_shape_follows_batch_dtypes_and_global_hooks() -> None:
+    """Conv 3 → 4, 3×3 on 6×6: 16 positions × 4 outputs × 27 = 1,728 MACs an image, and an output of
+    64 values an image (256 B in float32, 128 B in float16). Profiles after the first two take the
+    trace kept for the shape given, which must still follow everything the input is made from."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Conv2d(3, 4, 3))
+    roots = [profile(model, (1, 3, 6, 6)).root for _ in range(4)]
+    assert [(r.macs, r.activation_bytes) for r in roots] == [(1728, 256)] * 4
+    assert [profile(model, (1, 3, 6, 6), batch=3).root.macs for _ in range(3)] == [3 * 1728] * 3
+    assert [profile(model, (1, 3, 6, 6), dtype="float16").root.activation_bytes for _ in range(3)] == [128] * 3
+    doubled = nn.modules.module.register_module_forward_hook(lambda module, args, out: out * 2)
+    try:  # a hook on every module: one mul over the 64 outputs after the conv, one after the Sequential
+        assert [profile(model, (1, 3, 6, 6)).root.ops.get("aten.mul") for _ in range(3)] == [2] * 3
+    finally:
+        doubled.remove()
+    assert [profile(model, (1, 3, 6, 6)).root.ops.get("aten.mul") for _ in range(2)] == [None] * 2
+    torch.set_default_dtype(torch.float64)
+    try:  # the default dtype is part of what a kept trace depends on
+        assert [profile(model, (1, 3, 6, 6)).root.macs for _ in range(3)] == [1728] * 3
+    finally:
+        torch.set_default_dtype(torch.float32)

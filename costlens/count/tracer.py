@@ -772,6 +772,7 @@ class _Setup:
     lasting: bool = True  # kept for the model's next trace: worth keeping what a trace works out
     pure: bool | None = None  # every module runs torch's own code only (``whole_key``); None: not known yet
     results: dict[tuple, Frozen] = field(default_factory=dict)  # whole traces, by ``whole_key``
+    calls: dict[tuple, Frozen] = field(default_factory=dict)  # the same, by the caller's ``call`` (``kept_call``)
     # the stand-in forwards made for ``keys`` and these watched modules, and the box that holds
     # the tracer they report to while a trace runs
     forwards: tuple[dict[int, Any], set[int], dict[int, Any], list[Any]] | None = None
@@ -796,16 +797,20 @@ class _Setup:
             forwards[id(root)] = _watched(root, root.forward, box, keys.get(id(root)))
         return forwards, box
 
-    def whole_key(self, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
-                  train: bool, dtype: torch.dtype | None) -> tuple | None:
-        """What a whole trace of the model depends on beyond this setup, when the model runs
-        torch's own code only (``replay.torch_own``: every module, no hooks) on meta inputs;
-        else None. Such a trace is kept whole with the setup (``results``)."""
+    def wholly_own(self) -> bool:
+        """Every module runs torch's own code only (``replay.torch_own``), called without hooks."""
         if self.pure is None:
             self.pure = all(replay.torch_own(module) and _plain_call(type(module))
                             and type(module).train is nn.Module.train and type(module).__setattr__ is nn.Module.__setattr__
                             for _, module in self.modules)
-        if not self.pure or _global_hooks() or not all(_wrappable(module) for _, module in self.modules):
+        return self.pure and not _global_hooks() and all(_wrappable(module) for _, module in self.modules)
+
+    def whole_key(self, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
+                  train: bool, dtype: torch.dtype | None) -> tuple | None:
+        """What a whole trace of the model depends on beyond this setup, when the model runs
+        torch's own code only (``wholly_own``) on meta inputs; else None. Such a trace is kept
+        whole with the setup (``results``)."""
+        if not self.wholly_own():
             return None
         if kwargs or len(tensors) != len(args) or not all(t.is_meta for t in tensors):
             return None  # only tensors, each known by its metadata alone (a Sequential takes one)
@@ -1111,6 +1116,7 @@ def trace(
     train: bool = False,
     dtype: torch.dtype | None = None,
     formulas: dict[Any, Handler] | None = None,
+    call: tuple | None = None,
 ) -> TraceResult:
     """Run ``model(*args, **kwargs)`` once and return one ``LayerCost`` per module call.
 
@@ -1118,7 +1124,9 @@ def trace(
     substituted for the trace (``torch.func.functional_call``), never moved, so the
     model is left as found: stand-in forwards and hooks removed, train/eval modes
     restored, even when its forward raises. ``formulas`` maps aten ops (packets or overloads) to handlers that
-    take precedence over the registered ones, for this trace only.
+    take precedence over the registered ones, for this trace only. ``call``: how the caller made
+    ``args`` (a hashable description that determines their metadata, as the API's plain shape on
+    meta), to find a whole trace kept for it before making them again (``kept_call``).
     """
     kwargs = dict(kwargs or {})
     tensors = [t for t in list(args) + list(kwargs.values()) if isinstance(t, torch.Tensor)]
@@ -1137,19 +1145,50 @@ def trace(
             done = _WHOLE.get(built)
         if done is not None:
             _keep(model, setup)
-            if setup.lasting and len(setup.results) < _MOST_WHOLE:
-                setup.results[whole] = done
+            _remember(setup, whole, call, train, dtype, done)
             return _thawed(done)
     tracer = _Tracer(setup.facts_for(model, dtype), reuse=device.type == "meta", own_formulas=bool(formulas))
     result = _run(model, args, kwargs, setup, tracer, stand_ins, tensors, device, train, formulas)
     if whole is not None and built is not None:
         done = _frozen(result)
-        if setup.lasting and len(setup.results) < _MOST_WHOLE:
-            setup.results[whole] = done
+        _remember(setup, whole, call, train, dtype, done)
         if len(_WHOLE) >= _MOST_STRUCTURES:
             _WHOLE.clear()
         _WHOLE[built] = done
     return result
+
+
+def kept_call(model: nn.Module, call: tuple, train: bool, dtype: torch.dtype) -> TraceResult | None:
+    """The whole trace kept for ``call`` (see ``trace``) of this model object, while the model's
+    kept setup still describes it and it still runs torch's own code only; else None."""
+    kept = _SETUPS.get(id(model))
+    if kept is None or kept[1] is None or not kept[1].calls or kept[0]() is not model:
+        return None
+    setup = kept[1]
+    setup.modules[0] = ("", model)
+    try:
+        if not _unchanged(setup) or not setup.wholly_own():
+            return None
+        done = setup.calls.get(_call_key(call, train, dtype))
+    finally:
+        setup.modules[0] = _NO_ROOT
+    return None if done is None else _thawed(done)
+
+
+def _call_key(call: tuple, train: bool, dtype: torch.dtype | None) -> tuple:
+    """What a whole trace depends on besides the setup, for inputs made as ``call`` says (``whole_key``)."""
+    return call, train, dtype, torch.get_default_dtype(), _catalogue_key()
+
+
+def _remember(setup: _Setup, whole: tuple, call: tuple | None, train: bool, dtype: torch.dtype | None,
+              done: Frozen) -> None:
+    """Keep a whole trace with a lasting setup, by its key and by the caller's ``call`` (both bounded)."""
+    if not setup.lasting:
+        return
+    if len(setup.results) < _MOST_WHOLE:
+        setup.results[whole] = done
+    if call is not None and len(setup.calls) < _MOST_WHOLE:
+        setup.calls[_call_key(call, train, dtype)] = done
 
 
 def _untrained(config: tuple | None) -> tuple | None:
