@@ -197,11 +197,17 @@ _CONFIGS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, tuple, tuple]] = wea
 
 def _config(module: nn.Module) -> tuple | None:
     """The layer's attributes (all but nn.Module's registries), frozen; None when one cannot be."""
+    return _settled(module)[0]
+
+
+def _settled(module: nn.Module) -> tuple[tuple | None, bool]:
+    """``_config`` of the module, and whether it is kept for the attribute objects the module
+    holds now (``steady``), in one look at the module."""
     attributes = vars(module)
     names, values = tuple(attributes), tuple(attributes.values())
     known = _CONFIGS.get(module)
     if known is not None and known[0] == names and all(map(operator.is_, known[1], values)):
-        return known[2]
+        return known[2], True
     config = []
     for name, value in attributes.items():
         if name in _REGISTRIES:
@@ -209,12 +215,13 @@ def _config(module: nn.Module) -> tuple | None:
         kind = type(value)
         frozen = (kind, value) if kind in _SIMPLE else _frozen(value)  # ``_frozen``'s first case, inline
         if frozen is None:
-            return None
+            return None, False
         config.append((name, frozen))
     key = tuple(config)
-    if not any(_holds_list(value) for _, value in config):
-        _CONFIGS[module] = (names, values, key)
-    return key
+    if any(_holds_list(value) for _, value in config):
+        return key, False
+    _CONFIGS[module] = (names, values, key)
+    return key, True
 
 
 # Layers that return views of their input, so never replayed alone, but whose forward is torch's
@@ -237,10 +244,17 @@ def torch_own(module: nn.Module) -> bool:
     layers read, ``STRUCTURAL_FORWARD``), reading its configuration (a steady one, see
     ``steady``), parameters, buffers and children: a replayable layer, view or holder with a
     configuration that can be frozen, a Sequential, or a declared class."""
+    return own_config(module) is not None
+
+
+def own_config(module: nn.Module) -> tuple | None:
+    """The configuration (``config``) of a module that is ``torch_own``; None for any other."""
     kind = type(module)
-    if kind in REPLAYABLE or kind in VIEWS or kind in HOLDERS or kind.__dict__.get(STRUCTURAL_FORWARD) is True:
-        return _config(module) is not None and steady(module)
-    return _sequential(kind) and _config(module) is not None and steady(module)
+    if kind in REPLAYABLE or kind in VIEWS or kind in HOLDERS or kind.__dict__.get(STRUCTURAL_FORWARD) is True \
+            or _sequential(kind):
+        config, kept = _settled(module)
+        return config if kept else None
+    return None
 
 
 def config(module: nn.Module) -> tuple | None:

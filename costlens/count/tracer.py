@@ -770,7 +770,8 @@ class _Setup:
     facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
     keys: tuple[set[int], tuple, dict[int, Any]] | None = None
     lasting: bool = True  # kept for the model's next trace: worth keeping what a trace works out
-    pure: bool | None = None  # every module runs torch's own code only (``whole_key``); None: not known yet
+    pure: bool | None = None  # every module runs torch's own code only (``wholly_own``); None: not known yet
+    configs: list[tuple] = field(default_factory=list)  # each module's configuration, when ``pure``
     results: dict[tuple, Frozen] = field(default_factory=dict)  # whole traces, by ``whole_key``
     calls: dict[tuple, Frozen] = field(default_factory=dict)  # the same, by the caller's ``call`` (``kept_call``)
     # the stand-in forwards made for ``keys`` and these watched modules, and the box that holds
@@ -800,9 +801,7 @@ class _Setup:
     def wholly_own(self) -> bool:
         """Every module runs torch's own code only (``replay.torch_own``), called without hooks."""
         if self.pure is None:
-            self.pure = all(replay.torch_own(module) and _plain_call(type(module))
-                            and type(module).train is nn.Module.train and type(module).__setattr__ is nn.Module.__setattr__
-                            for _, module in self.modules)
+            self.pure, self.configs = _own_configs(self.modules)
         return self.pure and not _global_hooks() and all(_wrappable(module) for _, module in self.modules)
 
     def whole_key(self, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
@@ -835,6 +834,20 @@ class _Setup:
         if self.lasting and all(replay.steady(module) for _, module in modules if keys.get(id(module)) is not None):
             self.keys = set(watched), modes, keys
         return keys
+
+
+def _own_configs(modules: list[tuple[str, nn.Module]]) -> tuple[bool, list[tuple]]:
+    """Whether every module runs torch's own code only, called through nn.Module's own ``__call__``
+    and with its own ``train`` and ``__setattr__``; and if so, each one's configuration."""
+    configs = []
+    for _, module in modules:
+        kind = type(module)
+        config = replay.own_config(module)
+        if config is None or not _plain_call(kind) or kind.train is not nn.Module.train \
+                or kind.__setattr__ is not nn.Module.__setattr__:
+            return False, []
+        configs.append(config)
+    return True, configs
 
 
 _CATALOGUE_KEY: list[tuple] = [(), ()]  # the catalogue's source (views held, so no id is reused) and its key
@@ -1208,13 +1221,13 @@ def _structure(setup: _Setup) -> tuple:
     place = {id(module): i for i, (_, module) in enumerate(modules)}
     tensors: dict[int, int] = {}
     return tuple(
-        (path, type(module), getattr(type(module), "forward", None), _untrained(replay.config(module)),
+        (path, type(module), getattr(type(module), "forward", None), _untrained(config),
          tuple((name, None if child is None else place[id(child)]) for name, child in module._modules.items()),
          tuple((name, t is None) for name, t in module._parameters.items()),
          tuple((name, t is None) for name, t in module._buffers.items()),
          tuple((t.shape, t.stride(), t.dtype, t.requires_grad, is_parameter, tensors.setdefault(id(t), len(tensors)))
                for t, is_parameter in own))
-        for (path, module), own in zip(modules, setup.owned))
+        for (path, module), own, config in zip(modules, setup.owned, setup.configs))
 
 
 def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _Setup, tracer: _Tracer,
