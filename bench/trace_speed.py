@@ -12,7 +12,7 @@ min``) of process CPU time:
    ratio is costlens / the fastest of those; target <= 0.5, resnet152 <= 0.25.
    "warm" is the usual case, the process's meta-result cache and layer recordings
    holding the model's ops and layer calls from an earlier call (and its kept setup and
-   whole trace, costlens/count/tracer.py); "cold" empties them before every call, as in
+   whole trace, costlens/count/kept.py); "cold" empties them before every call, as in
    the first profile of a process (other models' kept setups stay, see ``_cold``).
 2. By name, the build included: ``profile(name)`` against building the same model on
    meta plus FlopCounterMode; target <= 1/3 for resnet50 and resnet152, 0.5 for others.
@@ -98,11 +98,14 @@ def _torchinfo(model: nn.Module, x: torch.Tensor) -> Callable[[], None] | None:
 
 def _cold(shape: tuple[int, ...], model: nn.Module) -> None:
     """The first profile of ``model`` in a process: every process cache empty but the setups that
-    costlens/count/tracer.py keeps per model object for the other models (the warm job's among them,
+    costlens/count/kept.py keeps per model object for the other models (the warm job's among them,
     which a process that profiled it before holds)."""
     from costlens.count import tracer
 
-    setups = getattr(tracer, "_SETUPS", {})  # absent from a costlens before them
+    try:
+        from costlens.count.kept import SETUPS as setups
+    except ImportError:  # a costlens from before count/kept.py, or before kept setups
+        setups = getattr(tracer, "_SETUPS", {})
     others = {key: kept for key, kept in setups.items() if kept[0]() is not model}
     clear_caches()
     setups.update(others)

@@ -24,8 +24,9 @@ from torch import nn
 from costlens import __version__
 from costlens.comparison import Comparison, align
 from costlens.count.formulas import CONVENTION, Handler
+from costlens.count.kept import TraceResult, kept_call
 from costlens.count.metabuild import building_on_meta
-from costlens.count.tracer import TraceResult, kept_call, trace
+from costlens.count.tracer import trace
 from costlens.errors import CostlensError, InputShapeError, ModelError
 from costlens.inputs import (
     Inputs,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from costlens.api import profile
-from costlens.count import replay, shapes, tracer
+from costlens.count import kept, replay, shapes, tracer
 from costlens.count.formulas import OpCost
 
 ROOT_IMPORT = "import sys; sys.path.insert(0, {root!r})"
@@ -198,7 +198,7 @@ class _Pooled(nn.Module):
 
 
 def test_a_model_changed_between_profiles_is_profiled_as_it_is_now() -> None:
-    """The setup kept for a model's next trace (count/tracer.py) must follow every change to it."""
+    """The setup kept for a model's next trace (count/kept.py) must follow every change to it."""
     with torch.device("meta"):
         model = _Pooled()
         totals = [profile(model, (1, 3, 6, 6)).totals for _ in range(2)]
@@ -301,7 +301,7 @@ def test_models_built_alike_share_a_whole_trace_only_when_alike() -> None:
             result = profile(_linears(kind), (2, 4))
             assert (result.totals["params"], result.root.macs) == (params, 96 if kind in ("aba", "abb") else 64), kind
             assert [(layer.path, layer.call) for layer in result.layers] == calls, kind
-    assert len(tracer._WHOLE) == 6
+    assert len(kept.WHOLE) == 6
 
 
 def test_a_zoo_block_is_kept_whole_and_follows_its_configuration() -> None:

@@ -226,7 +226,7 @@ def _settled(module: nn.Module) -> tuple[tuple | None, bool]:
 
 # Layers that return views of their input, so never replayed alone, but whose forward is torch's
 # own code reading only their configuration: a model made of these, replayable layers and
-# Sequentials runs nothing but torch's code (count/tracer.py keeps such a model's whole trace).
+# Sequentials runs nothing but torch's code (count/kept.py keeps such a model's whole trace).
 VIEWS: frozenset[type] = frozenset({nn.Flatten, nn.Unflatten, nn.Identity})
 # Containers that are never called (calling one raises), only read by their parent's forward.
 HOLDERS: frozenset[type] = frozenset({nn.ModuleList, nn.ModuleDict})

@@ -18,31 +18,44 @@ included (``count/live.py``).
 
 What a trace works out about a model before running it (its modules, their tensors and
 facts, replay keys, stand-in forwards) is kept for the model's next trace on meta while
-nothing it read changed (``_Setup``). A model made only of torch's own code (replayable
-layers, views, Sequentials) has its whole trace kept, by its setup and, for a model built
-afresh for each profile, by its structure. Nothing a profile reports depends on what ran
+nothing it read changed, and a model made only of torch's own code has its whole trace
+kept (``count/kept.py``). Nothing a profile reports depends on what ran
 before it in the process (tests/test_replay_memory.py, tests/test_speed_tracer.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import operator
-import sys
-import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules import module as torch_module
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
 from costlens.count import replay, shapes
+from costlens.count.facts import ModuleFacts, own_tensors
 from costlens.count.formulas import FORMULAS, FREE, Handler, OpCost, rule_for
+from costlens.count.kept import (
+    MOST_STRUCTURES,
+    SETUPS,
+    WHOLE,
+    Block,
+    Setup,
+    TraceResult,
+    frozen_trace,
+    global_hooks,
+    keep,
+    key_of,
+    plain_call,
+    remember,
+    setup_of,
+    structure,
+    thawed_trace,
+    wrappable,
+)
 from costlens.count.live import LiveBytes
 from costlens.count.swap import swapped
 from costlens.errors import ModelError
@@ -58,16 +71,6 @@ _STATISTICS_OUTPUTS = {
     "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
     "cudnn_batch_norm", "native_layer_norm", "native_group_norm", "_batch_norm_with_update",
 }
-
-
-@dataclass(slots=True)
-class ModuleFacts:
-    """What the tracer knows of a module before it runs: its path, type and state metrics."""
-
-    path: str
-    type: str
-    leaf: bool
-    state: dict[str, int]  # each tensor metric of the catalogue, children included
 
 
 @dataclass(slots=True)
@@ -139,16 +142,6 @@ class _Cached:
     sums: tuple[int, ...]
 
 
-@dataclass
-class TraceResult:
-    """Everything one trace learned: module calls in order, and ops with no rule."""
-
-    layers: list[LayerCost]
-    uncounted: dict[str, tuple[int, list[str]]]
-    flops_by_op: dict[str, int]
-    state: dict[str, int]  # the model's tensor metrics, each tensor once
-
-
 def _tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
@@ -193,34 +186,6 @@ def _shares_storage(outs: list[torch.Tensor], args: tuple, kwargs: dict) -> bool
     as new memory for the peak (``count/live.py``) where the kernel's result adds none."""
     inputs = {t.untyped_storage()._cdata for t in _tensors((*args, *kwargs.values()))}
     return any(o.untyped_storage()._cdata in inputs for o in outs)
-
-
-_KEYWORDS = object()  # separates positional from keyword arguments in a cache key
-_NUMBERS = (bool, int, float)
-
-
-def _key_part(value: Any) -> Any:
-    """A hashable stand-in for one op argument: a tensor by shape, stride and dtype.
-
-    The device is left out: only results whose outputs are all on meta are cached, and
-    a meta result depends on nothing else. Numbers keep their type, since 2 and 2.0
-    (equal as keys) promote an integer tensor differently.
-    """
-    kind = type(value)
-    if kind is torch.Tensor or isinstance(value, torch.Tensor):
-        return value.shape, value.stride(), value.dtype
-    if kind is list or kind is tuple:
-        return tuple(map(_key_part, value))
-    if kind in _NUMBERS:
-        return kind, value
-    return value
-
-
-def _key_of(func: Any, args: tuple, kwargs: dict) -> tuple:
-    """The cache key of one call: the overload and every argument's stand-in."""
-    if not kwargs:
-        return func, *map(_key_part, args)
-    return func, *map(_key_part, args), _KEYWORDS, *kwargs, *map(_key_part, kwargs.values())
 
 
 def _learn(func: Any, custom: dict[Any, Handler]) -> _OpInfo:
@@ -269,8 +234,8 @@ def clear_caches() -> None:
     _INFOS.clear()
     _RESULTS.clear()
     _REPLAYS.clear()
-    _SETUPS.clear()
-    _WHOLE.clear()
+    SETUPS.clear()
+    WHOLE.clear()
     _LEARNED_WITH[0] = len(FORMULAS)
 
 
@@ -320,7 +285,7 @@ class _CountingMode(TorchDispatchMode):
             cost, sums = self._cost(info, args, kwargs, out)
             tracer.count(info, cost, sums)
             return out
-        key = _key_of(func, args, kwargs)
+        key = key_of(func, args, kwargs)
         hit = tracer.cache.get(key)
         if hit is not None:
             tracer.count(info, hit.cost, hit.sums)
@@ -464,8 +429,8 @@ class _Tracer:
         inputs = replay.meta_inputs(args, kwargs)
         if inputs is None or not all(live.counted(t) is not None for t in inputs):
             return self._run_call(module, forward, args, kwargs)
-        state = [t for t, _ in _own_tensors(module)]
-        key = (layer, _state_part(state, live), _key_of(None, args, kwargs))
+        state = [t for t, _ in own_tensors(module)]
+        key = (layer, _state_part(state, live), key_of(None, args, kwargs))
         done = replays.get(key)
         if done is None:
             output, recorded = self._record(module, forward, args, kwargs, live, state)
@@ -501,7 +466,7 @@ class _Tracer:
         made, sizes, kept = left_alive
         return output, self._summary(recorded, self.calls[first], made, rise, sizes, kept)
 
-    def call_block(self, module: nn.Module, block: _Block, forward: Any, args: tuple, kwargs: dict) -> Any:
+    def call_block(self, module: nn.Module, block: Block, forward: Any, args: tuple, kwargs: dict) -> Any:
         """A block's call (``replay.block_key``): replayed whole, every call inside it included,
         when an equal call was recorded before, else run and recorded; as ``call_layer``."""
         replays, live = self.replays, self.live
@@ -510,8 +475,8 @@ class _Tracer:
         inputs = replay.meta_inputs(args, kwargs)
         if inputs is None or not all(live.counted(t) is not None for t in inputs):
             return self._run_call(module, forward, args, kwargs)
-        state = [t for t, _ in _own_tensors(module)] + [t for m in block.inside for t, _ in _own_tensors(m)]
-        key = (block.key, _state_part(state, live), _key_of(None, args, kwargs))
+        state = [t for t, _ in own_tensors(module)] + [t for m in block.inside for t, _ in own_tensors(m)]
+        key = (block.key, _state_part(state, live), key_of(None, args, kwargs))
         done = replays.get(key)
         if done is None:
             output, recorded = self._record_block(module, block, forward, args, kwargs, live, state)
@@ -525,7 +490,7 @@ class _Tracer:
         live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
         return outputs
 
-    def _record_block(self, module: nn.Module, block: _Block, forward: Any, args: tuple, kwargs: dict,
+    def _record_block(self, module: nn.Module, block: Block, forward: Any, args: tuple, kwargs: dict,
                       live: LiveBytes, state: list[torch.Tensor]) -> tuple[Any, replay.BlockReplay | None]:
         """Run a block's call; its recording too when every call inside it is of one of its
         modules, no op in it lacks a formula, and it leaves alive what a layer's recording must."""
@@ -560,7 +525,7 @@ class _Tracer:
                          tuple(c.output_sums)) for c in calls)
         return output, replay.BlockReplay(records, tuple(flops.items()), *made, rise, sizes, kept)
 
-    def _replay_block(self, module: nn.Module, block: _Block, args: tuple, kwargs: dict,
+    def _replay_block(self, module: nn.Module, block: Block, args: tuple, kwargs: dict,
                       done: replay.BlockReplay) -> None:
         """Record every call of a block's recorded call as running it would, and roll the block's up."""
         facts, modules = self.facts, (module, *block.inside)
@@ -652,98 +617,6 @@ def _left_alive(output: Any, args: tuple, live: LiveBytes, state: list[torch.Ten
     return made, tuple(sizes), kept
 
 
-def module_facts(model: nn.Module, dtype: torch.dtype | None, modules: list[tuple[str, nn.Module]] | None = None,
-                 owned: list[list[tuple[torch.Tensor, bool]]] | None = None) -> dict[int, ModuleFacts]:
-    """Path, type and state metrics (params, weight bytes, ...) of every module, keyed by ``id``.
-
-    Like fvcore's parameter_count, each tensor is summed into every prefix of its
-    dotted name, so a shared tensor counts once, under its first name. ``modules``
-    (``list(model.named_modules())``) and ``owned`` (each one's ``_own_tensors``) are
-    passed when the caller has them already.
-    """
-    producers = [(m.key, m.of_tensor) for m in metrics.tensor_metrics() if m.of_tensor is not None]
-    keys = [key for key, _ in producers]
-    modules = list(model.named_modules()) if modules is None else modules
-    owned = [_own_tensors(module) for _, module in modules] if owned is None else owned
-    sums = _state_by_path(modules, owned, producers, dtype)
-    stateless = dict.fromkeys(keys, 0)  # shared by every module without tensors: read, never written
-    return {
-        id(module): ModuleFacts(path, type(module).__name__, _is_leaf(module),
-                                dict(zip(keys, sums[path])) if path in sums else stateless)
-        for path, module in modules
-    }
-
-
-def _state_by_path(modules: list[tuple[str, nn.Module]], owned: list[list[tuple[torch.Tensor, bool]]],
-                   producers: list[tuple[str, Any]], dtype: torch.dtype | None) -> dict[str, list[int]]:
-    """Each module path's state metrics, its children's included; paths with none are left out.
-
-    ``modules`` is in ``named_modules`` order (parents first), so walking it backwards
-    finishes every child before its parent, and each path's sums are added to its
-    parent's once.
-    """
-    seen: set[int] = set()
-    by_facts: dict[tuple, list[int]] = {}
-    sums: dict[str, list[int]] = {}
-    for (path, _), tensors in zip(modules, owned):
-        own = _own_state(tensors, producers, dtype, seen, by_facts) if tensors else None
-        if own is not None:
-            sums[path] = own
-    for path, _ in reversed(modules):
-        values = sums.get(path)
-        if not path or values is None:
-            continue
-        parent = path[:max(path.rfind("."), 0)]
-        above = sums.get(parent)
-        sums[parent] = list(values) if above is None else [a + b for a, b in zip(above, values)]
-    return sums
-
-
-def _own_state(tensors: list[tuple[torch.Tensor, bool]], producers: list[tuple[str, Any]], dtype: torch.dtype | None,
-               seen: set[int], by_facts: dict[tuple, list[int]]) -> list[int] | None:
-    """What a module's own ``tensors`` not seen before add to each state metric; None when nothing.
-
-    ``by_facts`` remembers the metrics of each distinct tensor description: models repeat
-    a few shapes many times.
-    """
-    sums: list[int] | None = None
-    for tensor, is_parameter in tensors:
-        identity = id(tensor)
-        if identity in seen:
-            continue
-        seen.add(identity)
-        numel = tensor.numel()
-        described = (numel, _element_size(tensor, dtype), is_parameter, is_parameter and tensor.requires_grad)
-        values = by_facts.get(described)
-        if values is None:
-            facts = TensorFacts(numel, numel * described[1], is_parameter, described[3])
-            values = by_facts[described] = [produce(facts) for _, produce in producers]
-        sums = list(values) if sums is None else [a + b for a, b in zip(sums, values)]
-    return sums
-
-
-def _own_tensors(module: nn.Module) -> list[tuple[torch.Tensor, bool]]:
-    """The module's own parameters and buffers (not its children's), flagged as parameters or not.
-
-    Read from the registries that ``named_parameters(recurse=False)`` reads, without its
-    generators: this runs for every module of every trace.
-    """
-    own = [(p, True) for p in module._parameters.values() if p is not None]
-    return own + [(b, False) for b in module._buffers.values() if b is not None]
-
-
-def _is_leaf(module: nn.Module) -> bool:
-    """No child module (as ``children()`` sees it: registered, not None)."""
-    return all(child is None for child in module._modules.values())
-
-
-def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:
-    """Bytes per element once floating-point state is cast to the trace's dtype."""
-    if dtype is not None and tensor.is_floating_point():
-        return dtype.itemsize
-    return tensor.element_size()
-
-
 def _state_part(state: list[torch.Tensor], live: LiveBytes) -> tuple:
     """What a layer's call depends on in its own tensors beyond ``replay.layer_key``: each one's
     metadata as the call finds it (stand-ins included), and whether the peak-memory tracker
@@ -752,192 +625,8 @@ def _state_part(state: list[torch.Tensor], live: LiveBytes) -> tuple:
                   live.counted(t) is not None or (t.storage_offset(), t.untyped_storage().nbytes())) for t in state)
 
 
-@dataclass(slots=True)
-class _Setup:
-    """What a trace works out about a model before running it: its modules, their own tensors
-    (``_own_tensors``), their facts by trace dtype and the replay keys (``_replay_keys``).
-
-    It is kept for the model's next trace on meta (``_setup_of``) while nothing it was
-    worked out from changed: each module's class and its ``forward``, attributes, children,
-    parameters and buffers (the objects, by name: ``_signature``), every tensor's metadata,
-    and for replay keys and stand-in forwards, which modules get one and the trace's modes.
-    """
-
-    modules: list[tuple[str, nn.Module]]
-    owned: list[list[tuple[torch.Tensor, bool]]]
-    signatures: list[tuple]
-    metas: list[tuple]
-    facts: dict[tuple, dict[int, ModuleFacts]] = field(default_factory=dict)  # by dtype and state producers
-    keys: tuple[set[int], tuple, dict[int, Any]] | None = None
-    lasting: bool = True  # kept for the model's next trace: worth keeping what a trace works out
-    pure: bool | None = None  # every module runs torch's own code only (``wholly_own``); None: not known yet
-    configs: list[tuple] = field(default_factory=list)  # each module's configuration, when ``pure``
-    results: dict[tuple, Frozen] = field(default_factory=dict)  # whole traces, by ``whole_key``
-    calls: dict[tuple, Frozen] = field(default_factory=dict)  # the same, by the caller's ``call`` (``kept_call``)
-    # the stand-in forwards made for ``keys`` and these watched modules, and the box that holds
-    # the tracer they report to while a trace runs
-    forwards: tuple[dict[int, Any], set[int], dict[int, Any], list[Any]] | None = None
-
-    def stand_in_forwards(self, watched: set[int], keys: dict[int, Any]) -> tuple[dict[int, Any], list[Any]]:
-        """A stand-in forward (``_watched``) for each watched module, by ``id``, and the box for the
-        trace's tracer; those of the last trace while made for these keys and nothing traces with them now."""
-        if not self.lasting:
-            box: list[Any] = [None]
-            return {id(m): _watched(m, m.forward, box, keys.get(id(m))) for _, m in self.modules if id(m) in watched}, box
-        made, root = self.forwards, self.modules[0][1]
-        if made is not None and made[0] is keys and made[1] == watched and made[3][0] is None:
-            box = made[3]
-            forwards = dict(made[2])
-        else:
-            box = [None]
-            stand_ins = {id(module): _watched(module, module.forward, box, keys.get(id(module)))
-                         for _, module in self.modules[1:] if id(module) in watched}
-            self.forwards = keys, set(watched), stand_ins, box
-            forwards = dict(stand_ins)
-        if id(root) in watched:  # made for each trace: a kept stand-in would hold the model
-            forwards[id(root)] = _watched(root, root.forward, box, keys.get(id(root)))
-        return forwards, box
-
-    def wholly_own(self) -> bool:
-        """Every module runs torch's own code only (``replay.torch_own``), called without hooks."""
-        if self.pure is None:
-            self.pure, self.configs = _own_configs(self.modules)
-        return self.pure and not _global_hooks() and all(_wrappable(module) for _, module in self.modules)
-
-    def whole_key(self, tensors: list[torch.Tensor], args: Sequence[Any], kwargs: dict[str, Any],
-                  train: bool, dtype: torch.dtype | None) -> tuple | None:
-        """What a whole trace of the model depends on beyond this setup, when the model runs
-        torch's own code only (``wholly_own``) on meta inputs; else None. Such a trace is kept
-        whole with the setup (``results``)."""
-        if not self.wholly_own():
-            return None
-        if kwargs or len(tensors) != len(args) or not all(t.is_meta for t in tensors):
-            return None  # only tensors, each known by its metadata alone (a Sequential takes one)
-        return (train, dtype, torch.get_default_dtype(), _key_of(None, tuple(args), kwargs), _placed(tensors),
-                _catalogue_key())
-
-    def facts_for(self, model: nn.Module, dtype: torch.dtype | None) -> dict[int, ModuleFacts]:
-        producers = tuple(m.of_tensor for m in metrics.tensor_metrics())
-        known = self.facts.get((dtype, producers))
-        if known is None:
-            known = self.facts[(dtype, producers)] = module_facts(model, dtype, self.modules, self.owned)
-        return known
-
-    def replay_keys(self, watched: set[int]) -> dict[int, Any]:
-        """``_replay_keys`` of the watched modules, worked out again only when something they read changed."""
-        kept, modules = self.keys, self.modules
-        # what keys read beyond the setup's signatures: the trace's modes (set after the signatures)
-        modes = (torch.get_default_dtype(), *(module.training for _, module in modules))
-        if kept is not None and kept[0] == watched and kept[1] == modes:
-            return kept[2]
-        keys = _replay_keys(modules, watched)
-        if self.lasting and all(replay.steady(module) for _, module in modules if keys.get(id(module)) is not None):
-            self.keys = set(watched), modes, keys
-        return keys
-
-
-def _own_configs(modules: list[tuple[str, nn.Module]]) -> tuple[bool, list[tuple]]:
-    """Whether every module runs torch's own code only, called through nn.Module's own ``__call__``
-    and with its own ``train`` and ``__setattr__``; and if so, each one's configuration."""
-    configs = []
-    for _, module in modules:
-        kind = type(module)
-        config = replay.own_config(module)
-        if config is None or not _plain_call(kind) or kind.train is not nn.Module.train \
-                or kind.__setattr__ is not nn.Module.__setattr__:
-            return False, []
-        configs.append(config)
-    return True, configs
-
-
-_CATALOGUE_KEY: list[tuple] = [(), ()]  # the catalogue's source (views held, so no id is reused) and its key
-
-
-def _catalogue_key() -> tuple:
-    """What a whole trace's values depend on in the formula and metric catalogues: the formulas
-    registered, and each op, output and per-layer metric's producer and key."""
-    views = (metrics.op_metrics(), metrics.output_metrics(), metrics.per_layer())  # one object per catalogue
-    source, key = _CATALOGUE_KEY
-    if len(source) != 4 or source[0] != len(FORMULAS) or not all(map(operator.is_, source[1:], views)):
-        key = (len(FORMULAS), *(m.of_op for m in views[0]), *(m.of_output for m in views[1]),
-               *(m.key for m in views[2]))
-        _CATALOGUE_KEY[:] = [(len(FORMULAS), *views), key]
-    return key
-
-
-# Setups of the models traced last, by id (a kept setup holds its model's modules, not the model)
-_SETUPS: dict[int, tuple[weakref.ref, _Setup | None]] = {}
-_MOST_SETUPS = 16
-_NO_ROOT = ("", nn.Module())  # a kept setup's first entry, in the model's place
-
-
-def _setup_of(model: nn.Module) -> _Setup:
-    """The model's kept setup while it still describes the model, else a new one: to be kept
-    (``lasting``) from the model's second trace on, so a model traced once (built by name for
-    one profile) pays nothing for what a later trace would check."""
-    ref, setup = _SETUPS.get(id(model), (None, None))
-    seen = ref is not None and ref() is model
-    if seen and setup is not None:
-        setup.modules[0] = ("", model)
-        if _unchanged(setup):
-            return setup
-    modules = list(model.named_modules())
-    owned = [_own_tensors(module) for _, module in modules]
-    if not seen:
-        return _Setup(modules, owned, [], [], lasting=False)
-    return _Setup(modules, owned, [_signature(module) for _, module in modules], _metas(owned))
-
-
-def _keep(model: nn.Module, setup: _Setup) -> None:
-    """Keep ``setup`` for the model's next trace, once it ended (its root entry is replaced: the
-    setup does not hold the model), or only that the model was traced, if it is not ``lasting``.
-    The entry goes when the model does."""
-    key = id(model)
-    kept = _SETUPS.get(key)
-    if kept is None or kept[0]() is not model:
-        if len(_SETUPS) >= _MOST_SETUPS:
-            _SETUPS.pop(next(iter(_SETUPS)))
-        ref = weakref.ref(model, functools.partial(_forget, _SETUPS, key))
-    else:
-        ref = kept[0]
-    _SETUPS[key] = ref, setup if setup.lasting else None
-    setup.modules[0] = _NO_ROOT  # ``_setup_of`` puts the model back
-
-
-def _forget(setups: dict[int, tuple[weakref.ref, _Setup | None]], key: int, ref: weakref.ref) -> None:
-    """A kept model is gone: so is its entry (unless another model took its ``id`` since). ``setups``
-    is ``_SETUPS``, bound when the entry was made: at exit the module's globals may be gone first."""
-    kept = setups.get(key)
-    if kept is not None and kept[0] is ref:
-        del setups[key]
-
-
-def _unchanged(setup: _Setup) -> bool:
-    """Every module of the setup has the signature it had, and every tensor its metadata."""
-    for (_, module), signature in zip(setup.modules, setup.signatures):
-        now = _signature(module)
-        if len(now) != len(signature) or not all(map(operator.is_, now, signature)):
-            return False
-    return _metas(setup.owned) == setup.metas
-
-
-def _signature(module: nn.Module) -> tuple:
-    """A module's class and its ``forward``, and every attribute, child, parameter and buffer by
-    name: the objects themselves (compared by identity), so none dies and lends its ``id`` to
-    another while the setup is kept. Each registry precedes its entries, setting them apart."""
-    attributes, children, parameters, buffers = vars(module), module._modules, module._parameters, module._buffers
-    return (type(module), getattr(type(module), "forward", None), *attributes, *attributes.values(),
-            children, *children, *children.values(), parameters, *parameters, *parameters.values(),
-            buffers, *buffers, *buffers.values())
-
-
-def _metas(owned: list[list[tuple[torch.Tensor, bool]]]) -> list[tuple]:
-    """The metadata of every own tensor that facts, stand-ins and replay keys read."""
-    return [(t.shape, t.stride(), t.dtype, t.requires_grad, t.is_meta) for own in owned for t, _ in own]
-
-
 @contextlib.contextmanager
-def _watching(setup: _Setup, tracer: _Tracer) -> Iterator[None]:
+def _watching(setup: Setup, tracer: _Tracer) -> Iterator[None]:
     """Report every module call to the tracer, and leave the modules as found.
 
     A module without hooks of its own gets a stand-in ``forward`` for the trace that
@@ -949,9 +638,9 @@ def _watching(setup: _Setup, tracer: _Tracer) -> Iterator[None]:
     modules = setup.modules
     wrapped: list[nn.Module] = []
     handles = []
-    hooks_everywhere = _global_hooks()
-    plain_types = {kind for kind in {type(m) for _, m in modules} if _plain_call(kind)}
-    watched = set() if hooks_everywhere else {id(m) for _, m in modules if type(m) in plain_types and _wrappable(m)}
+    hooks_everywhere = global_hooks()
+    plain_types = {kind for kind in {type(m) for _, m in modules} if plain_call(kind)}
+    watched = set() if hooks_everywhere else {id(m) for _, m in modules if type(m) in plain_types and wrappable(m)}
     keys = setup.replay_keys(watched) if tracer.replays is not None else {}
     forwards, box = setup.stand_in_forwards(watched, keys)
     box[0] = tracer
@@ -970,79 +659,6 @@ def _watching(setup: _Setup, tracer: _Tracer) -> Iterator[None]:
             module.__dict__.pop("forward", None)
         for handle in handles:
             handle.remove()
-
-
-_CALL_IMPL = nn.Module._call_impl.__code__
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    """A block (``replay.block_key``): its key, and the modules inside it (not itself, which a setup
-    kept for the model's next trace would hold in its block keys)."""
-
-    key: tuple
-    inside: list[nn.Module]  # every module in it but itself, each once (``replay.block_key``'s less the first)
-
-
-def _replay_keys(modules: list[tuple[str, nn.Module]], watched: set[int]) -> dict[int, tuple | _Block | None]:
-    """Each watched module's replay key (``replay.layer_key``) or block, by ``id``; None for
-    those without. Children come before their parents (``modules`` backwards), so a
-    container with a child that is neither is known to be no block at once."""
-    keys: dict[int, tuple | _Block | None] = {}
-    known: dict[int, tuple | None] = {}
-    for _, module in reversed(modules):
-        if id(module) not in watched:
-            known[id(module)] = None
-        elif not module._modules:
-            keys[id(module)] = known[id(module)] = replay.layer_key(module)
-        else:
-            found = replay.block_key(module, known)
-            block = None if found is None else _Block(("block", found[0]), found[1][1:])
-            keys[id(module)] = block
-            if block is None:
-                known[id(module)] = None
-    return keys
-
-
-def _watched(module: nn.Module, forward: Any, box: list[Any], layer: tuple | _Block | None) -> Any:
-    """``module``'s stand-in forward, reporting to the tracer in ``box``; ``layer`` is its replay
-    key (``replay.layer_key``) or its block, if it has one."""
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        if sys._getframe(1).f_code is not _CALL_IMPL:
-            return forward(*args, **kwargs)  # ``forward`` called directly is no module call, as hooks see it
-        tracer: _Tracer = box[0]
-        if isinstance(layer, _Block):
-            return tracer.call_block(module, layer, forward, args, kwargs)
-        if layer is not None:
-            return tracer.call_layer(module, layer, forward, args, kwargs)
-        tracer.enter(module, args, kwargs)
-        output = forward(*args, **kwargs)
-        tracer.leave(module, args, output)
-        return output
-
-    return watched
-
-
-def _global_hooks() -> bool:
-    """Module hooks registered for every module, which would run outside a stand-in forward."""
-    return bool(torch_module._global_forward_pre_hooks or torch_module._global_forward_hooks
-                or torch_module._global_backward_pre_hooks or torch_module._global_backward_hooks)
-
-
-def _plain_call(kind: type) -> bool:
-    """A module class called through nn.Module's own ``__call__`` into its ``forward``."""
-    return (kind.__call__ is nn.Module.__call__ and getattr(kind, "_call_impl", None) is nn.Module._call_impl
-            and not issubclass(kind, torch.jit.ScriptModule))
-
-
-def _wrappable(module: nn.Module) -> bool:
-    """A module of a plain-call class with a class-defined ``forward`` and no hooks of its own."""
-    return (
-        "forward" not in module.__dict__
-        and getattr(module, "_compiled_call_impl", None) is None
-        and not (module._forward_pre_hooks or module._forward_hooks or module._backward_pre_hooks
-                 or module._backward_hooks)
-    )
 
 
 @contextlib.contextmanager
@@ -1080,7 +696,7 @@ def _stand_ins(model: nn.Module, owned: list[list[tuple[torch.Tensor, bool]]], d
     differ from the model's (``count/swap.py`` puts them in place); in training mode on a real
     device, copies of the buffers, which the forward updates.
 
-    ``owned`` holds each module's own tensors (``_own_tensors``).
+    ``owned`` holds each module's own tensors (``own_tensors``).
     """
     copy_buffers = train and device.type != "meta" and any(not p for own in owned for _, p in own)
     if not copy_buffers and not _any_stand_in(owned, device, dtype):
@@ -1146,7 +762,7 @@ def trace(
     if not tensors:
         raise ModelError("the model needs at least one input tensor to trace")
     device = tensors[0].device
-    setup = _setup_of(model)
+    setup = setup_of(model)
     stand_ins = _stand_ins(model, setup.owned, device, dtype, train)
     whole = built = None
     if not stand_ins and not formulas and device.type == "meta" and replay.available():  # as layer replays
@@ -1154,83 +770,24 @@ def trace(
     if whole is not None:
         done = setup.results.get(whole)
         if done is None:  # another model of the same structure traced before, as a model built by name
-            built = (_structure(setup), whole)
-            done = _WHOLE.get(built)
+            built = (structure(setup), whole)
+            done = WHOLE.get(built)
         if done is not None:
-            _keep(model, setup)
-            _remember(setup, whole, call, train, dtype, done)
-            return _thawed(done)
+            keep(model, setup)
+            remember(setup, whole, call, train, dtype, done)
+            return thawed_trace(done)
     tracer = _Tracer(setup.facts_for(model, dtype), reuse=device.type == "meta", own_formulas=bool(formulas))
     result = _run(model, args, kwargs, setup, tracer, stand_ins, tensors, device, train, formulas)
     if whole is not None and built is not None:
-        done = _frozen(result)
-        _remember(setup, whole, call, train, dtype, done)
-        if len(_WHOLE) >= _MOST_STRUCTURES:
-            _WHOLE.clear()
-        _WHOLE[built] = done
+        done = frozen_trace(result)
+        remember(setup, whole, call, train, dtype, done)
+        if len(WHOLE) >= MOST_STRUCTURES:
+            WHOLE.clear()
+        WHOLE[built] = done
     return result
 
 
-def kept_call(model: nn.Module, call: tuple, train: bool, dtype: torch.dtype) -> TraceResult | None:
-    """The whole trace kept for ``call`` (see ``trace``) of this model object, while the model's
-    kept setup still describes it and it still runs torch's own code only; else None."""
-    kept = _SETUPS.get(id(model))
-    if kept is None or kept[1] is None or not kept[1].calls or kept[0]() is not model:
-        return None
-    setup = kept[1]
-    setup.modules[0] = ("", model)
-    try:
-        if not _unchanged(setup) or not setup.wholly_own():
-            return None
-        done = setup.calls.get(_call_key(call, train, dtype))
-    finally:
-        setup.modules[0] = _NO_ROOT
-    return None if done is None else _thawed(done)
-
-
-def _call_key(call: tuple, train: bool, dtype: torch.dtype | None) -> tuple:
-    """What a whole trace depends on besides the setup, for inputs made as ``call`` says (``whole_key``)."""
-    return call, train, dtype, torch.get_default_dtype(), _catalogue_key()
-
-
-def _remember(setup: _Setup, whole: tuple, call: tuple | None, train: bool, dtype: torch.dtype | None,
-              done: Frozen) -> None:
-    """Keep a whole trace with a lasting setup, by its key and by the caller's ``call`` (both bounded)."""
-    if not setup.lasting:
-        return
-    if len(setup.results) < _MOST_WHOLE:
-        setup.results[whole] = done
-    if call is not None and len(setup.calls) < _MOST_WHOLE:
-        setup.calls[_call_key(call, train, dtype)] = done
-
-
-def _untrained(config: tuple | None) -> tuple | None:
-    """A configuration without the training flag, which the trace sets on every module of a model
-    of torch's own code (``_eval_mode``) whatever it was: a model built in training mode and one
-    put in eval mode have one structure."""
-    return None if config is None else tuple(item for item in config if item[0] != "training")
-
-
-def _structure(setup: _Setup) -> tuple:
-    """All that a whole trace of a model of torch's own code (``_Setup.whole_key``) reads of it, the
-    objects aside: each module's path, class and its forward (which may be replaced in the class),
-    configuration (``replay``'s frozen attributes),
-    children (by their place in the list, so a module registered twice shows), parameter and
-    buffer names, and each tensor's metadata, kind and which tensor it is (a shared one counts once)."""
-    modules = setup.modules
-    place = {id(module): i for i, (_, module) in enumerate(modules)}
-    tensors: dict[int, int] = {}
-    return tuple(
-        (path, type(module), getattr(type(module), "forward", None), _untrained(config),
-         tuple((name, None if child is None else place[id(child)]) for name, child in module._modules.items()),
-         tuple((name, t is None) for name, t in module._parameters.items()),
-         tuple((name, t is None) for name, t in module._buffers.items()),
-         tuple((t.shape, t.stride(), t.dtype, t.requires_grad, is_parameter, tensors.setdefault(id(t), len(tensors)))
-               for t, is_parameter in own))
-        for (path, module), own, config in zip(modules, setup.owned, setup.configs))
-
-
-def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _Setup, tracer: _Tracer,
+def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: Setup, tracer: _Tracer,
          stand_ins: dict[int, torch.Tensor], tensors: list[torch.Tensor], device: torch.device, train: bool,
          formulas: dict[Any, Handler] | None) -> TraceResult:
     """``trace``'s forward pass under the tracer, and its result."""
@@ -1244,48 +801,13 @@ def _run(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], setup: _
         raise _forward_error(tracer.innermost(), error) from error
     finally:
         if device.type == "meta" and not stand_ins:  # the model holds no real weights for the cache to keep
-            _keep(model, setup)
+            keep(model, setup)
     by_op = dict(sorted(tracer.flops_by_op.items(), key=lambda kv: -kv[1]))
     state = facts[id(model)].state
     plan = _freeze_plan(tracer, state)
     layers = [c.freeze(plan) for c in tracer.calls]
     peak = {"peak_bytes": state.get("weight_bytes", 0) + live.peak}  # weights stay alive throughout
     return TraceResult(layers, tracer.uncounted, by_op, {**state, **peak})
-
-
-_MOST_WHOLE = 8  # whole traces kept per model setup (inputs, modes, dtypes)
-# whole traces by a model's structure (``_structure``) and ``_Setup.whole_key``: for a model
-# rebuilt for each profile, as by name; a bound on memory, beyond which it starts again
-_WHOLE: dict[tuple, Frozen] = {}
-_MOST_STRUCTURES = 64
-
-
-def _placed(tensors: list[torch.Tensor]) -> tuple:
-    """Where each input lies in its storage, and which inputs share one: the bytes the peak-memory
-    tracker counts for the inputs at the start (``count/live.py``) follow from these and their shapes."""
-    first: dict[int, int] = {}
-    return tuple((t.storage_offset(), t.untyped_storage().nbytes(), first.setdefault(id(t.untyped_storage()), i))
-                 for i, t in enumerate(tensors))
-Frozen = tuple[tuple[tuple, ...], tuple, tuple, tuple]
-
-
-def _frozen(result: TraceResult) -> Frozen:
-    """A trace's result as immutable data (``_thawed`` makes it a fresh result again)."""
-    layers = tuple((c.path, c.type, c.depth, c.call, c.leaf, tuple(map(tuple, c.input_shapes)),
-                    tuple(map(tuple, c.output_shapes)), c.formula, tuple(c.ops.items()), tuple(c.values.items()))
-                   for c in result.layers)
-    uncounted = tuple((name, count, tuple(paths)) for name, (count, paths) in result.uncounted.items())
-    return layers, uncounted, tuple(result.flops_by_op.items()), tuple(result.state.items())
-
-
-def _thawed(frozen: Frozen) -> TraceResult:
-    """A fresh result, every list and dict its own, equal to the one ``frozen`` was made from."""
-    layers, uncounted, by_op, state = frozen
-    return TraceResult(
-        [LayerCost.made(path, kind, depth, call, leaf, [list(s) for s in inputs], [list(s) for s in outputs],
-                        formula, dict(ops), dict(values))
-         for path, kind, depth, call, leaf, inputs, outputs, formula, ops, values in layers],
-        {name: (count, list(paths)) for name, count, paths in uncounted}, dict(by_op), dict(state))
 
 
 def _freeze_plan(tracer: _Tracer, state: dict[str, int]) -> list[tuple[str, int, int, bool]]:
