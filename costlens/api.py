@@ -41,7 +41,7 @@ from costlens.inputs import (
 )
 from costlens.metrics import catalogue
 from costlens.models import resolve, user_code
-from costlens.records import LayerCost, Profile, Uncounted, load
+from costlens.records import InputInfo, LayerCost, Profile, Uncounted, load
 from costlens.timing.device import DeviceError
 from costlens.timing.measure import TimingOptions
 from costlens.units import human_bytes
@@ -254,6 +254,14 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
     traced_dtype = trace_dtype(dtype)
     torch_device = _device(device)
     custom = _formulas(formulas)
+    # a given model profiled before for one plain shape on meta: its kept trace, found before the
+    # input is made (each later check would pass: the shape is a given, positive one)
+    shape = None if custom else plain_shape_on_meta(inputs, batch, torch_device, traced_dtype)
+    if shape is not None and isinstance(model, nn.Module):
+        kept = kept_call(model, shape, train, traced_dtype)
+        if kept is not None:
+            return _profile_of(type(model).__name__, None, kept, plain_infos(shape, traced_dtype), traced_dtype,
+                               torch_device)
     net: nn.Module | None = None
     if isinstance(model, nn.Module):
         named, net = NamedModel(type(model).__name__, lambda: model), model
@@ -273,25 +281,26 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
     with _memory_capped(torch_device):
         if net is None:
             net = build(named, torch_device)
-        # one plain shape on meta: a whole trace kept for it is found before the input is made
         shape = None if custom else plain_shape_on_meta(inputs, batch, torch_device, traced_dtype)
-        kept = None if shape is None else kept_call(net, shape, train, traced_dtype)
-        if kept is not None and shape is not None:
-            result, infos = kept, plain_infos(shape, traced_dtype)
-        else:
-            prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
-            result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom, call=shape)
-            infos = prepared.infos
-    _check_names(named.name, result.layers)
+        prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
+        # ``shape``: how the input was made, by which a whole trace is kept for the next profile
+        result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom, call=shape)
+    return _profile_of(named.name, named.cite, result, prepared.infos, traced_dtype, torch_device)
+
+
+def _profile_of(name: str, cite: str | None, result: TraceResult, infos: list[InputInfo], dtype: torch.dtype,
+                device: torch.device) -> Profile:
+    """The profile of one trace: its layers, and its totals in catalogue order."""
+    _check_names(name, result.layers)
     root = result.layers[0]
     totals: dict[str, float] = dict(result.state)
     totals.update(root.values)  # op metrics of the whole forward; state metrics agree with the root's
     return Profile(
-        model=named.name, inputs=infos, dtype=str(traced_dtype).removeprefix("torch."),
-        device={"type": torch_device.type}, environment=environment(), convention=CONVENTION,
+        model=name, inputs=infos, dtype=str(dtype).removeprefix("torch."),
+        device={"type": device.type}, environment=environment(), convention=CONVENTION,
         totals={key: totals[key] for key in _total_keys(totals)}, layers=result.layers,
         uncounted=[Uncounted(op, count, paths) for op, (count, paths) in sorted(result.uncounted.items())],
-        citation=named.cite, flops_by_op=result.flops_by_op,
+        citation=cite, flops_by_op=result.flops_by_op,
     )
 
 
