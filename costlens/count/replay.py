@@ -209,16 +209,21 @@ def _settled(module: nn.Module) -> tuple[tuple | None, bool]:
     if known is not None and known[0] == names and all(map(operator.is_, known[1], values)):
         return known[2], True
     config = []
+    lists = False  # a value read from a list
     for name, value in attributes.items():
         if name in _REGISTRIES:
             continue
         kind = type(value)
-        frozen = (kind, value) if kind in _SIMPLE else _frozen(value)  # ``_frozen``'s first case, inline
+        if kind in _SIMPLE:  # ``_frozen``'s first case, inline
+            config.append((name, (kind, value)))
+            continue
+        frozen = _frozen(value)
         if frozen is None:
             return None, False
+        lists = lists or _holds_list(frozen)
         config.append((name, frozen))
     key = tuple(config)
-    if any(_holds_list(value) for _, value in config):
+    if lists:
         return key, False
     _CONFIGS[module] = (names, values, key)
     return key, True
