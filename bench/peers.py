@@ -11,8 +11,9 @@ Per model, every tool is warmed once (imports, first kernels, and the count it r
 then timed with time.perf_counter over interleaved rounds (each round runs every tool
 once, in an order rotated from round to round, with gc.collect() before it); a cell is
 the median. Every call runs under torch.no_grad(). The cpu peers run the real model, up to
-seconds a call on vgg, so they take part in the first --cpu-rounds rounds only (default 3);
-the targets compare meta tools, which run every round.
+seconds a call on vgg, so they are timed in --cpu-rounds rounds of their own (default 3), after
+the meta tools' rounds: sharing a round, they would slow whichever meta tool ran next, and the
+targets compare meta tools only.
 
 1. Model given (target 1 of issue 8): each tool gets a model already built on the
    device it supports best: meta for costlens, FlopCounterMode, ptflops aten, torchinfo
@@ -268,6 +269,15 @@ def warm(jobs: dict[str, Job]) -> None:
 
 
 def time_rounds(jobs: dict[str, Job], rounds: int) -> None:
+    """The meta tools' rounds, then the cpu peers' rounds among themselves: a cpu peer runs the
+    real model (seconds on vgg, through every cache of the processor), which would slow whichever
+    meta tool ran after it in a shared round, and the targets compare meta tools only."""
+    heavy = {label: job for label, job in jobs.items() if job.rounds is not None}
+    _interleaved({label: job for label, job in jobs.items() if job.rounds is None}, rounds)
+    _interleaved(heavy, max((job.rounds or 0 for job in heavy.values()), default=0))
+
+
+def _interleaved(jobs: dict[str, Job], rounds: int) -> None:
     for round_index in range(rounds):
         live = [job for job in jobs.values() if not job.error and (job.rounds is None or round_index < job.rounds)]
         gc.collect()
@@ -399,7 +409,7 @@ def report(results: dict[str, dict[str, Job]], chosen: list[Tool], rounds: int, 
     print(f"load average over 1 min: {load[0]:.2f} at the start, {load[1]:.2f} at the end, on {os.cpu_count()} cores "
           "(other work running beside the benchmark shows in its medians; the ratios of minima suffer less)")
     timing, target_rows = given_rows(results, chosen)
-    print(f"\n1. Model given, ms, median of {rounds} interleaved rounds (cpu peers: of the first {cpu_rounds})")
+    print(f"\n1. Model given, ms, median of {rounds} interleaved rounds (cpu peers: of {cpu_rounds} rounds of their own)")
     print(markdown(["model"] + [tool.column for tool in chosen], timing))
     if target_rows:
         print("\nTarget 1: costlens / fastest of FlopCounterMode, ptflops aten and torchinfo (all on meta)")
@@ -438,8 +448,8 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per model (default 7)")
     parser.add_argument("--cpu-rounds", type=int, default=3,
-                        help="rounds the cpu peers take part in, the first ones (default 3): each of their calls runs "
-                             "the real model, seconds on vgg, and their times are not what the targets compare")
+                        help="rounds of their own for the cpu peers, after the meta tools' (default 3): each of their "
+                             "calls runs the real model, seconds on vgg, and their times are not what the targets compare")
     parser.add_argument("--models", help="comma-separated zoo names (default: every zoo model)")
     parser.add_argument("--tools", help=f"comma-separated subset of: {', '.join(keys)} (default: all)")
     parser.add_argument("--json", metavar="PATH", help="save every timing and count here")
