@@ -41,8 +41,6 @@ class TraceResult:
 
 
 _KEYWORDS = object()  # separates positional from keyword arguments in a cache key
-
-
 _NUMBERS = (bool, int, float)
 
 
@@ -185,11 +183,7 @@ def _catalogue_key() -> tuple:
 
 # Setups of the models traced last, by id (a kept setup holds its model's modules, not the model)
 SETUPS: dict[int, tuple[weakref.ref, Setup | None]] = {}
-
-
 _MOST_SETUPS = 16
-
-
 _NO_ROOT = ("", nn.Module())  # a kept setup's first entry, in the model's place
 
 
