@@ -281,7 +281,8 @@ def _profile(model: str | nn.Module, inputs: Inputs, *, batch: int | None, devic
     with _memory_capped(torch_device):
         if net is None:
             net = build(named, torch_device)
-        shape = None if custom else plain_shape_on_meta(inputs, batch, torch_device, traced_dtype)
+        if shape is None and not custom:  # by name: the default input was put in after the look-up above
+            shape = plain_shape_on_meta(inputs, batch, torch_device, traced_dtype)
         prepared = prepare(inputs, batch=batch, device=torch_device, dtype=traced_dtype, argument=argument)
         # ``shape``: how the input was made, by which a whole trace is kept for the next profile
         result = _trace(named.name, net, prepared, train=train, dtype=traced_dtype, formulas=custom, call=shape)

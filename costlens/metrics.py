@@ -266,7 +266,7 @@ def columns() -> tuple[Metric, ...]:
 
 def of_kind(kind: Kind) -> tuple[Metric, ...]:
     """Counted or measured metrics."""
-    return _view(kind, lambda m: m.kind is kind)
+    return _view(("kind", kind), lambda m: m.kind is kind)
 
 
 def op_metrics() -> tuple[Metric, ...]:

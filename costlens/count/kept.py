@@ -115,7 +115,7 @@ class Setup:
         return forwards, box
 
     def wholly_own(self) -> bool:
-        """Every module runs torch's own code only (``replay.torch_own``), called without hooks."""
+        """Every module runs torch's own code only (``replay.own_config``), called without hooks."""
         if self.pure is None:
             self.pure, self.configs = _own_configs(self.modules)
         return self.pure and not global_hooks() and all(wrappable(module) for _, module in self.modules)

@@ -52,8 +52,22 @@ _REGISTRIES = frozenset(vars(nn.Module())) - {"training"}
 _SIMPLE = frozenset({bool, int, float, str, type(None), torch.dtype, torch.device, torch.memory_format})
 
 
+class _Rebuilds:
+    """A recording's outputs made again for another call: ``outputs`` holds one entry per output,
+    the index of the input it returned or the shape, strides and dtype of a fresh tensor."""
+
+    outputs: tuple[int | tuple[Shape, Shape, torch.dtype], ...]
+    single: bool  # returned one tensor rather than a tuple
+
+    def outputs_for(self, args: tuple) -> Any:
+        with _UNSEEN():  # type: ignore[misc]
+            made = tuple(args[spec] if isinstance(spec, int) else
+                         torch.empty_strided(spec[0], spec[1], dtype=spec[2], device="meta") for spec in self.outputs)
+        return made[0] if self.single else made
+
+
 @dataclass(frozen=True)
-class Replay:
+class Replay(_Rebuilds):
     """What one leaf call did, summed over the ops it ran, and how to rebuild its outputs.
 
     ``sums`` are the op metrics it added, ``ops`` how often each aten op ran and
@@ -77,15 +91,9 @@ class Replay:
     output_bytes: tuple[int, ...]  # the bytes each fresh output added to the live bytes (0 for an input)
     state_kept: tuple[tuple[int, int], ...]  # the layer's own tensors it left counted: index, bytes
 
-    def outputs_for(self, args: tuple) -> Any:
-        with _UNSEEN():  # type: ignore[misc]
-            made = tuple(args[spec] if isinstance(spec, int) else
-                         torch.empty_strided(spec[0], spec[1], dtype=spec[2], device="meta") for spec in self.outputs)
-        return made[0] if self.single else made
-
 
 @dataclass(frozen=True)
-class BlockReplay:
+class BlockReplay(_Rebuilds):
     """What one call of a block (``block_key``) did: every module call inside it, its own first.
 
     ``records`` holds, per call in the order they were made, the position of its module
@@ -102,8 +110,6 @@ class BlockReplay:
     rise: int
     output_bytes: tuple[int, ...]
     state_kept: tuple[tuple[int, int], ...]
-
-    outputs_for = Replay.outputs_for
 
 
 def available() -> bool:
@@ -244,27 +250,18 @@ HOLDERS: frozenset[type] = frozenset({nn.ModuleList, nn.ModuleDict})
 STRUCTURAL_FORWARD = "costlens_structural_forward"
 
 
-def torch_own(module: nn.Module) -> bool:
-    """A module whose calls run torch's code only (or code declared to read what torch's own
-    layers read, ``STRUCTURAL_FORWARD``), reading its configuration (a steady one, see
-    ``steady``), parameters, buffers and children: a replayable layer, view or holder with a
-    configuration that can be frozen, a Sequential, or a declared class."""
-    return own_config(module) is not None
-
-
 def own_config(module: nn.Module) -> tuple | None:
-    """The configuration (``config``) of a module that is ``torch_own``; None for any other."""
+    """The frozen configuration (as in ``layer_key``) of a module whose calls run torch's code
+    only, or code declared to read what torch's own layers read (``STRUCTURAL_FORWARD``):
+    its configuration (a steady one, see ``steady``), parameters, buffers and children. That
+    is a replayable layer, view or holder, a Sequential, or a declared class, with a
+    configuration that can be frozen; None for any other module."""
     kind = type(module)
     if kind in REPLAYABLE or kind in VIEWS or kind in HOLDERS or kind.__dict__.get(STRUCTURAL_FORWARD) is True \
             or _sequential(kind):
         config, kept = _settled(module)
         return config if kept else None
     return None
-
-
-def config(module: nn.Module) -> tuple | None:
-    """The module's attributes but nn.Module's registries, frozen (as in ``layer_key``); None when one cannot be."""
-    return _config(module)
 
 
 def steady(module: nn.Module) -> bool:

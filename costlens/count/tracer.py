@@ -438,11 +438,7 @@ class _Tracer:
                 replays[key] = recorded
             return output
         self._replay(module, args, kwargs, done)
-        outputs = done.outputs_for(args)
-        made = (outputs,) if done.single else outputs
-        kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
-        live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
-        return outputs
+        return _replayed_outputs(done, args, state, live)
 
     def _record(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict, live: LiveBytes,
                 state: list[torch.Tensor]) -> tuple[Any, replay.Replay | None]:
@@ -484,11 +480,7 @@ class _Tracer:
                 replays[key] = recorded
             return output
         self._replay_block(module, block, args, kwargs, done)
-        outputs = done.outputs_for(args)
-        made = (outputs,) if done.single else outputs
-        kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
-        live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
-        return outputs
+        return _replayed_outputs(done, args, state, live)
 
     def _record_block(self, module: nn.Module, block: Block, forward: Any, args: tuple, kwargs: dict,
                       live: LiveBytes, state: list[torch.Tensor]) -> tuple[Any, replay.BlockReplay | None]:
@@ -593,6 +585,17 @@ class _Tracer:
 
     def innermost(self) -> _Call | None:
         return self.stack[-1] if self.stack else None
+
+
+def _replayed_outputs(done: replay.Replay | replay.BlockReplay, args: tuple, state: list[torch.Tensor],
+                      live: LiveBytes) -> Any:
+    """A replayed call's outputs, rebuilt, with the peak-memory tracker told what the call's
+    recording says it raised and left alive (its fresh outputs, and its own tensors it counted)."""
+    outputs = done.outputs_for(args)
+    made = (outputs,) if done.single else outputs
+    kept = [(t, size) for t, size in zip(made, done.output_bytes) if size]
+    live.replay(done.rise, kept + [(state[i], size) for i, size in done.state_kept] if done.state_kept else kept)
+    return outputs
 
 
 def _left_alive(output: Any, args: tuple, live: LiveBytes, state: list[torch.Tensor], before: list[int | None],
