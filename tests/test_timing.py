@@ -158,7 +158,10 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [sys.executable, "-m", "costlens", "profile", "resnet18", "--time", "--device", "cpu", "--layer-time", "2",
                "--peak-flops", "100G", "--bandwidth", "10G", "--save", "r.json", "--format", "json", "-o", "out.json"]
-    child = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal sends it: a test run started in the background (nohup, `&` without job
+    # control) passes SIGINT on ignored, and Python then never turns it into KeyboardInterrupt
+    child = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until the per-layer replay has started
         time.sleep(1)
