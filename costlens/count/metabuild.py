@@ -57,13 +57,17 @@ def _zero(args: tuple, kwargs: dict) -> torch.Tensor | None:
     return tensor if isinstance(tensor, torch.Tensor) and tensor.is_meta else None
 
 
+_FAN_MODES = frozenset({"fan_in", "fan_out"})
+
+
 def _kaiming_uniform(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """He initialisation: its fan and gain checks run (they raise on a bad mode or nonlinearity), its fill does not."""
-    tensor = _argument(args, kwargs, 0, "tensor", None)
-    correct_fan = getattr(nn.init, "_calculate_correct_fan", None)
-    if not _fills_meta(tensor) or 0 in tensor.shape or correct_fan is None:
-        return None  # a zero-size tensor warns in torch; let it
-    correct_fan(tensor, _argument(args, kwargs, 2, "mode", "fan_in"))
+    """He initialisation: its gain check runs (it raises on a bad nonlinearity), its fill does not.
+    A mode or tensor that torch would refuse (an unknown fan mode, fewer than 2 dimensions)
+    runs the real initialiser, which raises; so does a zero-size tensor, on which torch warns."""
+    tensor, mode = _argument(args, kwargs, 0, "tensor", None), _argument(args, kwargs, 2, "mode", "fan_in")
+    if not _fills_meta(tensor) or tensor.dim() < 2 or 0 in tensor.shape or not isinstance(mode, str) \
+            or mode.lower() not in _FAN_MODES:
+        return None
     nn.init.calculate_gain(_argument(args, kwargs, 3, "nonlinearity", "leaky_relu"), _argument(args, kwargs, 1, "a", 0))
     return tensor
 
@@ -78,27 +82,32 @@ _SHORT_CUTS: dict[Any, Callable[[tuple, dict], torch.Tensor | None]] = {
 _VALUE_FACTORIES = {torch.zeros, torch.ones}
 
 
-def _device_context() -> type | None:
+def _device_context() -> tuple[type, frozenset] | None:
+    """torch's mode behind ``torch.device(...)``, and the factories it gives the default device."""
     try:
-        from torch.utils._device import DeviceContext
+        from torch.utils._device import DeviceContext, _device_constructors
     except ImportError:  # another torch: build as torch.device("meta") does
         return None
-    return DeviceContext
+    return DeviceContext, frozenset(_device_constructors())
 
 
-_MODES: dict[type, type] = {}  # the MetaBuild class made for each base, once
+_MODE_CLASS: list[type | None] = []  # made once: MetaBuild over torch's DeviceContext, None without one
 
 
-def _meta_build_mode(base: type) -> Any:
-    known = _MODES.get(base)
-    if known is None:
-        known = _MODES[base] = _meta_build_class(base)
-    return known(_META)
+def _mode_class() -> type | None:
+    if not _MODE_CLASS:
+        found = _device_context()
+        _MODE_CLASS.append(None if found is None else _meta_build_class(*found))
+    return _MODE_CLASS[0]
 
 
-def _meta_build_class(base: type) -> type:
+def _meta_build_class(base: type, constructors: frozenset) -> type:
     class MetaBuild(base):  # type: ignore[valid-type, misc]
-        """torch.device("meta"), with initialisers of meta tensors returning at once."""
+        """torch.device("meta"), with initialisers of meta tensors returning at once.
+
+        Its ``__torch_function__`` does what ``DeviceContext``'s does (a factory called
+        without a device gets meta) in the same call as the short-cuts: a module's build
+        makes a dozen such calls per layer, each through here."""
 
         def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
             kwargs = kwargs or {}
@@ -107,10 +116,14 @@ def _meta_build_class(base: type) -> type:
                 tensor = short_cut(args, kwargs)
                 if tensor is not None:
                     return tensor
-            elif func in _VALUE_FACTORIES and kwargs.get("device") in (None, _META, "meta") and not (
-                    "out" in kwargs or "names" in kwargs):
-                return torch.empty(*args, **{**kwargs, "device": _META})
-            return super().__torch_function__(func, types, args, kwargs)
+            elif func in constructors:
+                device = kwargs.get("device")
+                if func in _VALUE_FACTORIES and device in (None, _META, "meta") and not (
+                        "out" in kwargs or "names" in kwargs):
+                    return torch.empty(*args, **{**kwargs, "device": _META})
+                if device is None:
+                    kwargs["device"] = _META
+            return func(*args, **kwargs)
 
     return MetaBuild
 
@@ -118,6 +131,6 @@ def _meta_build_class(base: type) -> type:
 @contextlib.contextmanager
 def building_on_meta() -> Iterator[None]:
     """``with torch.device("meta")`` for building a model, without initialising its weights."""
-    base = _device_context()
-    with (_meta_build_mode(base) if base is not None else torch.device("meta")):
+    kind = _mode_class()
+    with (kind(_META) if kind is not None else torch.device("meta")):
         yield
