@@ -1,19 +1,26 @@
 """costlens against the peer counters, on every zoo model, in one process.
 
 Set up once:  bash bench/peers-env.sh        (makes bench/.venv-peers; see bench/README.md)
-Run:          bench/.venv-peers/bin/python bench/peers.py [--rounds 7] [--models a,b] [--json PATH]
+Run:          bench/.venv-peers/bin/python bench/peers.py [--rounds 7] [--models a,b] [--block-ms 20] [--json PATH]
 
 The peers (fvcore, ptflops's aten backend, thop, torchinfo, torchprofile) live in that
 benchmark environment only; torch's own FlopCounterMode comes with torch. A peer that is
 missing or fails on a model is shown as "n/a (reason)" in its cells.
 
 Per model, every tool is warmed once (imports, first kernels, and the count it reports),
-then timed with time.perf_counter over interleaved rounds (each round runs every tool
-once, in an order rotated from round to round, with gc.collect() before it); a cell is
-the median. Every call runs under torch.no_grad(). The cpu peers run the real model, up to
-seconds a call on vgg, so they are timed in --cpu-rounds rounds of their own (default 3), after
-the meta tools' rounds: sharing a round, they would slow whichever meta tool ran next, and the
-targets compare meta tools only.
+then timed with torch.utils.benchmark over interleaved rounds: each round runs every tool
+once, in an order rotated from round to round, each after gc.collect(), as a block of
+back-to-back calls long enough to last --block-ms (default 20 ms; one call where a call
+takes longer); the round's time is the block's mean per call, and a cell is the median of
+the rounds. Every call runs under torch.no_grad(), with the garbage collector on as in use.
+Why blocks: a single sub-millisecond call times the processor's caches more than the tool.
+A full collection, or another tool run before, leaves them cold, and the call that
+follows pays for refilling them: half a millisecond on one-layer models, more than some
+tools' whole call, and a tool's share of it grows with how much code it runs, not how
+long. ``--block-ms 0`` times single calls, each after gc.collect() (cold), for that view.
+The cpu peers run the real model, up to seconds a call on vgg, so they are timed in
+--cpu-rounds rounds of their own (default 3), after the meta tools' rounds: sharing a
+round, they would slow whichever meta tool ran next, and the targets compare meta tools only.
 
 1. Model given (target 1 of issue 8): each tool gets a model already built on the
    device it supports best: meta for costlens, FlopCounterMode, ptflops aten, torchinfo
@@ -38,6 +45,7 @@ import gc
 import importlib.metadata
 import io
 import json
+import math
 import os
 import platform
 import statistics
@@ -50,6 +58,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils import benchmark
 
 # fvcore and torchprofile import torch.jit.script, which torch 2.13 marks deprecated on every use.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
@@ -201,6 +210,13 @@ class Job:
     count: float | None = None
     error: str | None = None
     rounds: int | None = None  # takes part in only the first this many rounds (the cpu peers)
+    number: int = 1  # calls per timed block (``calibrate``)
+    reset_seconds: float = 0.0  # the reset's own time per call, taken off each block's mean
+
+    def timed(self) -> None:
+        """One call of a block and its reset (whose time, ``reset_seconds``, is taken off the block's)."""
+        self.call()
+        self.reset()
 
 
 def short_error(error: BaseException) -> str:
@@ -268,6 +284,32 @@ def warm(jobs: dict[str, Job]) -> None:
             job.reset()
 
 
+MOST_CALLS_PER_BLOCK = 10_000
+
+
+def calibrate(jobs: dict[str, Job], block_seconds: float) -> None:
+    """How many calls make each job's block last ``block_seconds`` (one call after the warm-up
+    estimates it; at least one), and what its reset costs a call, to be taken off."""
+    for job in jobs.values():
+        if job.error or block_seconds <= 0:
+            continue
+        with torch.no_grad():
+            start = time.perf_counter()
+            job.call()
+            once = time.perf_counter() - start
+        job.reset()
+        job.number = max(1, min(MOST_CALLS_PER_BLOCK, math.ceil(block_seconds / max(once, 1e-9))))
+        if job.reset is not _nothing and job.number > 1:
+            job.reset_seconds = _block(job.reset, job.number)
+
+
+def _block(call: Callable[[], Any], number: int) -> float:
+    """Mean seconds a call over ``number`` calls back to back, the garbage collector on as in use."""
+    timer = benchmark.Timer(stmt="call()", setup="gc.enable()", globals={"call": call, "gc": gc},
+                            num_threads=torch.get_num_threads())
+    return timer.timeit(number).mean
+
+
 def time_rounds(jobs: dict[str, Job], rounds: int) -> None:
     """The meta tools' rounds, then the cpu peers' rounds among themselves: a cpu peer runs the
     real model (seconds on vgg, through every cache of the processor), which would slow whichever
@@ -280,13 +322,17 @@ def time_rounds(jobs: dict[str, Job], rounds: int) -> None:
 def _interleaved(jobs: dict[str, Job], rounds: int) -> None:
     for round_index in range(rounds):
         live = [job for job in jobs.values() if not job.error and (job.rounds is None or round_index < job.rounds)]
-        gc.collect()
         shift = round_index % max(len(live), 1)
         for job in live[shift:] + live[:shift]:  # rotated so that no tool always runs first or last
+            gc.collect()  # before each tool, so each starts from the same state
             with torch.no_grad():
-                start = time.perf_counter()
-                job.call()
-                job.times.append(time.perf_counter() - start)
+                if job.number == 1:  # one call: its reset stays out of the time
+                    start = time.perf_counter()
+                    job.call()
+                    job.times.append(time.perf_counter() - start)
+                    job.reset()
+                    continue
+                job.times.append(_block(job.timed, job.number) - job.reset_seconds)
             job.reset()
 
 
@@ -402,10 +448,18 @@ def environment() -> dict[str, str]:
     return versions
 
 
+def method(block_ms: float) -> str:
+    if block_ms <= 0:
+        return "each round's time: one call, after gc.collect() (the processor's caches cold)"
+    return (f"each round's time: the mean of a block of back-to-back calls lasting about {block_ms:g} ms "
+            "(one call where a call takes longer), after gc.collect()")
+
+
 def report(results: dict[str, dict[str, Job]], chosen: list[Tool], rounds: int, cpu_rounds: int, by_name: bool,
-           load: tuple[float, float]) -> None:
+           load: tuple[float, float], block_ms: float) -> None:
     versions = environment()
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(method(block_ms))
     print(f"load average over 1 min: {load[0]:.2f} at the start, {load[1]:.2f} at the end, on {os.cpu_count()} cores "
           "(other work running beside the benchmark shows in its medians; the ratios of minima suffer less)")
     timing, target_rows = given_rows(results, chosen)
@@ -436,7 +490,8 @@ def save(path: str, results: dict[str, dict[str, Job]], shapes: dict[str, tuple[
          load: tuple[float, float]) -> None:
     data = {"environment": environment(), "rounds": rounds, "load_average_1min": list(load), "models": {
         name: {"input": list(shapes[name]), "tools": {
-            key: {"seconds": job.times, "median_ms": median_ms(job), "count": job.count, "error": job.error}
+            key: {"seconds": job.times, "median_ms": median_ms(job), "calls_per_block": job.number,
+                  "count": job.count, "error": job.error}
             for key, job in jobs.items()}}
         for name, jobs in results.items()}}
     with open(path, "w") as out:
@@ -450,6 +505,10 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpu-rounds", type=int, default=3,
                         help="rounds of their own for the cpu peers, after the meta tools' (default 3): each of their "
                              "calls runs the real model, seconds on vgg, and their times are not what the targets compare")
+    parser.add_argument("--block-ms", type=float, default=20.0,
+                        help="each tool's timed block in a round lasts about this long, its mean per call being the "
+                             "round's time (default 20; 0: single calls, each after gc.collect(), which leaves the "
+                             "processor's caches cold)")
     parser.add_argument("--models", help="comma-separated zoo names (default: every zoo model)")
     parser.add_argument("--tools", help=f"comma-separated subset of: {', '.join(keys)} (default: all)")
     parser.add_argument("--json", metavar="PATH", help="save every timing and count here")
@@ -485,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if by_name:
             jobs.update(by_name_jobs(name, shapes[name]))
         warm(jobs)
+        calibrate(jobs, args.block_ms / 1000)
         time_rounds(jobs, args.rounds)
         for job in jobs.values():  # the calls hold the models: let them go before the next model
             job.call, job.reset = float, _nothing
@@ -492,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         gc.collect()
     load = (load_at_start, os.getloadavg()[0])
-    report(results, chosen, args.rounds, min(args.cpu_rounds, args.rounds), by_name, load)
+    report(results, chosen, args.rounds, min(args.cpu_rounds, args.rounds), by_name, load, args.block_ms)
     if args.json:
         save(args.json, results, shapes, args.rounds, load)
     return 0

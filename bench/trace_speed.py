@@ -17,7 +17,10 @@ min``) of process CPU time:
 2. By name, the build included: ``profile(name)`` against building the same model on
    meta plus FlopCounterMode; target <= 1/3 for resnet50 and resnet152, 0.5 for others.
 
-``--gc`` runs ``gc.collect()`` before every timed call, as bench/peers.py does. A full
+Every call is timed alone, after whichever job ran before it: the view of one call in a
+process doing other work. bench/peers.py, the script the targets are read from, times
+blocks of back-to-back calls instead (bench/README.md says why). ``--gc`` runs
+``gc.collect()`` before every timed call, as ``bench/peers.py --block-ms 0`` does. A full
 collection walks every Python object and leaves the processor's caches cold, which
 adds about half a millisecond to whatever runs next: on one-layer models that is most
 of every tool's time.
