@@ -288,17 +288,22 @@ MOST_CALLS_PER_BLOCK = 10_000
 
 
 def calibrate(jobs: dict[str, Job], block_seconds: float) -> None:
-    """How many calls make each job's block last ``block_seconds`` (one call after the warm-up
-    estimates it; at least one), and what its reset costs a call, to be taken off."""
+    """How many calls make each job's block last ``block_seconds`` (at least one), estimated from
+    blocks of 1, 2, 4 ... calls until one lasts a quarter of that (a single call straight after
+    the other tools is slow, its caches cold); and what its reset costs a call, to be taken off."""
+    if block_seconds <= 0:
+        return
     for job in jobs.values():
-        if job.error or block_seconds <= 0:
+        if job.error:
             continue
+        number = 1
         with torch.no_grad():
-            start = time.perf_counter()
-            job.call()
-            once = time.perf_counter() - start
-        job.reset()
-        job.number = max(1, min(MOST_CALLS_PER_BLOCK, math.ceil(block_seconds / max(once, 1e-9))))
+            while True:
+                seconds = _block(job.timed, number) * number
+                if seconds >= block_seconds / 4 or number >= MOST_CALLS_PER_BLOCK:
+                    break
+                number *= 2
+        job.number = max(1, min(MOST_CALLS_PER_BLOCK, math.ceil(block_seconds * number / max(seconds, 1e-9))))
         if job.reset is not _nothing and job.number > 1:
             job.reset_seconds = _block(job.reset, job.number)
 
@@ -329,10 +334,10 @@ def _interleaved(jobs: dict[str, Job], rounds: int) -> None:
                 if job.number == 1:  # one call: its reset stays out of the time
                     start = time.perf_counter()
                     job.call()
-                    job.times.append(time.perf_counter() - start)
-                    job.reset()
-                    continue
-                job.times.append(_block(job.timed, job.number) - job.reset_seconds)
+                    seconds = time.perf_counter() - start
+                else:
+                    seconds = _block(job.timed, job.number) - job.reset_seconds
+            job.times.append(seconds)
             job.reset()
 
 
@@ -449,6 +454,7 @@ def environment() -> dict[str, str]:
 
 
 def method(block_ms: float) -> str:
+    """How each round's time was taken, for the report's header."""
     if block_ms <= 0:
         return "each round's time: one call, after gc.collect() (the processor's caches cold)"
     return (f"each round's time: the mean of a block of back-to-back calls lasting about {block_ms:g} ms "
@@ -487,13 +493,14 @@ def report(results: dict[str, dict[str, Job]], chosen: list[Tool], rounds: int, 
 
 
 def save(path: str, results: dict[str, dict[str, Job]], shapes: dict[str, tuple[int, ...]], rounds: int,
-         load: tuple[float, float]) -> None:
-    data = {"environment": environment(), "rounds": rounds, "load_average_1min": list(load), "models": {
-        name: {"input": list(shapes[name]), "tools": {
-            key: {"seconds": job.times, "median_ms": median_ms(job), "calls_per_block": job.number,
-                  "count": job.count, "error": job.error}
-            for key, job in jobs.items()}}
-        for name, jobs in results.items()}}
+         load: tuple[float, float], block_ms: float) -> None:
+    models = {name: {"input": list(shapes[name]), "tools": {
+        key: {"seconds": job.times, "median_ms": median_ms(job), "calls_per_block": job.number,
+              "count": job.count, "error": job.error}
+        for key, job in jobs.items()}}
+        for name, jobs in results.items()}
+    data = {"environment": environment(), "rounds": rounds, "block_ms": block_ms, "load_average_1min": list(load),
+            "models": models}
     with open(path, "w") as out:
         json.dump(data, out, indent=1)
 
@@ -554,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = (load_at_start, os.getloadavg()[0])
     report(results, chosen, args.rounds, min(args.cpu_rounds, args.rounds), by_name, load, args.block_ms)
     if args.json:
-        save(args.json, results, shapes, args.rounds, load)
+        save(args.json, results, shapes, args.rounds, load, args.block_ms)
     return 0
 
 

@@ -214,11 +214,7 @@ class _Planned:
 
     @property
     def nbytes(self) -> int:
-        return math.prod(self.shape) * _itemsize(self.dtype)
-
-
-def _itemsize(dtype: torch.dtype) -> int:
-    return dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 def _what(planned: list[_Planned]) -> str:
