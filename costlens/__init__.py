@@ -21,15 +21,16 @@ __all__ = [
 # Where each public name lives; no submodule carries a public function's name, so
 # importing one (costlens.api, costlens.records) never shadows a function.
 _EXPORTS = {
-    "profile": "costlens.api", "compare": "costlens.api", "CostlensWarning": "costlens.api",
+    "profile": "costlens.api", "compare": "costlens.api", "CostlensWarning": "costlens.errors",
     "Profile": "costlens.records", "LayerCost": "costlens.records", "load": "costlens.records",
     "Comparison": "costlens.comparison", "Input": "costlens.inputs", "OpCost": "costlens.count.formulas",
 }
 
 if TYPE_CHECKING:
-    from costlens.api import CostlensWarning, compare, profile
+    from costlens.api import compare, profile
     from costlens.comparison import Comparison
     from costlens.count.formulas import OpCost
+    from costlens.errors import CostlensWarning
     from costlens.inputs import Input
     from costlens.records import LayerCost, Profile, load
 

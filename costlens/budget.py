@@ -26,9 +26,7 @@ from __future__ import annotations
 import difflib
 import math
 import operator
-import os
 import re
-import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +35,6 @@ from typing import Any
 
 from costlens import metrics
 from costlens.errors import CostlensError
-from costlens.models import user_code
 from costlens.records import Profile, load
 from costlens.sanitize import terminal_text
 from costlens.units import parse_human, parse_shape
@@ -93,6 +90,14 @@ class ModelSpec:
     profile: str | None = None
     members: tuple[str, ...] | None = None  # an ensemble of these models (costlens/ensemble.py)
     crops: int = 1  # the ensemble's crops per image
+
+    def request(self) -> Any:
+        """The ``Request`` (``costlens/request.py``) that profiles this model (not a saved profile)."""
+        from costlens.request import Request
+
+        if self.members is not None:
+            return Request(self.members[0], self.input, ensemble=self.members, crops=self.crops)
+        return Request(self.spec or self.alias, self.input)
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,7 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
 
 def _ensemble(path: str, line: int, alias: str, entry: dict) -> tuple[tuple[str, ...] | None, int]:
     """``ensemble = 7`` (copies of the entry's model) or ``ensemble = ["a", "b"]``, and ``crops = 10``."""
-    from costlens.ensemble import MAX_CROPS, MAX_MEMBERS
+    from costlens.request import MAX_CROPS, MAX_MEMBERS
 
     value, crops = entry.get("ensemble"), entry.get("crops", 1)
     if isinstance(crops, bool) or not isinstance(crops, int) or not 1 <= crops <= MAX_CROPS:
@@ -368,42 +373,16 @@ def _rule_lines(text: str, rules: list[str]) -> list[int] | None:
     return lines if len(lines) == len(rules) else None
 
 
-_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFIFO: "a fifo", stat.S_IFSOCK: "a socket"}
-
-
-def _refuse_unless_regular(name: str, info: os.stat_result) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-        raise _fail(name, None, f"not a regular file ({kind}); a budget is a TOML file")
-    if info.st_size > MAX_BUDGET_BYTES:
-        raise _fail(name, None, f"{info.st_size:,} bytes, more than a budget file ({MAX_BUDGET_BYTES:,} at most)")
-
-
 def _read_text(name: str) -> str:
-    """The budget file's text. It is checked before it is opened (a fifo would block, /dev/zero
-    never ends) and read with a bound, as costlens/validate.py reads saved profiles."""
+    """The budget file's text, read with a bound (``files.read_text``)."""
+    from costlens.files import Unreadable, read_text
+
     try:
-        _refuse_unless_regular(name, os.stat(name))
-        descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        try:
-            _refuse_unless_regular(name, os.fstat(descriptor))  # what was opened, in case it changed
-            data = os.read(descriptor, MAX_BUDGET_BYTES + 1)
-        finally:
-            os.close(descriptor)
-    except FileNotFoundError:
-        raise _fail(name, None, "no such budget file (create it, or name another: costlens check FILE)") from None
-    except OSError as error:
-        raise _fail(name, None, f"cannot read: {error.strerror or error}") from None
-    except ValueError:  # a NUL character in the name
-        raise _fail(name, None, "cannot read: not a valid file name") from None
-    if len(data) > MAX_BUDGET_BYTES:
-        raise _fail(name, None, f"grew past {MAX_BUDGET_BYTES:,} bytes while being read")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        byte = f"0x{data[error.start]:02x}"
-        raise _fail(name, None, f"cannot read: not UTF-8 text (byte {byte} at offset {error.start:,})") from None
+        return read_text(name, MAX_BUDGET_BYTES, "budget file", "a budget is a TOML file")
+    except Unreadable as why:
+        if why.missing:
+            raise _fail(name, None, "no such budget file (create it, or name another: costlens check FILE)") from None
+        raise _fail(name, None, str(why)) from None
 
 
 def load_budget(path: str | Path) -> Budget:
@@ -453,72 +432,67 @@ def _check_models_known(path: str, models: dict[str, ModelSpec], rules: list[Rul
 
 
 class _Profiles:
-    """Profiles of the models a budget names, each traced (or read) once."""
+    """Profiles of the models a budget names, each traced (or read) once; those a rule names with a
+    measured metric timed together (interleaved) before any rule is evaluated."""
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
-        self.cache: dict[str, Profile] = {}
+        self.found: dict[str, Profile] = {}
 
     def get(self, rule: Rule, model: str) -> Profile:
-        if model not in self.cache:
-            self.cache[model] = self._obtain(rule, model)
-        return self.cache[model]
+        if model not in self.found:
+            self.found[model] = self._count(rule, model, timed=False)[1]
+        return self.found[model]
 
     def time_measured(self) -> None:
         """Time, in one interleaved run, every model that a rule names with a measured metric."""
-        from costlens.timing.measure import Job, TimingOptions, time_profiles
+        from costlens.run import time_counted
 
         first: dict[str, Rule] = {}
         for rule in self.budget.rules:
             for ref in (rule.left, rule.right):
                 if ref is not None and _measured(ref):
                     first.setdefault(ref.model, rule)
-        jobs = []
+        if not first:
+            return
         for model, rule in first.items():
             spec = self.budget.models.get(model)
             if spec is not None and spec.profile is not None:
                 raise _fail(self.budget.path, rule.line, f"model '{model}' is a saved profile: measured metrics "
                                                          "compare models timed in this run")
-            counted = self.get(rule, model)
-            jobs.append(Job(counted, _builder(spec, model), counted.input_shape))
-        if not jobs:
-            return
+        counted = {model: self._count(rule, model, timed=True) for model, rule in first.items()}
         try:
-            with user_code("the model's code, while it was timed,"):
-                timed = time_profiles(jobs, TimingOptions(layers=False))
+            timed = time_counted([request for request, _ in counted.values()], [p for _, p in counted.values()])
         except CostlensError as error:
             raise _fail(self.budget.path, next(iter(first.values())).line, str(error)) from None
-        for model, profile in zip(first, timed):
-            self.cache[model] = profile
+        self.found.update(zip(first, timed))
 
-    def _obtain(self, rule: Rule, model: str) -> Profile:
-        from costlens.api import obtain
+    def _count(self, rule: Rule, model: str, timed: bool) -> tuple[Any, Profile]:
+        """The request of ``model`` (a saved profile is read: no request) and its counted profile."""
+        from dataclasses import replace
+
+        from costlens.request import checked
+        from costlens.run import count
+        from costlens.timing.measure import TimingOptions
 
         spec = self.budget.models.get(model)
         try:
             if spec is not None and spec.profile is not None:
                 # a saved profile, relative to the budget file (an absolute path stays absolute)
-                return load(Path(self.budget.path).parent / spec.profile)
-            if spec is not None and spec.members is not None:
-                from costlens.ensemble import ensemble_of
-
-                return ensemble_of(list(spec.members), spec.crops, spec.input)
-            if spec is not None:
-                return obtain(spec.spec or model, spec.input)
-            return obtain(model)
+                return None, load(Path(self.budget.path).parent / spec.profile)
+            request = spec.request() if spec is not None else _zoo_request(model)
+            if timed:
+                request = replace(request, time=True, timing=TimingOptions(layers=False))
+            request = checked(request)
+            return request, count(request)
         except CostlensError as error:
             raise _fail(self.budget.path, rule.line, f"model '{model}': {error}") from None
 
 
-def _builder(spec: ModelSpec | None, model: str) -> Callable[[Any], Any]:
-    """How to build ``model`` with real weights for timing: its ensemble, import path or zoo name."""
-    from costlens.api import _real_builder
+def _zoo_request(model: str) -> Any:
+    from costlens.request import Request
 
-    if spec is not None and spec.members is not None:
-        from costlens.ensemble import builder
-
-        return builder(spec.members, spec.crops)
-    return _real_builder(spec.spec if spec and spec.spec else model)
+    return Request(model)
 
 
 def _value(profiles: _Profiles, rule: Rule, ref: Reference) -> float:

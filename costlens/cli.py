@@ -207,22 +207,19 @@ def _device_overrides(func: Any) -> Any:
     return func
 
 
-def _timing(time_it: bool, device: str | None, batch: tuple[int, ...] | None, **options: Any) -> Any:
-    """The TimingOptions of a command line, or False without --time."""
-    if not time_it:
-        if batch is not None and len(batch) > 1:
-            raise click.UsageError("a list of batch sizes needs --time (each size is timed)")
-        if options.get("compile_it") or options.get("channels_last"):
-            raise click.UsageError("--compile and --channels-last need --time")
-        return False
-    if device == "meta":
-        raise click.UsageError("--time needs a real device: --device auto, cpu or cuda (meta has no arithmetic)")
+def _request_of(model: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, device: str | None,
+                dtype: str, time_it: bool, **options: Any) -> Any:
+    """The ``Request`` a command line asks for (``costlens/request.py`` checks it, as it checks the API's)."""
+    from costlens.request import Front, Request
     from costlens.timing.measure import TimingOptions
 
-    return TimingOptions(device=device or "auto", batches=batch or (), compile=options["compile_it"],
-                         channels_last=options["channels_last"], layers=not options["no_layers"],
-                         layer_time=options["layer_time"], peak_flops=options["peak_flops"],
-                         bandwidth=options["bandwidth"], device_file=options["device_file"])
+    timing = TimingOptions(
+        device=device or "auto", compile=options.pop("compile_it", False),
+        channels_last=options.pop("channels_last", False), layers=not options.pop("no_layers", False),
+        layer_time=options.pop("layer_time", TimingOptions.layer_time), peak_flops=options.pop("peak_flops", None),
+        bandwidth=options.pop("bandwidth", None), device_file=options.pop("device_file", None))
+    return Request(model, input_shape, batches=batch or (), device=(device or "meta") if not time_it else "meta",
+                   dtype=dtype, time=time_it, timing=timing, front=Front.CLI, **options)
 
 
 @click.group(cls=CostlensGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -248,20 +245,31 @@ def list_models() -> None:
     from costlens.report.profile_text import zoo_table
     from costlens.zoo import entry, names
 
-    _imports_settled()
+    _settle_process()
     rows = [(entry(name), profile(name)) for name in _progress(names(), "profiling the zoo")]
     click.echo(zoo_table(rows), nl=False)
 
 
-def _imports_settled() -> None:
-    """Once torch and costlens are imported: move every object the imports made out of the
-    garbage collector's reach (``gc.freeze``), so that collections during a trace do not walk
-    torch's hundreds of thousands of import-time objects again and again (about 0.1 s of the
-    first resnet50 profile). Objects made later are collected as usual. The command line only:
-    the Python API leaves its host's collector alone."""
+def _settle_process() -> None:
+    """What the command line changes in its own process (the Python API leaves its host's alone),
+    once torch and costlens are imported:
+
+    - every object the imports made moves out of the garbage collector's reach (``gc.freeze``),
+      so collections during a trace do not walk torch's hundreds of thousands of import-time
+      objects again and again (about 0.1 s of the first resnet50 profile);
+    - user code that calls ``os._exit`` or ``os.abort`` raises instead (``costlens/models.py``);
+    - a model run on cpu has the data segment capped at what the machine has free
+      (``costlens/memory.py``), so a forward too large fails one allocation, not the machine.
+    """
     import gc
 
+    import costlens.run  # noqa: F401  (torch and costlens loaded before the collector is settled)
+    from costlens.memory import cap_data_segment_in_this_process
+    from costlens.models import contain_hard_exits_in_this_process
+
     gc.freeze()
+    contain_hard_exits_in_this_process()
+    cap_data_segment_in_this_process()
 
 
 def _step_options(func: Any) -> Any:
@@ -271,8 +279,8 @@ def _step_options(func: Any) -> Any:
         click.option("--train", "train_step", is_flag=True,
                      help="Count one training step: forward, the backward ops autograd runs, the optimizer update, "
                           "and the memory of gradients, optimizer state and saved activations."),
-        click.option("--optimizer", type=click.Choice(("sgd", "sgd-momentum", "adam")), default="sgd",
-                     show_default=True, help="With --train: the optimizer whose update is counted."),
+        click.option("--optimizer", type=click.Choice(("sgd", "sgd-momentum", "adam")), default=None,
+                     help="With --train: the optimizer whose update is counted (default sgd)."),
         click.option("--freeze", multiple=True, metavar="GLOB",
                      help="Freeze the parameters of modules whose path matches (e.g. 'features.*'; repeatable); "
                           "implies --train."),
@@ -321,15 +329,17 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
     from costlens.report import html
     from costlens.report import profile_text as text
 
+    _settle_process()
+    request = _request_of(name, input_shape, batch, device, dtype, time_it, train_mode=train, **_step_flags(flags),
+                          **flags)
     with _model_output_to_stderr(), _input_hint(name, input_shape):
-        result, summary, kind = _profile_result(name, input_shape, batch, device, dtype, train, time_it, flags)
-    if kind == "ensemble":  # its name says members and crops; the input only when the user chose one
+        result, summary = _profile_and_summary(request)
+    if request.grouped:  # its name says members and crops; the input only when the user chose one
         from costlens.files import report_stem
 
         stem = _fit(report_stem(result.model) + _suffix(result.input_shape if input_shape or batch else None, dtype))
     else:
-        stem = _profile_stem(name, result.input_shape, dtype, train) + (
-            _step_suffix(flags) if kind == "train-step" else "")
+        stem = _profile_stem(name, result.input_shape, dtype, train) + (_step_suffix(request) if request.step else "")
     json_path, page_path = _report_paths(save, stem, ".json")
     check = None
     if crosscheck:  # refused with its figure before anything is written; its findings go into JSON and page
@@ -360,58 +370,45 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
         _emit(renderers[fmt](), output)
     code = 0
     if _saving(fmt, output, save, no_save):
-        writes: list[tuple[Path, Callable[[Path], Path]]] = [(json_path, lambda p: _write(p, result.to_json()))]
+        writes: list[tuple[Path, Callable[[], str]]] = [(json_path, result.to_json)]
         if page_output is None or Path(page_output) != page_path:
-            writes.append((page_path, lambda p: html.write_page(p, render_page, plotlyjs)))
-        code = _save(writes, explicit=save is not None)
+            writes.append((page_path, lambda: render_page(html.plotly_reference(plotlyjs, page_path.parent))))
+        code = _save(writes, explicit=save is not None, plotly_dir=plotlyjs)
     if check is not None:
         click.echo(check.report())
         code = max(code, 0 if check.agrees else 1)
     return max(code, _interrupted([result]))
 
 
-def _profile_result(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, device: str | None,
-                    dtype: str, train: bool, time_it: bool, flags: dict[str, Any]) -> tuple[Any, str, str]:
-    """The profile a command line asks for, a summary to print under its table, and its kind:
-    a training step, an ensemble, a timed or a counted forward."""
-    import costlens.api  # noqa: F401  (torch and costlens loaded before the collector is settled)
+def _step_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """The request's fields of a training step and an ensemble, taken out of the command's options."""
+    freeze = tuple(flags.pop("freeze"))
+    return {"train": flags.pop("train_step"), "optimizer": flags.pop("optimizer"), "freeze": freeze,
+            "freeze_until": flags.pop("freeze_until"), "ensemble": flags.pop("ensemble"), "crops": flags.pop("crops")}
 
-    _imports_settled()
-    step = flags.pop("train_step"), flags["optimizer"], flags["freeze"], flags["freeze_until"]
-    members, crops = flags.pop("ensemble"), flags.pop("crops")
-    first = batch[0] if batch else None
-    timing = _timing(time_it, device, batch, **flags)
-    if step[0] or step[2] or step[3]:
-        if train:
-            raise click.UsageError("--train-mode counts the forward alone; --train already runs its forward in "
-                                   "training mode: choose one")
-        if members or crops:
-            raise click.UsageError("--train counts one step: it does not combine with --ensemble or --crops")
-        if timing and (timing.compile or timing.channels_last or len(timing.batches) > 1):
-            raise click.UsageError("--train --time times one step at one batch size, eager: "
-                                   "--compile, --channels-last and a list of batch sizes are for the forward")
-        from costlens.api import train_profile
+
+def _profile_and_summary(request: Any) -> tuple[Any, str]:
+    """The profile a command line asks for, and a summary to print under its table: a training
+    step's, or an ensemble's against its single model."""
+    from dataclasses import replace
+
+    from costlens.request import checked
+    from costlens.run import run, run_all
+
+    request = checked(request)
+    if request.step:
         from costlens.report.training_text import step_summary
 
-        result = train_profile(name, input_shape, batch=first, dtype=dtype, optimizer=step[1],
-                               freeze=list(step[2]), freeze_until=step[3], argument="--input", time=timing,
-                               device=timing.device if timing else "meta")
-        return result, "\n" + step_summary(result), "train-step"
-    if members or crops:
-        from costlens import ensemble
+        result = run(request)
+        return result, "\n" + step_summary(result)
+    if request.grouped:
+        from costlens.report.ensemble_text import summary
 
-        cost = ensemble.ensemble_profile(name, ensemble.parse_members(name, members), crops or 1, input_shape,
-                                         batch=first, dtype=dtype, timing=timing, argument="--input")
-        return cost.profile, "\n" + ensemble.summary(cost), "ensemble"
-    if timing:
-        from costlens.api import timed
-
-        return timed([name], input_shape, batch=batch, device=timing.device, dtype=dtype, options=timing,
-                     argument="--input")[0], "", "timed"
-    from costlens.api import _profile
-
-    return _profile(name, input_shape, batch=first, device=device or "meta", dtype=dtype, train=train, formulas=None,
-                    argument="--input"), "", "counted"
+        single = replace(request, ensemble=None, crops=None, batches=request.batches[:1],
+                         model=request.members[0] if request.model is None else request.model)
+        result, alone = run_all([request, single])
+        return result, "\n" + summary(result, alone, request.members, request.crops or 1)
+    return run(request), ""
 
 
 @cli.command("compare")
@@ -450,23 +447,21 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     grouped = ensemble is not None or crops is not None
     if len(models) < (1 if grouped else 2):
         raise click.UsageError("compare needs at least two models (or one and --ensemble/--crops)")
-    from costlens.api import obtain
+    from costlens.api import is_saved_profile, profiles_of
     from costlens.comparison import align
     from costlens.report import comparison_text as text
     from costlens.report import html
 
-    timing = _timing(time_it, device, batch, **timing_flags)
-    with _model_output_to_stderr():
-        if timing:
-            from costlens.api import timed_or_read
+    _settle_process()
+    template = _request_of("", input_shape, batch, device, dtype, time_it, **timing_flags)
+    if grouped and (ensemble is None or ensemble.strip().isdecimal()) and is_saved_profile(models[0]):
+        raise click.UsageError(f"--ensemble copies the first model, and {models[0]} is a saved profile: "
+                               "name the members (--ensemble A,B,C)")
+    from dataclasses import replace
 
-            profiles = timed_or_read(models, input_shape, batch=batch, device=timing.device, dtype=dtype,
-                                     options=timing, argument="--input")
-        else:
-            profiles = [obtain(m, input_shape, batch=batch[0] if batch else None, device=device or "meta",
-                               dtype=dtype, argument="--input") for m in _progress(models, "profiling")]
-        if grouped:
-            profiles.append(_ensemble_profile(models[0], ensemble, crops, input_shape, batch, dtype, timing))
+    requests = [*models, replace(template, model=models[0], ensemble=ensemble, crops=crops)] if grouped else models
+    with _model_output_to_stderr():
+        profiles = profiles_of(requests, template)
     comparison = align(profiles, depth=depth)
     shape = profiles[0].input_shape if (input_shape or batch) else None
     _, page_path = _report_paths(save, _compare_stem([p.model for p in profiles], shape, dtype), ".html")
@@ -486,24 +481,9 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     _emit(renderers[fmt](), output)
     code = 0
     if _saving(fmt, output, save, no_save):
-        code = _save([(page_path, lambda p: html.write_page(p, render_page, plotlyjs))], explicit=save is not None)
+        code = _save([(page_path, lambda: render_page(html.plotly_reference(plotlyjs, page_path.parent)))],
+                     explicit=save is not None, plotly_dir=plotlyjs)
     return max(code, _interrupted(profiles))
-
-
-def _ensemble_profile(first: str, members: str | None, crops: int | None, input_shape: tuple[int, ...] | None,
-                      batch: tuple[int, ...] | None, dtype: str, timing: Any) -> Any:
-    """compare's --ensemble/--crops: the ensemble of copies of ``first`` (or of the named members)."""
-    from costlens import ensemble
-    from costlens.api import is_saved_profile
-
-    if (members is None or members.strip().isdigit()) and is_saved_profile(first):
-        raise click.UsageError(f"--ensemble copies the first model, and {first} is a saved profile: "
-                               "name the members (--ensemble A,B,C)")
-    chosen = ensemble.parse_members(first, members)
-    if timing and len(timing.batches) > 1:
-        raise click.UsageError("--ensemble is timed at one batch size")
-    return ensemble.ensemble_of(chosen, crops or 1, input_shape, batch=batch[0] if batch else None, dtype=dtype,
-                                timing=timing, argument="--input")
 
 
 @cli.command("check")
@@ -606,8 +586,9 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
     else:
         _emit(renderers[fmt](), output)
         if _saving(fmt, output, None, no_save):
-            _save([(json_path, lambda p: _write(p, result.to_json())),
-                   (page_path, lambda p: html.write_page(p, render_page, plotlyjs))], explicit=False)
+            _save([(json_path, result.to_json),
+                   (page_path, lambda: render_page(html.plotly_reference(plotlyjs, page_path.parent)))],
+                  explicit=False, plotly_dir=plotlyjs)
     if result.interrupted:
         click.echo("costlens: interrupted: the points profiled before Ctrl-C are in the output", err=True)
         return 130
@@ -705,10 +686,10 @@ def _suffix(shape: list[int] | tuple[int, ...] | None, dtype: str, train: bool =
     return "".join(f"-{part}" for part in parts)
 
 
-def _step_suffix(step: dict[str, Any]) -> str:
+def _step_suffix(request: Any) -> str:
     """'-train', '-train-adam-frozen': a training step, its optimizer when not plain SGD, and a freeze."""
-    optimizer = f"-{step['optimizer']}" if step["optimizer"] != "sgd" else ""
-    return f"-train{optimizer}" + ("-frozen" if step["freeze"] or step["freeze_until"] else "")
+    optimizer = f"-{request.optimizer}" if request.optimizer not in (None, "sgd") else ""
+    return f"-train{optimizer}" + ("-frozen" if request.freeze or request.freeze_until else "")
 
 
 def _profile_stem(name: str, shape: list[int], dtype: str, train: bool) -> str:
@@ -766,34 +747,30 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
-def _write(path: Path, text: str) -> Path:
-    from costlens.files import write_atomic
-
-    return write_atomic(path, text)
-
-
-def _save(writes: list[tuple[Path, Callable[[Path], Path]]], explicit: bool) -> int:
-    """Write each report, then say what was saved on stderr. A failure is an error (exit 2)
-    when the user asked with --save, else a warning: the output was already delivered."""
+def _save(writes: list[tuple[Path, Callable[[], str]]], explicit: bool, plotly_dir: str | None = None) -> int:
+    """Save the reports of a command all together or none of them (``files.OutputBatch``; the
+    shared plotly.js of ``--plotlyjs`` with them when it is not there yet), then say what was
+    saved on stderr. A failure is an error (exit 2) when the user asked with --save, else a
+    warning: the output was already delivered."""
     from costlens.errors import CostlensError
+    from costlens.files import OutputBatch
+    from costlens.report import html
 
-    saved: list[str] = []
-    failure = None
-    for path, write in writes:
-        try:
-            saved.append(str(write(path)))
-        except CostlensError as error:
-            failure = error
-            break
-    if saved:
-        click.echo(f"saved {' and '.join(saved)}", err=True)
-    if failure is None:
+    try:
+        with OutputBatch() as batch:
+            for path, render in writes:
+                batch.add(path, render())
+            shared = html.plotly_file(plotly_dir)
+            if shared is not None:
+                batch.add(*shared)
+    except CostlensError as failure:
+        if explicit:
+            click.echo(f"costlens: error: {failure}", err=True)
+            return failure.exit_code
+        click.echo(f"costlens: warning: reports not saved: {failure} (--save DIR saves elsewhere, --no-save skips "
+                   "this)", err=True)
         return 0
-    if explicit:
-        click.echo(f"costlens: error: {failure}", err=True)
-        return failure.exit_code
-    click.echo(f"costlens: warning: reports not saved: {failure} (--save DIR saves elsewhere, --no-save skips this)",
-               err=True)
+    click.echo(f"saved {' and '.join(str(path) for path in batch.written[:len(writes)])}", err=True)
     return 0
 
 

@@ -7,7 +7,6 @@ to those ops; every module's MACs must then agree exactly with the tracer's.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,12 +14,10 @@ from typing import Any
 
 import torch
 
-from costlens.api import _floor_detail, build, forward_floor, profile
+from costlens import memory
 from costlens.errors import CostlensError, ModelError
 from costlens.inputs import prepare
-from costlens.inputs import refuse_unless_fits as refuse_unless_fits_on
 from costlens.models import first_line, resolve, user_code
-from costlens.records import Profile
 from costlens.units import grouped
 
 # fvcore's names (in by_module_and_operator) of the products that carry MACs.
@@ -112,24 +109,17 @@ def fvcore_macs(model: torch.nn.Module, example: torch.Tensor) -> tuple[dict[str
     return macs, other
 
 
-def refuse_unless_fits(counted: Profile) -> None:
-    """One line, with the figure, when the cross-check of ``counted`` (a meta profile) cannot fit in
-    this machine's memory: its weights and forward floor (costlens/api.py, forward_floor) on real CPU tensors."""
-    itemsize = torch.empty((), dtype=getattr(torch, counted.dtype), device="meta").element_size()
-    given = sum(math.prod(info.shape) for info in counted.inputs) * itemsize
-    weights = int(counted.totals.get("weight_bytes", 0))
-    floor, where = forward_floor(counted.layers, given, itemsize)
-    refuse_unless_fits_on(weights + floor, torch.device("cpu"), f"--crosscheck runs {counted.model} on real CPU tensors",
-                          _floor_detail(weights, where))
-
-
 def crosscheck(spec: str, shape: tuple[int, ...]) -> Crosscheck:
     """Count ``spec`` with costlens and with fvcore on real CPU tensors and compare.
 
     The memory it needs is estimated on meta first, so an input too large for real
     tensors is refused before anything is allocated.
     """
-    refuse_unless_fits(profile(spec, shape))
+    from costlens.request import Request
+    from costlens.run import build, run
+
+    counted = run(Request(spec, shape))
+    memory.refuse_unless_run_fits(counted, torch.device("cpu"), f"--crosscheck runs {counted.model} on real CPU tensors")
     named = resolve(spec)
     model = build(named, torch.device("cpu")).eval()
     example = prepare(shape, batch=None, device=torch.device("cpu"), dtype=torch.float32, argument="--input").args[0]
@@ -140,7 +130,7 @@ def crosscheck(spec: str, shape: tuple[int, ...]) -> Crosscheck:
         raise
     except Exception as error:  # fvcore's JIT trace runs the user's forward: it can raise anything
         raise ModelError(f"fvcore cannot count {named.name}: {type(error).__name__}: {first_line(error)}") from error
-    ours_profile = profile(model, shape, device="cpu")
+    ours_profile = run(Request(model, shape, device="cpu"))
     ours: Counter = Counter()
     for layer in ours_profile.layers:
         ours[layer.path] += int(layer.values["macs"])

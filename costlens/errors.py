@@ -27,3 +27,7 @@ class ProfileFileError(CostlensError):
 
 class OutputError(CostlensError):
     """A report or profile that cannot be written where the user asked."""
+
+
+class CostlensWarning(UserWarning):
+    """Something the user should know that does not stop the work (one line)."""

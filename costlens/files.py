@@ -1,4 +1,5 @@
-"""Writing reports and profiles: whole files or nothing, and never over what is not a file.
+"""Files in and out: reading what the user gives with a bound, and writing reports and profiles
+whole or not at all, never over what is not a file.
 
 costlens often runs as root in a container, where ``-o /dev/null`` replaced by a
 regular file breaks the system. So what happens to an output depends on what the
@@ -28,6 +29,10 @@ holds an exclusive ``flock`` on its temporary until the rename. A run killed mid
 (SIGKILL included) leaves one behind; the next write into that directory removes every
 temporary whose lock nobody holds and whose process is gone, or which is older than
 ``STALE_AFTER_S`` (a PID can be reused, in a new container often is).
+
+``read_text`` is the one way costlens reads a file it is given (a saved profile, a budget,
+a device description): a regular file of bounded size, checked before it is opened (a
+fifo would block, ``/dev/zero`` never ends) and again once opened, decoded as UTF-8.
 
 ``OutputBatch`` makes a command's outputs all or nothing: every text is rendered
 before anything is written; then every temporary is written and synced (a full disk
@@ -116,8 +121,9 @@ def _harmless_device(info: os.stat_result) -> bool:
     return (major == 1 and minor in _HARMLESS_MEMORY_DEVICES) or major in _TERMINAL_MAJORS or (major, minor) in _TERMINAL_DEVICES
 
 
-def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a block device"),
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words: 'a directory', 'a fifo' ..."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
              (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink"))
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
@@ -149,7 +155,7 @@ def _inspect(named: str | Path) -> _Target:
     real = os.path.realpath(named)
     if stat.S_ISREG(mode) and not _in_kernel_tree(real):
         return _Target(named, "replace", Path(real), info)
-    what = _kind(mode) if not stat.S_ISREG(mode) else f"a kernel file under {real.split('/')[1]}"
+    what = file_kind(mode) if not stat.S_ISREG(mode) else f"a kernel file under {real.split('/')[1]}"
     if stat.S_ISCHR(mode):
         what += f" ({os.major(info.st_rdev)}:{os.minor(info.st_rdev)}); costlens writes only into terminals, pipes and /dev/null"
     raise OutputError(f"cannot write {named}: it is {what}")
@@ -282,7 +288,7 @@ def _rename(target: _Target, temporary: _Temporary) -> None:
     except FileNotFoundError:
         now = None
     if now is not None and not stat.S_ISREG(now.st_mode):
-        raise OutputError(f"cannot write {target.named}: it became {_kind(now.st_mode)} while costlens wrote")
+        raise OutputError(f"cannot write {target.named}: it became {file_kind(now.st_mode)} while costlens wrote")
     os.replace(temporary.path, target.real)
     temporary.close()
     try:  # make the rename itself durable; some filesystems cannot sync a directory
@@ -306,7 +312,7 @@ def _check_opened(target: _Target, opened: os.stat_result) -> None:
     else:
         same = (opened.st_dev, opened.st_ino) == (target.info.st_dev, target.info.st_ino)
     if not same:
-        raise OutputError(f"cannot write {target.named}: it changed while costlens opened it ({_kind(opened.st_mode)} now)")
+        raise OutputError(f"cannot write {target.named}: it changed while costlens opened it ({file_kind(opened.st_mode)} now)")
 
 
 def _write_into(target: _Target, data: bytes, create: bool = False) -> None:
@@ -502,3 +508,58 @@ def append_text(path: str | Path, text: str) -> Path:
 def report_stem(model: str) -> str:
     """A file name for a model's reports: 'mypkg.models:build' -> 'mypkg.models-build'."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in model).strip("-.") or "model"
+
+
+class Unreadable(Exception):
+    """Why ``read_text`` could not read a file, in words without the path (each caller words its
+    own error around it); ``missing`` when there is no such file."""
+
+    def __init__(self, reason: str, missing: bool = False) -> None:
+        super().__init__(reason)
+        self.missing = missing
+
+
+def read_text(path: str | Path, limit: int, what: str, hint: str) -> str:
+    """The UTF-8 text of the regular file ``path``, at most ``limit`` bytes; an ``Unreadable`` for
+    anything else. ``what`` names the file in messages ('profile'), ``hint`` says what it should be
+    ('a saved profile is a JSON file')."""
+
+    def refuse_unless_regular(info: os.stat_result) -> None:
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(f"not a regular file ({file_kind(info.st_mode)}); {hint}")
+        if info.st_size > limit:
+            raise Unreadable(f"{info.st_size:,} bytes, more than any {what} ({limit:,} bytes at most)")
+
+    try:
+        refuse_unless_regular(os.stat(path))  # before opening: a fifo blocks, opening some devices acts on them
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            refuse_unless_regular(os.fstat(descriptor))  # what was opened, in case it changed
+            data = _read_bounded(descriptor, limit)
+        finally:
+            os.close(descriptor)
+    except FileNotFoundError as error:
+        raise Unreadable(f"cannot read {what} ({error.strerror or error})", missing=True) from None
+    except OSError as error:
+        raise Unreadable(f"cannot read {what} ({error.strerror or error})") from None
+    except ValueError:  # a NUL character, or a surrogate no file name can hold
+        raise Unreadable(f"cannot read {what} (not a valid file name)") from None
+    if len(data) > limit:
+        raise Unreadable(f"grew past {limit:,} bytes while being read")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise Unreadable(f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start:,})") from None
+
+
+def _read_bounded(descriptor: int, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes from ``descriptor``: one more tells a file that grew past it."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(descriptor, min(1 << 24, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

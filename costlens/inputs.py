@@ -15,7 +15,6 @@ zeros (valid token ids) and boolean inputs ones (nothing masked) on real devices
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from costlens.errors import InputShapeError
+from costlens.memory import readable_bytes, refuse_unless_fits
 from costlens.records import InputInfo
 from costlens.units import format_shape
 
@@ -134,9 +134,6 @@ def prepare(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: t
     """
     if batch is not None and batch < 1:
         raise InputShapeError(f"batch size must be at least 1, got {batch}")
-    plain = _plain_shape_on_meta(inputs, batch, device, dtype)
-    if plain is not None:
-        return plain
     positional, keyword = split(inputs, argument)
     planned = _plans(positional, keyword, batch, dtype, argument)
     _refuse_unless_planned_fit(planned, device, argument)
@@ -145,35 +142,6 @@ def prepare(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: t
     infos = [InputInfo(None, list(t.shape), dtype_name(t.dtype)) for t in args]
     infos += [InputInfo(k, list(t.shape), dtype_name(t.dtype)) for k, t in kwargs.items()]
     return Prepared(tuple(args), kwargs, infos)
-
-
-def plain_shape_on_meta(inputs: Inputs, batch: int | None, device: torch.device,
-                        dtype: torch.dtype) -> tuple[int, ...] | None:
-    """The shape of the one input ``prepare`` makes in the usual case, one shape of positive
-    sizes on meta (the batch put in); None otherwise, and for any shape the general path has
-    something to say about."""
-    if device.type != "meta" or type(inputs) is not tuple or not inputs or \
-            not all(type(size) is int and size > 0 for size in inputs):
-        return None
-    shape = inputs if batch is None else (batch, *inputs[1:])
-    if math.prod(shape) * dtype.itemsize >= MAX_TENSOR_BYTES:
-        return None
-    return shape
-
-
-def plain_infos(shape: tuple[int, ...], dtype: torch.dtype) -> list[InputInfo]:
-    """The profile's description of the one input made for ``plain_shape_on_meta``."""
-    return [InputInfo(None, list(shape), dtype_name(dtype))]
-
-
-def _plain_shape_on_meta(inputs: Inputs, batch: int | None, device: torch.device,
-                         dtype: torch.dtype) -> Prepared | None:
-    """The usual case without the general path's parsing (a profile of a one-layer model
-    spent a fifth of its time there); None otherwise."""
-    shape = plain_shape_on_meta(inputs, batch, device, dtype)
-    if shape is None:
-        return None
-    return Prepared((torch.empty(shape, dtype=dtype, device=device),), {}, plain_infos(shape, dtype))
 
 
 def input_bytes(inputs: Inputs, *, batch: int | None, device: torch.device, dtype: torch.dtype,
@@ -236,7 +204,7 @@ def _plan(spec: InputSpec, argument: str, batch: int | None, dtype: torch.dtype)
     planned = _Planned(argument, spec, shape, kind)
     if planned.nbytes >= MAX_TENSOR_BYTES:
         raise InputShapeError(
-            f"{argument}: a {_brief_shape(shape)} {dtype_name(kind)} input would take {_bytes(planned.nbytes)}, "
+            f"{argument}: a {_brief_shape(shape)} {dtype_name(kind)} input would take {readable_bytes(planned.nbytes)}, "
             f"beyond what any device can address (2**63 bytes)")
     return planned
 
@@ -258,75 +226,6 @@ def _brief_shape(shape: tuple[int, ...]) -> str:
     except ValueError:  # a size with more digits than str() writes (sys.get_int_max_str_digits)
         return f"{len(shape)}-dimensional"
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _bytes(count: int) -> str:
-    """Bytes in decimal units as people read a memory figure: '4.8 GB', '6.02e+25 bytes'."""
-    if count >= 10**15:  # beyond any memory: a power of ten (math.log10 takes ints of any size)
-        exponent = math.floor(math.log10(count))
-        return f"{10 ** (math.log10(count) - exponent):.2f}e+{exponent} bytes"
-    for suffix, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if count >= scale:
-            return f"{count / scale:.3g} {suffix}"
-    return f"{count} bytes"
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Bytes that can still be allocated on ``device``, None when unknown.
-
-    cpu: the kernel's MemAvailable, or less when a cgroup (a container's memory limit)
-    leaves less; cuda: the free memory of the device.
-    """
-    if device.type == "cuda":
-        try:
-            return int(torch.cuda.mem_get_info(device)[0])
-        except (RuntimeError, AssertionError, ValueError):
-            return None
-    if device.type != "cpu":
-        return None
-    found = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
-    return min(found) if found else None
-
-
-def _meminfo_available() -> int | None:
-    return proc_kib("/proc/meminfo", "MemAvailable")
-
-
-def proc_kib(path: str, field: str) -> int | None:
-    """A 'Field:   1234 kB' line of a /proc file, in bytes; None when it cannot be read."""
-    try:
-        with open(path, encoding="ascii") as stream:
-            for line in stream:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _cgroup_headroom() -> int | None:
-    """memory.max - memory.current of this process's cgroup (v2), when it has a limit."""
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as stream:
-            groups = [line.strip().split(":", 2)[2] for line in stream if line.startswith("0::")]
-        base = "/sys/fs/cgroup" + (groups[0] if groups else "/")
-        with open(os.path.join(base, "memory.max"), encoding="ascii") as stream:
-            limit = stream.read().strip()
-        if limit == "max":
-            return None
-        with open(os.path.join(base, "memory.current"), encoding="ascii") as stream:
-            return max(0, int(limit) - int(stream.read().strip()))
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def refuse_unless_fits(need: int, device: torch.device, what: str, detail: str = "") -> None:
-    """An ``InputShapeError`` naming both figures when ``need`` bytes exceed what ``device`` has free."""
-    free = available_memory(device)
-    if free is not None and need > free:
-        raise InputShapeError(
-            f"{what}: it needs {_bytes(need)}{detail} and {_bytes(free)} is available "
-            "(count on meta, the default, which allocates nothing)")
 
 
 def _allocate(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, argument: str) -> torch.Tensor:

@@ -50,6 +50,14 @@ class _HardExit(BaseException):
 
 _REAL_EXIT, _REAL_ABORT = os._exit, os.abort
 _inside_user_code = 0  # how many user_code blocks are running (they nest)
+_HARD_EXITS_CONTAINED = [False]  # set by ``contain_hard_exits_in_this_process``: the command line's only
+
+
+def contain_hard_exits_in_this_process() -> None:
+    """From now on, ``os._exit`` and ``os.abort`` called by user code inside ``user_code`` raise
+    instead of ending the process. The command line turns it on for its own process; a library
+    call leaves its host's ``os`` module alone."""
+    _HARD_EXITS_CONTAINED[0] = True
 
 
 def _exit_instead(status: int) -> NoReturn:
@@ -77,13 +85,15 @@ def ended(error: BaseException) -> str:
 def user_code(what: str) -> Iterator[None]:
     """Run user code; a ``SystemExit`` or other ``BaseException`` from it becomes a ``ModelError``.
 
-    ``os._exit`` and ``os.abort``, which end the process without an exception, raise one
-    while user code runs (outside it they are the real ones again, even where user code
-    kept a reference to them). ``Exception`` passes through (callers word their own message
+    In the command line's process (``contain_hard_exits_in_this_process``), ``os._exit`` and
+    ``os.abort``, which end the process without an exception, raise one while user code runs
+    (outside it they are the real ones again, even where user code kept a reference to them).
+    ``Exception`` passes through (callers word their own message
     for it), and so does ``KeyboardInterrupt``: Ctrl-C stays Ctrl-C (exit 130).
     """
     global _inside_user_code
-    os._exit, os.abort = _exit_instead, _abort_instead
+    if _HARD_EXITS_CONTAINED[0]:
+        os._exit, os.abort = _exit_instead, _abort_instead
     _inside_user_code += 1
     try:
         yield
@@ -93,7 +103,7 @@ def user_code(what: str) -> Iterator[None]:
         raise ModelError(f"{what} {ended(error)}; user code cannot end a costlens run") from error
     finally:
         _inside_user_code -= 1
-        if not _inside_user_code:
+        if not _inside_user_code and _HARD_EXITS_CONTAINED[0]:
             os._exit, os.abort = _REAL_EXIT, _REAL_ABORT
 
 
@@ -128,7 +138,7 @@ def _user_builder(spec: str) -> Callable[[], nn.Module]:
             raise
         except Exception as error:  # a module __getattr__ is user code too
             raise ModelError(f"looking up '{attribute}' in '{module_name}' {ended(error)}") from error
-    return lambda: _instantiate(spec, target)
+    return lambda **options: _instantiate(spec, target, **options)
 
 
 def _shadowed(module: object) -> str:
@@ -141,14 +151,15 @@ def _shadowed(module: object) -> str:
     return ""
 
 
-def _instantiate(spec: str, target: object) -> nn.Module:
-    if isinstance(target, nn.Module):
+def _instantiate(spec: str, target: object, **options: object) -> nn.Module:
+    """The model ``target`` is, or builds when called with ``options`` (a sweep's ``width=``)."""
+    if isinstance(target, nn.Module) and not options:
         return target
-    if not callable(target):
-        raise ModelError(f"'{spec}' is neither an nn.Module nor a factory")
+    if not callable(target) or isinstance(target, nn.Module):
+        raise ModelError(f"'{spec}' is {'an nn.Module, not a factory' if options else 'neither an nn.Module nor a factory'}")
     try:
         with user_code(f"the factory '{spec}'"):
-            model = target()
+            model = target(**options)
     except CostlensError:
         raise
     except Exception as error:  # the user's factory can raise anything

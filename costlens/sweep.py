@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
 from torch import nn
 
 from costlens.errors import InputShapeError
 from costlens.records import Profile
 from costlens.timing.measure import TimingOptions
+from costlens.zoo.registry import NamedModel
 
 METRICS = ("params", "macs", "flops", "activation_bytes", "peak_bytes", "weight_bytes", "latency_ms")
 _DEPTH_NAME = re.compile(r"^(?P<family>[a-z]+)(?P<depth>[0-9]+)$")
@@ -195,8 +195,7 @@ def sweep(model: str | Callable[..., nn.Module], *, inputs: Sequence[tuple[int, 
     setting of the one swept variable; factories without a default input need ``inputs``;
     ``depths`` take the zoo model's family at those depths (resnet18, resnet34, ...).
     Ctrl-C stops the sweep and keeps the points already profiled (``interrupted`` is set)."""
-    from costlens.models import is_import_path, resolve
-    from costlens.zoo.registry import NamedModel
+    from costlens.models import resolve
 
     variable, settings = _settings(inputs, batches, widths, depths)
     if any(s.width is not None and not 0 < s.width <= 64 for s in settings):
@@ -206,18 +205,22 @@ def sweep(model: str | Callable[..., nn.Module], *, inputs: Sequence[tuple[int, 
         if not isinstance(model, str):
             raise InputShapeError("--depth: name a zoo model of a family of depths (resnet50, vgg16)")
         named_at = {s.depth: resolve(at_depth(model, s.depth)) for s in settings if s.depth is not None}
+    if isinstance(model, nn.Module):
+        raise InputShapeError("sweep: give a zoo name, an import path or a factory (each point builds the model "
+                              "afresh), not a built nn.Module")
     if callable(model):
-        named = NamedModel(getattr(model, "__name__", "model"), model)
-    elif is_import_path(model) and widths is not None:
-        named = NamedModel(model, _factory(model))  # the factory itself, so that it can take width=
+        factory = model
+        named = NamedModel(getattr(model, "__name__", "model"),
+                           lambda **options: _factory_call(factory, **options))
     else:
         named = resolve(model)
     result = Sweep(_family(named.name) if variable == "depth" else named.name, variable)
+    built = _built_once(named) if variable in ("pixels (H·W)", "batch") and not timing else None
     bar = _bar(len(settings), progress)
     try:
         for setting in settings:
             profiled = _point(named_at[setting.depth] if setting.depth is not None else named, setting, dtype,
-                              timing)
+                              timing, built)
             result.points.append(Point(setting.label, setting.x, dict(profiled.totals)))
             bar.update(1)
             if (profiled.timing or {}).get("interrupted"):
@@ -259,26 +262,32 @@ def _bar(total: int, shown: bool | None) -> Any:
                 desc="sweep", leave=False)
 
 
-def _point(named: Any, setting: _Setting, dtype: str, timing: bool | TimingOptions) -> Profile:
-    from costlens.api import _profile
+def _built_once(named: NamedModel) -> nn.Module:
+    """The model on meta, built once for a sweep over its inputs (a trace leaves it as found)."""
+    import torch
 
-    def builder(device: torch.device) -> nn.Module:
-        with device:
-            return named.build() if setting.width is None else _with_width(named, setting.width)
+    from costlens.run import build
 
-    shape = setting.shape or named.input
-    if shape is None:
-        raise InputShapeError(f"{named.name} has no default input: give --input")
-    counted = _profile(builder(torch.device("meta")), shape, batch=setting.batch, device="meta", dtype=dtype,
-                       train=False, formulas=None, argument="--input")
-    counted = replace(counted, model=named.name)
-    if not timing:
-        return counted
-    from costlens.timing.measure import Job, time_profiles
+    return build(named, torch.device("meta"))
 
-    settings = timing if isinstance(timing, TimingOptions) else TimingOptions()
-    (measured,) = time_profiles([Job(counted, builder, counted.input_shape)], replace(settings, batches=(), layers=False))
-    return measured
+
+def _point(named: NamedModel, setting: _Setting, dtype: str, timing: bool | TimingOptions,
+           built: nn.Module | None = None) -> Profile:
+    """One setting's profile: the model (at the setting's width; ``built`` when it was built once)
+    on its input, timed end to end when asked."""
+    from costlens.request import Request
+    from costlens.run import run
+
+    model: nn.Module | NamedModel = built if built is not None else (
+        named if setting.width is None else _at_width(named, setting.width))
+    options = replace(timing, layers=False) if isinstance(timing, TimingOptions) else TimingOptions(layers=not timing)
+    return run(Request(model, setting.shape or named.input, batches=() if setting.batch is None else (setting.batch,),
+                       dtype=dtype, time=bool(timing), timing=options, name=named.name))
+
+
+def _at_width(named: NamedModel, width: float) -> NamedModel:
+    """``named`` built at ``width``: its builder called with ``width=``."""
+    return NamedModel(named.name, lambda: _with_width(named, width), named.input, named.cite)
 
 
 def _with_width(named: Any, width: float) -> nn.Module:
@@ -288,24 +297,22 @@ def _with_width(named: Any, width: float) -> nn.Module:
         raise InputShapeError(f"{named.name} has no width knob (its builder takes no 'width'): {error}") from error
 
 
-def _factory(spec: str) -> Callable[..., nn.Module]:
-    import importlib
-    import os
+def _factory_call(factory: Callable[..., nn.Module], **options: Any) -> nn.Module:
+    """A factory given to ``sweep`` in Python, called as user code (``costlens/models.py``)."""
+    from costlens.errors import CostlensError, ModelError
+    from costlens.models import first_line, user_code
 
-    from costlens.errors import ModelError
-
-    module_name, _, attribute = spec.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as costlens/models.py does for `python -m`
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-    except Exception as error:  # an import can raise anything
-        raise ModelError(f"cannot import '{spec}': {type(error).__name__}: {error}") from error
-    if not callable(target):
-        raise ModelError(f"'{spec}' is not a factory")
-    return target  # type: ignore[no-any-return]
+        with user_code("the sweep's factory"):
+            built = factory(**options)
+    except CostlensError:
+        raise
+    except Exception as error:  # the user's factory can raise anything
+        raise ModelError(f"the sweep's factory failed to build the model: {type(error).__name__}: "
+                         f"{first_line(error)}") from error
+    if not isinstance(built, nn.Module):
+        raise ModelError(f"the sweep's factory returned {type(built).__name__}, not an nn.Module")
+    return built
 
 
 def parse_floats(text: str, argument: str) -> list[float]:

@@ -28,9 +28,7 @@ import itertools
 import json
 import math
 import operator
-import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeGuard, cast
@@ -415,54 +413,14 @@ def check_profile_data(data: object, source: str) -> None:
 
 # -- reading and parsing ---------------------------------------------------------------------
 
-def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
-
-
-def _refuse_unless_regular(path: str | Path, info: os.stat_result) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        raise ProfileFileError(f"{path}: not a regular file ({_kind(info.st_mode)}); a saved profile is a JSON file")
-    if info.st_size > MAX_PROFILE_BYTES:
-        raise ProfileFileError(f"{path}: {info.st_size:,} bytes, more than any profile ({MAX_PROFILE_BYTES:,} bytes at most)")
-
-
-def _read_bounded(descriptor: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = os.read(descriptor, min(1 << 24, limit + 1 - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 def read_profile_text(path: str | Path) -> str:
     """The text of a saved profile; anything but a regular UTF-8 file of sane size is a ``ProfileFileError``."""
+    from costlens.files import Unreadable, read_text
+
     try:
-        # stat before open: opening a fifo blocks and opening some devices acts on them
-        _refuse_unless_regular(path, os.stat(path))
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        try:
-            _refuse_unless_regular(path, os.fstat(descriptor))  # the same checks on what was opened, in case it changed
-            data = _read_bounded(descriptor, MAX_PROFILE_BYTES)
-        finally:
-            os.close(descriptor)
-    except OSError as error:
-        raise ProfileFileError(f"{path}: cannot read profile ({error.strerror or error})") from error
-    except ValueError:  # a NUL character, or a surrogate no file name can hold
-        raise ProfileFileError(f"{path}: cannot read profile (not a valid file name)") from None
-    if len(data) > MAX_PROFILE_BYTES:
-        raise ProfileFileError(f"{path}: grew past {MAX_PROFILE_BYTES:,} bytes while being read")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ProfileFileError(
-            f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start:,})"
-        ) from None
+        return read_text(path, MAX_PROFILE_BYTES, "profile", "a saved profile is a JSON file")
+    except Unreadable as why:
+        raise ProfileFileError(f"{path}: {why}") from None
 
 
 class _NotJSONNumber(ValueError):

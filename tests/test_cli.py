@@ -229,7 +229,7 @@ def test_cuda_where_there_is_none(run) -> None:  # type: ignore[no-untyped-def]
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    _one_line_error(run("profile", "inception", "--device", "cuda"), "device 'cuda' is not available here")
+    _one_line_error(run("profile", "inception", "--device", "cuda"), "--device: cuda is not available here")
 
 
 # --- where output goes ---------------------------------------------------------------

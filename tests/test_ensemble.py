@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from costlens.ensemble import ensemble_profile, parse_members, summary
-from costlens.errors import InputShapeError
+from costlens.errors import InputShapeError, UnknownModelError
+from costlens.report.ensemble_text import summary
+from costlens.request import Request, checked
+from costlens.run import run_all
+
+
+def members(model: str, ensemble: object) -> tuple[str, ...]:
+    return checked(Request(model, ensemble=ensemble)).members  # type: ignore[arg-type]
 
 # conv1x1-5x5 (the lecture's bottleneck): 28·28·16 × 192 + 28·28·32 × 5·5·16 = 12,443,648 MACs;
 # params 192·16 + 16 + 16·5·5·32 + 32 = 15,920
@@ -14,31 +20,34 @@ MACS, PARAMS = 12_443_648, 15_920
 
 
 def test_macs_are_members_times_crops_times_one_model_exactly() -> None:
-    cost = ensemble_profile("conv1x1-5x5", parse_members("conv1x1-5x5", "3"), 10)
-    assert cost.single.totals["macs"] == MACS
-    assert cost.profile.totals["macs"] == 3 * 10 * MACS == 373_309_440
-    assert cost.profile.totals["params"] == 3 * PARAMS  # each member is stored and served
-    assert cost.profile.input_shape[0] == 10  # the crops run as one batch
-    assert "30x" in summary(cost) and "3x" in summary(cost)
-    assert cost.profile.citation is not None and "30x the MACs, 3x the params" in cost.profile.citation
+    ensemble, single = run_all([Request("conv1x1-5x5", ensemble="3", crops=10), Request("conv1x1-5x5")])
+    assert single.totals["macs"] == MACS
+    assert ensemble.totals["macs"] == 3 * 10 * MACS == 373_309_440
+    assert ensemble.totals["params"] == 3 * PARAMS  # each member is stored and served
+    assert ensemble.input_shape[0] == 10  # the crops run as one batch
+    words = summary(ensemble, single, ("conv1x1-5x5",) * 3, 10)
+    assert "30x" in words and "3x" in words
 
 
 def test_a_list_of_different_models_sums_their_costs() -> None:
     # conv5x5 alone: 28·28·32 × 5·5·192 = 120,422,400 MACs
-    cost = ensemble_profile("conv5x5", parse_members("conv5x5", "conv5x5,conv1x1-5x5"), 2, batch=3)
-    assert cost.profile.totals["macs"] == 3 * 2 * (120_422_400 + MACS)
-    assert cost.single.totals["macs"] == 3 * 120_422_400
+    ensemble, single = run_all([Request("conv5x5", ensemble="conv5x5,conv1x1-5x5", crops=2, batches=(3,)),
+                                Request("conv5x5", batches=(3,))])
+    assert ensemble.totals["macs"] == 3 * 2 * (120_422_400 + MACS)
+    assert single.totals["macs"] == 3 * 120_422_400
 
 
 def test_member_specs() -> None:
-    assert parse_members("resnet50", "7") == ["resnet50"] * 7
-    assert parse_members("x", "resnet50, resnet101") == ["resnet50", "resnet101"]
-    assert parse_members("x", None) == ["x"]
-    assert parse_members("x", 2) == ["x", "x"] and parse_members("x", ("a", "b")) == ["a", "b"]  # the Python API's
+    assert members("resnet50", "7") == ("resnet50",) * 7
+    assert members("x", "resnet50, resnet101") == ("resnet50", "resnet101")
+    assert members("x", 2) == ("x", "x") and members("x", ("a", "b")) == ("a", "b")  # the Python API's
     with pytest.raises(InputShapeError, match="a number of copies or model names, got True"):
-        parse_members("x", True)  # type: ignore[arg-type]
+        members("x", True)
     with pytest.raises(InputShapeError):
-        parse_members("x", "0")
+        members("x", "0")
+    assert members("x", "²") == ("²",)  # a digit to str.isdigit, no number to int(): a name, unknown to the zoo
+    with pytest.raises(UnknownModelError, match="unknown model '²'"):
+        run_all([Request("conv5x5", ensemble="²")])
 
 
 def test_the_python_api_profiles_an_ensemble_and_compares_it_with_one_model() -> None:
@@ -52,7 +61,7 @@ def test_the_python_api_profiles_an_ensemble_and_compares_it_with_one_model() ->
     assert comparison.ratios("params")[1] == pytest.approx(3)
     listed = costlens.profile("conv5x5", ensemble=["conv5x5", "conv1x1-5x5"])
     assert listed.totals["macs"] == 120_422_400 + MACS
-    with pytest.raises(InputShapeError, match="name the models"):
+    with pytest.raises(InputShapeError, match="copies of a given module are not made"):
         costlens.profile(nn.Conv2d(3, 3, 1), (1, 3, 4, 4), ensemble=2)
 
 

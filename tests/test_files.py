@@ -157,7 +157,8 @@ def test_dev_full_fails_loudly_and_stays_a_device() -> None:
 @pytest.mark.skipif(not os.path.exists("/dev/urandom") or sys.platform != "linux", reason="Linux device numbers")
 def test_other_devices_are_refused_unopened() -> None:
     # /dev/urandom is 1:9; writing into it is harmless, which lets this test show the refusal safely
-    with pytest.raises(OutputError, match=r"^cannot write /dev/urandom: it is a device \(1:9\); costlens writes only into"):
+    with pytest.raises(OutputError,
+                       match=r"^cannot write /dev/urandom: it is a character device \(1:9\); costlens writes only into"):
         write_atomic("/dev/urandom", "x")
 
 

@@ -374,20 +374,21 @@ def test_cpu_input_beyond_memory_is_refused_with_the_figure(costlens: Run, work:
 
 
 def test_cpu_forward_beyond_memory_is_refused_with_the_figure(costlens: Run, work: Path) -> None:
-    # weights 138,357,544 × 4 = 0.55 GB (VGG-16's published 138M parameters); conv1_2 holds its input,
-    # conv1_1's output, 64 × 20000² × 4 = 102.4 GB, and writes as much: 0.55 + 2 × 102.4 = 205 GB,
+    # weights 138,357,544 × 4 = 553 MB (VGG-16's published 138M parameters); while conv1_2 runs, the
+    # model's input (3 × 20000² × 4 = 4.8 GB), its own input (conv1_1's output, 64 × 20000² × 4 =
+    # 102.4 GB) and its output (as much) are alive: 4.8 + 2 × 102.4 = 209.6 GB, 210.2 GB in all,
     # refused before any weight is allocated
     done = costlens("profile", "vgg16", "--input", "1x3x20000x20000", "--device", "cpu", timeout=30)
-    refused_leaving_nothing(done, "vgg16: cannot run the forward on cpu: it needs 205 GB (the weights, the input and "
-                                  "features.conv1_2 (Conv2d)'s input and output)", work, {})
+    refused_leaving_nothing(done, "vgg16: cannot run the forward on cpu: it needs 210 GB (weights 553 MB, the inputs "
+                                  "and the activations alive at once 210 GB)", work, {})
 
 
 def test_crosscheck_beyond_memory_is_refused_with_the_figure(costlens: Run, work: Path) -> None:
     # weights (5·5·192·32 + 32) × 4 = 614,528 bytes; the input 192 × 20000² × 4 = 307.2 GB is the conv's
     # input, and it writes 32 × 20000² × 4 = 51.2 GB: 358 GB on real tensors
     done = costlens("profile", "conv5x5", "--input", "1x192x20000x20000", "--crosscheck", timeout=60)
-    refused_leaving_nothing(done, "--crosscheck runs conv5x5 on real CPU tensors: it needs 358 GB (the weights, the "
-                                  "input and conv (Conv2d)'s input and output)", work, {})
+    refused_leaving_nothing(done, "--crosscheck runs conv5x5 on real CPU tensors: it needs 358 GB (weights 615 kB, "
+                                  "the inputs and the activations alive at once 358 GB)", work, {})
 
 
 # --- 4. budget files ----------------------------------------------------------------------------

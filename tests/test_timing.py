@@ -104,8 +104,8 @@ def _run(args: list[str]):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(("args", "message"), [
     (["profile", "conv5x5", "--time", "--device", "meta"], "--time needs a real device"),
-    (["profile", "conv5x5", "--batch", "1,8"], "a list of batch sizes needs --time"),
-    (["profile", "conv5x5", "--compile"], "need --time"),
+    (["profile", "conv5x5", "--batch", "1,8"], "--batch with several sizes needs --time"),
+    (["profile", "conv5x5", "--compile"], "--compile needs --time"),
     (["profile", "conv5x5", "--batch", "1,x"], "is not a batch size"),
     (["profile", "conv5x5", "--time", "--peak-flops", "lots"], "is not a number"),
     (["device", "--device-file", "/nonexistent/device.json"], "cannot read a device description"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from costlens import validate
+from costlens import files, validate
 from costlens.api import profile
 from costlens.errors import ProfileFileError
 from costlens.records import Profile
@@ -290,7 +290,7 @@ def test_a_device_is_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         opened.append(args)
         return -1
 
-    monkeypatch.setattr(validate.os, "open", spy)
+    monkeypatch.setattr(files.os, "open", spy)  # the one reader, costlens/files.py
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     for path in ("/dev/null", fifo, tmp_path):

@@ -10,10 +10,7 @@ and buffers are known from the start too and add nothing (they are counted once,
 ``weight_bytes``), so a view of a weight (linear's ``t(weight)``) is not memory again.
 
 The counting mode of ``costlens/count/tracer.py`` hands it every op's outputs: the
-tensors the model gets (on the meta device, the results rebuilt from its cache). A
-layer call replayed without running (``costlens/count/replay.py``) runs no ops; the
-tracker measures a recorded call's rise above the bytes alive at its entry
-(``open``/``close``) and applies it, and the storages the call left alive, on replay.
+tensors the model gets.
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ class LiveBytes:
         self.live = 0
         self.peak = 0
         self._refs: dict[int, tuple[weakref.ref, int]] = {}  # by storage id: a weak reference, and the bytes counted
-        self._primary_only: dict[Any, bool] = {}
         for tensor in inputs:
             self._hold(tensor)
         # parameters and buffers are counted once, as weight_bytes: a view of one (linear's
@@ -70,50 +66,20 @@ class LiveBytes:
         self.live -= size
         self._refs.pop(key, None)
 
-    def hold(self, func: Any, out: Any) -> None:
-        """Count the storages of an op's outputs (``func`` returned ``out``) as alive."""
+    def hold(self, out: Any, primary_only: bool = False) -> None:
+        """Count the storages of an op's outputs ``out`` as alive (only the first with ``primary_only``)."""
         if isinstance(out, torch.Tensor):
             self._hold(out)
-            return
-        if isinstance(out, (tuple, list)):
-            primary_only = self._primary_only.get(func)
-            if primary_only is None:
-                primary_only = self._primary_only[func] = func.overloadpacket.__name__ in STATISTICS_OUTPUTS
+        elif isinstance(out, (tuple, list)):
             for item in out[:1] if primary_only else out:
                 if isinstance(item, torch.Tensor):
                     self._hold(item)
 
-    def counted(self, tensor: torch.Tensor) -> int | None:
-        """The bytes counted for the tensor's storage while it is alive; None when it is not tracked."""
-        entry = self._refs.get(id(tensor.untyped_storage()))
-        return None if entry is None else entry[1]
-
-    def open(self) -> tuple[int, int]:
-        """Start measuring one call's rise: the peak restarts from the live bytes (``close`` puts it back)."""
-        mark = self.live, self.peak
-        self.peak = self.live
-        return mark
-
-    def close(self, mark: tuple[int, int]) -> tuple[int, int]:
-        """The call's rise (its highest live bytes above those at ``open``) and the bytes it left alive."""
-        entry, peak = mark
-        rise, left = self.peak - entry, self.live - entry
-        self.peak = max(peak, self.peak)
-        return rise, left
-
-    def replay(self, rise: int, kept: list[tuple[torch.Tensor, int]]) -> None:
-        """What a call recorded with ``open``/``close`` does: rise by ``rise`` above the live bytes,
-        then leave ``kept`` (tensors with the bytes counted for each) alive."""
-        if self.live + rise > self.peak:
-            self.peak = self.live + rise
-        for tensor, size in kept:
-            storage = tensor.untyped_storage()
-            if id(storage) not in self._refs:
-                self._hold_storage(storage, size)
-
 
 def _extent(tensor: torch.Tensor) -> int:
     """Bytes from the storage's start to the tensor's last element."""
+    if tensor.storage_offset() == 0 and tensor.is_contiguous():
+        return tensor.nbytes  # the usual fresh output, without the sum below
     if tensor.numel() == 0:
         return 0
     last = tensor.storage_offset() + sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()))

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
+from costlens.count.calls import ModuleCalls
 from costlens.count.formulas import FREE, Handler, OpCost, rule_for
 from costlens.count.swap import swapped
 from costlens.errors import InputShapeError, ModelError
@@ -188,51 +189,37 @@ class _OpCounter(TorchDispatchMode):
         return out
 
 
-@dataclass
-class _Call:
-    path: str
-    call: int
-    parent: int | None
+class _Recorder(ModuleCalls):
+    """Module calls of the gradient pass (``count/calls.py``), the autograd nodes each created,
+    and the bytes each saved for backward."""
 
-
-class _Recorder:
-    """Module calls of the gradient pass, the autograd nodes each created, what each saved."""
-
-    def __init__(self, paths: dict[int, str], excluded_storages: set[int]) -> None:
-        self.paths = paths
-        self.calls: list[_Call] = []
-        self.stack: list[int] = []
-        self.counts: Counter = Counter()
-        self.owner: dict[Any, int] = {}  # autograd node -> index of the call that created it
-        self.saved: Counter = Counter()  # call index -> bytes saved for backward
+    def __init__(self, modules: list[tuple[str, nn.Module]], excluded_storages: set[int]) -> None:
+        super().__init__(modules)
+        self.owner: dict[Any, int] = {}  # autograd node -> position of the call that created it
+        self.saved: Counter = Counter()  # call position -> bytes saved for backward
         self.seen_storages = set(excluded_storages)
 
-    def enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        path = self.paths[id(module)]
-        index = len(self.calls)
-        self.calls.append(_Call(path, self.counts[path], self.stack[-1] if self.stack else None))
-        self.counts[path] += 1
-        self.stack.append(index)
+    def closed(self, position: int, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        self.claim([t.grad_fn for t in _tensors(output) if t.grad_fn is not None], position)
 
-    def leave(self, module: nn.Module, args: tuple, output: Any) -> None:
-        index = self.stack.pop()
-        self.claim([t.grad_fn for t in _tensors(output) if t.grad_fn is not None], index)
-
-    def claim(self, roots: list[Any], index: int) -> None:
+    def claim(self, roots: list[Any], position: int) -> None:
+        """Every node reachable from ``roots`` that no call has claimed yet belongs to this call."""
         pending = [n for n in roots if n not in self.owner]
         while pending:
             node = pending.pop()
             if node in self.owner:
                 continue
-            self.owner[node] = index
+            self.owner[node] = position
             pending.extend(n for n, _ in node.next_functions if n is not None and n not in self.owner)
 
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        key = storage._cdata
-        if key not in self.seen_storages and self.stack:
+        """A tensor autograd saves: its storage's bytes go to the innermost call, once."""
+        storage = tensor.untyped_storage()  # torch keeps one Python object per live storage
+        key = id(storage)
+        position = self.innermost()
+        if key not in self.seen_storages and position is not None:
             self.seen_storages.add(key)
-            self.saved[self.stack[-1]] += storage.nbytes()
+            self.saved[position] += storage.nbytes()
         return tensor
 
 
@@ -250,19 +237,6 @@ def _tensors(value: Any) -> Iterator[torch.Tensor]:
     elif isinstance(value, (tuple, list)):
         for item in value:
             yield from _tensors(item)
-
-
-@contextlib.contextmanager
-def _module_hooks(model: nn.Module, recorder: _Recorder) -> Iterator[None]:
-    handles = []
-    try:
-        for module in model.modules():
-            handles.append(module.register_forward_pre_hook(recorder.enter, with_kwargs=True))
-            handles.append(module.register_forward_hook(recorder.leave))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextlib.contextmanager
@@ -310,10 +284,9 @@ def count_step(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], *,
     if optimizer not in OPTIMIZERS:
         raise InputShapeError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     by_id = _stand_ins(model, dtype)
-    paths = {id(m): p for p, m in model.named_modules(remove_duplicate=False)}
-    recorder = _Recorder(paths, {t.untyped_storage()._cdata for t in by_id.values()})
+    recorder = _Recorder(list(model.named_modules()), {id(t.untyped_storage()) for t in by_id.values()})
     try:
-        with _training_mode(model), _module_hooks(model, recorder), torch.enable_grad(), \
+        with _training_mode(model), recorder.watching(), torch.enable_grad(), \
                 torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda t: t), swapped(model, by_id):
             output = model(*args, **kwargs)
     except Exception as error:  # the user's forward can raise anything
@@ -396,7 +369,7 @@ def _assemble(model: nn.Module, recorder: _Recorder, backward: _OpCounter, updat
         if parent is not None:
             for key, value in own[index].items():
                 own[parent][key] += value
-    per_call = {(c.path, c.call): own[i] for i, c in enumerate(calls)}
+    per_call = {(c.path, c.index): own[i] for i, c in enumerate(calls)}
     per_path = _state_values(model, update, state_bytes, by_id)
     root = own[0] if own else dict.fromkeys(_PER_CALL, 0)
     totals = {**root, **per_path.get("", dict.fromkeys(_PER_STATE, 0))}

@@ -358,14 +358,27 @@ def write_page(path: str | Path, render: Callable[[str | None], str], plotly_dir
 def plotly_source(plotly_dir: str | Path | None, page_dir: str | Path) -> str | None:
     """What a page in ``page_dir`` loads plotly.js from: None (embedded) without
     ``plotly_dir``, else the shared file there, written once, as a relative path."""
+    missing = plotly_file(plotly_dir)
+    if missing is not None:
+        write_atomic(*missing)
+    return plotly_reference(plotly_dir, page_dir)
+
+
+def plotly_reference(plotly_dir: str | Path | None, page_dir: str | Path) -> str | None:
+    """The shared plotly.js in ``plotly_dir`` as a page in ``page_dir`` refers to it; None: embedded."""
     if plotly_dir is None:
         return None
     shared = Path(plotly_dir) / PLOTLY_FILE
-    if not shared.exists():
-        from plotly.offline import get_plotlyjs
-
-        write_atomic(shared, get_plotlyjs())
     return Path(os.path.relpath(shared.resolve(), Path(page_dir).resolve())).as_posix()
+
+
+def plotly_file(plotly_dir: str | Path | None) -> tuple[Path, str] | None:
+    """The shared plotly.js to write into ``plotly_dir`` and its text, while it is not there yet."""
+    if plotly_dir is None or (Path(plotly_dir) / PLOTLY_FILE).exists():
+        return None
+    from plotly.offline import get_plotlyjs
+
+    return Path(plotly_dir) / PLOTLY_FILE, get_plotlyjs()
 
 
 def sweep_page(result: Sweep, plotlyjs_src: str | None = None) -> str:

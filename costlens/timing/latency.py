@@ -120,6 +120,6 @@ def _reset_high_water_mark() -> bool:
 
 
 def _status_bytes(field: str) -> int | None:
-    from costlens.inputs import proc_kib
+    from costlens.memory import proc_kib
 
     return proc_kib("/proc/self/status", field)

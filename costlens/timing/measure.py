@@ -17,14 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from costlens.inputs import Inputs, available_memory, dtype_name, prepare
+from costlens import memory
+from costlens.inputs import Inputs, dtype_name, prepare
 from costlens.records import LayerCost, Profile
 from costlens.timing import roofline
 from costlens.timing.device import DeviceError, DeviceFacts, device_facts, resolve_device
 from costlens.timing.latency import Forward, is_out_of_memory, measure, measure_interleaved, peak_memory, warm_up
 from costlens.timing.layers import LayerTimes, capture, time_layers
 from costlens.timing.stats import Stats
-from costlens.units import human_bytes
 
 
 @dataclass(frozen=True)
@@ -94,27 +94,9 @@ def time_profiles(jobs: Sequence[Job], options: TimingOptions) -> list[Profile]:
 
 
 def check_fits(counted: Profile, device: torch.device, batch: int) -> None:
-    """Refuse, with the figures, a model whose weights and largest activations cannot fit."""
-    available = available_memory(device)
-    if available is None:
-        return
-    scale = batch / max(counted.input_shape[0], 1) if counted.input_shape else 1
-    largest = max((layer.values.get("activation_bytes", 0) for layer in counted.leaves()), default=0)
-    inputs = sum(_numel(i.shape) * getattr(torch, i.dtype).itemsize for i in counted.inputs)
-    needed = counted.totals.get("weight_bytes", 0) + scale * (inputs + 2 * largest)
-    if needed > 0.9 * available:
-        raise DeviceError(
-            f"{counted.model} at batch {batch} needs at least {human_bytes(needed)} on {device.type} "
-            f"(weights {human_bytes(counted.totals.get('weight_bytes', 0))}, largest layer output and input "
-            f"{human_bytes(scale * (inputs + 2 * largest))}), and {human_bytes(available)} is free: "
-            "use a smaller batch or input, or count without --time (meta needs no memory)")
-
-
-def _numel(shape: Sequence[int]) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
+    """Refuse, with the figures, a model whose counted peak at ``batch`` cannot fit (``costlens/memory.py``)."""
+    memory.refuse_unless_run_fits(counted, device, f"{counted.model} at batch {batch} cannot be timed on {device.type}",
+                                  batch)
 
 
 def _real_model(job: Job, device: torch.device, dtype: torch.dtype,

@@ -29,8 +29,6 @@ class NaiveInception(nn.Module):
     their outputs stacked along channels. The pool branch passes every input channel
     through, so the output is wider than the input."""
 
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
-
     def __init__(self, in_ch: int, c1: int, c3: int, c5: int) -> None:
         super().__init__()
         self.branch1 = ConvReLU(in_ch, c1, 1)
@@ -45,8 +43,6 @@ class NaiveInception(nn.Module):
 class Inception(nn.Module):
     """Fig. 2(b): 1×1 convolutions reduce the channels before the 3×3 and 5×5
     convolutions and project the pooled branch; the columns of Table 1."""
-
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
 
     def __init__(self, in_ch: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int) -> None:
         super().__init__()
@@ -142,8 +138,6 @@ class GoogLeNet(nn.Module):
     The auxiliary classifiers (on 4a and 4d) are off by default, since they are
     discarded at inference; ``aux_classifiers=True`` adds them and returns three outputs.
     """
-
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
 
     def __init__(self, aux_classifiers: bool = False, classes: int = 1000) -> None:
         super().__init__()

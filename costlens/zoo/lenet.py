@@ -44,8 +44,6 @@ def lenet5() -> nn.Module:
 class ScaledTanh(nn.Module):
     """The paper's squashing function f(a) = A·tanh(S·a), A = 1.7159, S = 2/3 (Appendix A)."""
 
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
 
@@ -53,8 +51,6 @@ class ScaledTanh(nn.Module):
 class Subsampling(nn.Module):
     """S2/S4: the four inputs of a unit are added, multiplied by a trainable
     coefficient and added to a trainable bias, one pair per feature map."""
-
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -91,8 +87,6 @@ class PartiallyConnectedConv(nn.Module):
     so its parameters (1,516) and connections (151,600) are the paper's, not a
     full 6→16 convolution's."""
 
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
-
     def __init__(self, table: tuple[tuple[int, ...], ...], kernel: int) -> None:
         super().__init__()
         self.table = table
@@ -111,8 +105,6 @@ class EuclideanRBF(nn.Module):
     """The output layer: y_i = Σ_j (x_j − w_ij)². The paper sets the w by hand
     (stylized 7×12 bitmaps of the characters) and keeps them fixed, so they are
     frozen parameters here."""
-
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
 
     def __init__(self, in_features: int, classes: int) -> None:
         super().__init__()

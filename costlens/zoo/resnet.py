@@ -21,7 +21,6 @@ def _projection(in_ch: int, out_ch: int, stride: int) -> nn.Sequential | None:
 class BasicBlock(nn.Module):
     """Two 3×3 convs (ResNet-18/34); ``shortcut=False`` gives the plain net's block."""
 
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
     expansion = 1
 
     def __init__(self, in_ch: int, width: int, stride: int, shortcut: bool, stride_on_3x3: bool) -> None:
@@ -49,7 +48,6 @@ class Bottleneck(nn.Module):
     which costs more MACs and gains accuracy.
     """
 
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
     expansion = 4
 
     def __init__(self, in_ch: int, width: int, stride: int, shortcut: bool, stride_on_3x3: bool) -> None:
@@ -77,8 +75,6 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     """The ImageNet ResNet of Table 1: conv1, four stages layer1..layer4, pool, fc."""
-
-    costlens_structural_forward = True  # forward reads only structure: count/replay.py
 
     def __init__(self, block: type[BasicBlock | Bottleneck], depths: tuple[int, int, int, int],
                  shortcut: bool = True, stride_on_3x3: bool = False, classes: int = 1000, width: float = 1.0) -> None:
