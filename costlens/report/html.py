@@ -24,8 +24,8 @@ from costlens.units import format_shape
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from costlens.alternatives import WhatIf
     from costlens.sweep import Sweep
-    from costlens.whatif import WhatIf
 
 PLOTLY_FILE = "plotly.min.js"
 

@@ -13,12 +13,12 @@ import math
 import plotly.graph_objects as go
 
 from costlens import metrics
+from costlens.alternatives import LayerWhatIf, Priced, WhatIf
 from costlens.report.figures import LAYOUT, _title
 from costlens.report.grid import ratio_words
-from costlens.whatif import LayerWhatIf, Priced, WhatIf
 
 ORIGINAL_COLOR = "#555555"
-# One hue per entry of costlens.whatif.ALTERNATIVES; its variants (r=2, 4, 8; 2, 4, 8, 32 groups) in shades.
+# One hue per entry of costlens.alternatives.ALTERNATIVES; its variants (r=2, 4, 8; 2, 4, 8, 32 groups) in shades.
 FAMILY_COLORS = {
     "bottleneck": ("#08519c", "#3182bd", "#6baed6", "#9ecae1"),
     "depthwise": ("#e6550d",),

@@ -1,12 +1,12 @@
 """The alternatives of a model's convolutions as text: terminal table, markdown, CSV
-(its chart is in ``figures.py``, its page in ``html.py``)."""
+(its charts are in ``whatif_figures.py``, its page in ``html.py``)."""
 
 from __future__ import annotations
 
 from costlens import metrics
+from costlens.alternatives import LayerWhatIf, Priced, WhatIf
 from costlens.report.grid import grid, md_escape, md_table, ratio_words
 from costlens.units import format_shape, grouped
-from costlens.whatif import LayerWhatIf, Priced, WhatIf
 
 HEADINGS = ("Layer", "Share", "Alternative", "Parts", "Params", "MACs", "MACs vs layer", "Model saves", "Note")
 RIGHT = {1, 4, 5, 6, 7}
