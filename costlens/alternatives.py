@@ -417,6 +417,7 @@ class WhatIf:
     """The alternatives of a model's chosen convolutions, each counted by the tracer."""
 
     model: str
+    input_shape: tuple[int, ...]  # the first input's
     input_text: str
     dtype: str
     model_params: int
@@ -430,7 +431,8 @@ class WhatIf:
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON data (schema ``costlens.whatif/1``)."""
         return {
-            "schema": SCHEMA, "model": self.model, "input": self.input_text, "dtype": self.dtype,
+            "schema": SCHEMA, "model": self.model, "input_shape": list(self.input_shape), "input": self.input_text,
+            "dtype": self.dtype,
             "totals": {"params": self.model_params, "macs": self.model_macs}, "chosen": self.chosen,
             "convolutions": self.convolutions, "note": self.note, "conventions": self.conventions,
             "layers": [{
@@ -504,8 +506,8 @@ def whatif(model: str | nn.Module, inputs: Inputs = None, *, top: int | None = N
     specs = default_specs(reduce)
     total = int(profile.totals.get("macs", 0))
     priced = tuple(_layer(path, modules[path], ran.get(path, []), specs, profile.dtype, total) for path in chosen)
-    return WhatIf(profile.model, profile.input_text, profile.dtype, int(profile.totals.get("params", 0)), total,
-                  how, len(ran), priced)
+    return WhatIf(profile.model, tuple(profile.input_shape), profile.input_text, profile.dtype,
+                  int(profile.totals.get("params", 0)), total, how, len(ran), priced)
 
 
 def _traced(model: str | nn.Module, inputs: Inputs, batch: int | None, dtype: str | torch.dtype,
@@ -602,10 +604,7 @@ def _convolution(modules: Mapping[str, nn.Module], path: str, model: str, argume
     """The convolution at ``path``; an unknown path (with the closest ones) or another module is an error."""
     module = modules.get(path)
     if module is None:
-        close = difflib.get_close_matches(path, [p for p in modules if p], n=3, cutoff=0.5)
-        convs = [p for p, m in modules.items() if isinstance(m, nn.modules.conv._ConvNd)][:2]
-        hint = f"closest: {', '.join(close)}" if close else f"its convolutions are named like {', '.join(convs)}"
-        raise InputShapeError(f"{argument}: {model} has no module {path!r}; {hint}")
+        raise InputShapeError(f"{argument}: {model} has no module {path!r}; closest: {', '.join(_closest(modules, path))}")
     if not isinstance(module, nn.modules.conv._ConvNd):
         inside = [p for p, m in modules.items() if p.startswith(path + ".") and isinstance(m, nn.modules.conv._ConvNd)]
         hint = f" (its convolutions: {', '.join(inside[:3])}{', ...' if len(inside) > 3 else ''})" if inside else ""
@@ -613,17 +612,33 @@ def _convolution(modules: Mapping[str, nn.Module], path: str, model: str, argume
     return module
 
 
-def rewrite(model: nn.Module, changes: Mapping[str, str | Spec], *, argument: str = "rewrite") -> nn.Module:
+def _closest(modules: Mapping[str, nn.Module], path: str) -> list[str]:
+    """Up to three convolution paths a mistyped ``path`` may mean: those inside the longest
+    part of it that exists ('inception3b.branch2' of 'inception3b.branch2.1'), else the
+    nearest by spelling (among convolutions first, then any module)."""
+    convs = [p for p, m in modules.items() if isinstance(m, nn.modules.conv._ConvNd)]
+    parts = path.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:end]) + "."
+        inside = [p for p in convs if p.startswith(prefix)]
+        if inside:
+            return inside[:3]
+    return (difflib.get_close_matches(path, convs, n=3, cutoff=0.5)
+            or difflib.get_close_matches(path, [p for p in modules if p], n=3, cutoff=0.5) or convs[:3])
+
+
+def rewrite(model: nn.Module, changes: Mapping[str, str | Spec], *, argument: str = "rewrite",
+            name: str | None = None) -> nn.Module:
     """A copy of ``model`` with the convolution at each path replaced by its alternative
     (``{'inception3a.branch3.conv.conv': 'bottleneck(8)'}``); ``model`` is left as it was.
     Each part is made where the original's weight lives, in its dtype, freshly initialised.
     Everything is checked before the copy: an unknown path (with the closest paths), a
     module that is not a convolution, one that cannot be rewritten, or an alternative that
-    does not fit it is one ``InputShapeError``."""
+    does not fit it is one ``InputShapeError`` (naming the model as ``name``, else by its class)."""
     if not isinstance(model, nn.Module):
         raise ModelError(f"{argument}: expected an nn.Module, got {type(model).__name__}")
     modules = dict(model.named_modules())
-    name = type(model).__name__
+    name = name or type(model).__name__
     plans: dict[str, tuple[Conv, Spec]] = {}
     for path, given in changes.items():
         spec = given if isinstance(given, Spec) else parse_spec(given, f"{argument} {path}")
@@ -679,7 +694,7 @@ def rewritten_profiles(model: str | nn.Module, applied: Mapping[str, str | Spec]
 
     shape_argument = "--input" if argument.startswith("--") else "inputs"
     net, original, given = _traced(model, inputs, batch, dtype, shape_argument)
-    rewritten = rewrite(net, applied, argument=argument)
+    rewritten = rewrite(net, applied, argument=argument, name=original.model)
     counted = _profile(rewritten, given, batch=batch, device="meta", dtype=dtype, train=False, formulas=None,
                        argument=shape_argument)
     return original, replace(counted, model=rewritten_name(original.model, applied), citation=original.citation)

@@ -619,6 +619,139 @@ def _sweep_suffix(variable: str) -> str:
     return "input" if variable.startswith("pixels") else variable
 
 
+apply_option = click.option(
+    "--apply", "applied", multiple=True, metavar="PATH=ALTERNATIVE",
+    help="Rewrite the convolution at PATH with an alternative first (repeatable): bottleneck(16), bottleneck(r=4), "
+         "depthwise, grouped(4), factorized or asymmetric. The original model is left as it was.")
+
+
+@cli.command("whatif")
+@click.argument("name")
+@input_option
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Price the N costliest convolutions (default: the ones that together make 90% of the MACs).")
+@click.option("--layer", "layers", multiple=True, metavar="PATH",
+              help="Price the convolution at PATH (repeatable), e.g. inception3b.branch3.conv.conv.")
+@click.option("--reduce", type=click.IntRange(min=1), default=None, metavar="C",
+              help="Bottlenecks to C channels (the lecture's 16) instead of to the input's channels / 2, 4 and 8.")
+@format_option
+@output_option
+@save_option
+@no_save_option
+@plotlyjs_option
+@dtype_option
+@apply_option
+@click.option("--compare", "compare_it", is_flag=True,
+              help="With --apply: the original and the rewritten model block by block, as `costlens compare` shows them.")
+@debug_option
+def whatif_command(name: str, input_shape: tuple[int, ...] | None, top: int | None, layers: tuple[str, ...],
+                   reduce: int | None, fmt: str, output: str | None, save: str | None, no_save: bool,
+                   plotlyjs: str | None, dtype: str, applied: tuple[str, ...], compare_it: bool) -> int:
+    """What the standard alternatives of NAME's costliest convolutions would cost: a 1×1
+    bottleneck first, depthwise-separable, grouped, factorized into 3×3s, k×1 then 1×k.
+
+    \b
+    Each alternative is built and counted by the tracer, with its saving against the layer
+    and the whole model. The table also saves reports/whatif-NAME.json and .html; --save
+    chooses where, --no-save saves nothing. --apply PATH=ALTERNATIVE profiles the rewritten
+    model instead; with --compare, beside the original (the page reports/compare-...html).
+    """
+    from costlens import alternatives
+
+    changes = alternatives.parse_applied(applied, "--apply")
+    if compare_it and not changes:
+        raise click.UsageError("--compare sets the model rewritten by --apply PATH=ALTERNATIVE beside the original: "
+                               "give --apply")
+    if changes and (top is not None or layers or reduce is not None):
+        raise click.UsageError("--top, --layer and --reduce choose what the table of alternatives prices; with --apply "
+                               "the rewritten model is profiled instead: choose one")
+    import costlens.api  # noqa: F401  (torch and costlens loaded before the collector is settled)
+
+    _imports_settled()
+    with _model_output_to_stderr(), _input_hint(name, input_shape):
+        if not changes:
+            result = alternatives.whatif(name, input_shape, top=top, layers=list(layers) or None, reduce=reduce,
+                                         dtype=dtype, argument="--input")
+        else:
+            original, rewritten = alternatives.rewritten_profiles(name, changes, input_shape, dtype=dtype)
+    if not changes:
+        return _whatif_table(result, name, fmt, output, save, no_save, plotlyjs, dtype)
+    if compare_it:
+        return _whatif_comparison(original, rewritten, input_shape, fmt, output, save, no_save, plotlyjs, dtype)
+    return _whatif_rewritten(rewritten, name, applied, fmt, output, save, no_save, plotlyjs, dtype)
+
+
+def _whatif_table(result: Any, name: str, fmt: str, output: str | None, save: str | None, no_save: bool,
+                  plotlyjs: str | None, dtype: str) -> int:
+    """The table of alternatives where the user asked, then its JSON and page."""
+    from costlens.report import html
+    from costlens.report import whatif_text as text
+
+    stem = "whatif-" + _profile_stem(name, list(result.input_shape), dtype, False)
+    renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
+                 "csv": lambda: text.csv(result), "json": result.to_json}
+    return _whatif_deliver(stem, renderers, lambda src: html.whatif_page(result, src), result.to_json, fmt, output,
+                           save, no_save, plotlyjs)
+
+
+def _whatif_rewritten(rewritten: Any, name: str, applied: tuple[str, ...], fmt: str, output: str | None,
+                      save: str | None, no_save: bool, plotlyjs: str | None, dtype: str) -> int:
+    """The rewritten model's profile, as `costlens profile` shows one, saved under a name of its own."""
+    import hashlib
+
+    from costlens.report import html
+    from costlens.report import profile_text as text
+
+    digest = hashlib.sha256("\n".join(applied).encode()).hexdigest()[:8]
+    stem = _fit(_profile_stem(name, rewritten.input_shape, dtype, False) + f"-rewritten-{digest}")
+    renderers = {"table": lambda: text.table(rewritten), "markdown": lambda: text.markdown(rewritten),
+                 "csv": lambda: text.csv(rewritten), "json": rewritten.to_json}
+    return _whatif_deliver(stem, renderers, lambda src: html.profile_page(rewritten, src), rewritten.to_json, fmt,
+                           output, save, no_save, plotlyjs)
+
+
+def _whatif_comparison(original: Any, rewritten: Any, input_shape: tuple[int, ...] | None, fmt: str,
+                       output: str | None, save: str | None, no_save: bool, plotlyjs: str | None, dtype: str) -> int:
+    """The original and the rewritten model aligned block by block, as `costlens compare` shows them."""
+    from costlens.comparison import align
+    from costlens.report import comparison_text as text
+    from costlens.report import html
+
+    comparison = align([original, rewritten])
+    stem = _compare_stem([original.model, rewritten.model], original.input_shape if input_shape else None, dtype)
+    renderers = {"table": lambda: text.comparison_table(comparison), "markdown": lambda: text.comparison_markdown(comparison),
+                 "csv": lambda: text.comparison_csv(comparison), "json": comparison.to_json}
+    return _whatif_deliver(stem, renderers, lambda src: html.comparison_page(comparison, src), None, fmt, output,
+                           save, no_save, plotlyjs)
+
+
+def _whatif_deliver(stem: str, renderers: dict[str, Callable[[], str]], render_page: Callable[[str | None], str],
+                    to_json: Callable[[], str] | None, fmt: str, output: str | None, save: str | None, no_save: bool,
+                    plotlyjs: str | None) -> int:
+    """The output asked for (stdout, -o, or the page), then the reports beside it: the JSON
+    (when there is one) and the page, into reports/ or --save."""
+    json_path, page_path = _report_paths(save, stem, ".json" if to_json else ".html")
+    saved = [json_path, page_path] if to_json else [page_path]
+    if output not in (None, "-") and save is not None and _saving(fmt, output, save, no_save) and any(
+            _same_file(output, path) for path in [*saved, Path(save)]):
+        raise click.UsageError(f"-o {output} and --save {save} name the same file: choose two places")
+    from costlens.report import html
+
+    page_output = (output or str(page_path)) if fmt == "html" else None
+    if page_output is not None:
+        _emit_page(render_page, page_output, plotlyjs)
+    else:
+        _emit(renderers[fmt](), output)
+    if not _saving(fmt, output, save, no_save):
+        return 0
+    writes: list[tuple[Path, Callable[[Path], Path]]] = []
+    if to_json is not None:
+        writes.append((json_path, lambda p: _write(p, to_json())))
+    if page_output is None or Path(page_output) != page_path:
+        writes.append((page_path, lambda p: html.write_page(p, render_page, plotlyjs)))
+    return _save(writes, explicit=save is not None)
+
+
 @cli.command("device")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda")), default="auto", show_default=True,
               help="The device to describe.")
