@@ -391,7 +391,7 @@ def whatif_page(result: WhatIf, plotlyjs_src: str | None = None) -> str:
     """A what-if's page: every layer against every alternative, a chart per layer, the table,
     and under each what alternatives are and are not."""
     from costlens.report import whatif_figures
-    from costlens.report.whatif_text import RIGHT, notes, rows_of, summary, title
+    from costlens.report.whatif_text import RIGHT, notes, nothing_to_rewrite, rows_of, summary, title
 
     figures = whatif_figures.whatif_figures(result)
     honesty = f'<p class="honesty">{_e(result.note)}</p>'
@@ -410,7 +410,7 @@ def whatif_page(result: WhatIf, plotlyjs_src: str | None = None) -> str:
                     "overview")] if figures else []),
         *([_section("Layer by layer: the original and each alternative", charts, "layers")]
           if figures else []),
-        _section("The table", table if result.layers else f"<p>{_e(summary(result))}</p>", "table"),
+        _section("The table", table if result.layers else f"<p>{_e(nothing_to_rewrite(result))}</p>", "table"),
     ]
     header = (f"<header><h1>costlens · {_e(title(result))}</h1><div class=\"meta\">{_e(summary(result))}</div>"
               f'<div class="convention">{_e(result.conventions)}</div></header>')

@@ -67,19 +67,20 @@ def notes(result: WhatIf) -> list[str]:
     return [SAVES, result.conventions, result.note]
 
 
-def _empty(result: WhatIf) -> str:
+def nothing_to_rewrite(result: WhatIf) -> str:
+    """The line a model without a priced convolution gets instead of a table."""
     return f"No convolution of {result.model} carries MACs: nothing to rewrite."
 
 
 def table(result: WhatIf) -> str:
     """The terminal table, a layer and its alternatives at a time, and the notes under it."""
-    body = grid(rows_of(result, blank_between=True), RIGHT) if result.layers else [_empty(result)]
+    body = grid(rows_of(result, blank_between=True), RIGHT) if result.layers else [nothing_to_rewrite(result)]
     return "\n".join([title(result), summary(result), "", *body, "", *notes(result)]) + "\n"
 
 
 def markdown(result: WhatIf) -> str:
     """A pipe table fit for a pull-request comment, with the notes under it."""
-    body = md_table(rows_of(result), RIGHT) if result.layers else [md_escape(_empty(result))]
+    body = md_table(rows_of(result), RIGHT) if result.layers else [md_escape(nothing_to_rewrite(result))]
     lines = [f"**{md_escape(title(result))}**", "", md_escape(summary(result)), "", *body, ""]
     lines += [md_escape(SAVES), "", md_escape(result.conventions), "", f"_{md_escape(result.note)}_"]
     return "\n".join(lines) + "\n"
