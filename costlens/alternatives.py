@@ -514,9 +514,12 @@ def _traced(model: str | nn.Module, inputs: Inputs, batch: int | None, dtype: st
             argument: str) -> tuple[nn.Module, Profile, Inputs]:
     """The model as a module (built on meta when named), its profile under its own name, and
     the inputs it was traced with (a zoo model's default when none were given)."""
-    from costlens.api import _profile, build
+    from costlens.api import _profile, build, is_saved_profile
     from costlens.models import resolve
 
+    if isinstance(model, str) and is_saved_profile(model):
+        raise InputShapeError(f"{model} is a saved profile: it has no modules to price or rewrite; name the model "
+                              "(a zoo name or pkg.module:factory)")
     if isinstance(model, nn.Module):
         return model, _profile(model, inputs, batch=batch, device="meta", dtype=dtype, train=False, formulas=None,
                                argument=argument), inputs
@@ -635,14 +638,37 @@ def rewrite(model: nn.Module, changes: Mapping[str, str | Spec], *, argument: st
     Everything is checked before the copy: an unknown path (with the closest paths), a
     module that is not a convolution, one that cannot be rewritten, or an alternative that
     does not fit it is one ``InputShapeError`` (naming the model as ``name``, else by its class)."""
+    plans = _plans(model, changes, argument, name)
+    return _replaced(_copy(model), plans)
+
+
+def rewritten_builder(model: str, applied: Mapping[str, str | Spec],
+                      argument: str = "--apply") -> Callable[[torch.device], nn.Module]:
+    """How to build the zoo or import-path ``model`` rewritten with ``applied``, with real
+    weights on a device (for timing: ``costlens/timing/measure.py``'s ``Job``); each build is
+    fresh, so it is rewritten in place, without a copy."""
+    from costlens.api import build
+    from costlens.models import resolve
+
+    named = resolve(model)
+
+    def built(device: torch.device) -> nn.Module:
+        net = build(named, device)
+        return _replaced(net, _plans(net, applied, argument, named.name))
+
+    return built
+
+
+def _plans(model: nn.Module, changes: Mapping[str, str | Spec], argument: str,
+           name: str | None) -> dict[str, tuple[Conv, Spec]]:
+    """Each path's convolution and the alternative that replaces it, every one checked."""
     if not isinstance(model, nn.Module):
         raise ModelError(f"{argument}: expected an nn.Module, got {type(model).__name__}")
     modules = dict(model.named_modules())
-    name = name or type(model).__name__
     plans: dict[str, tuple[Conv, Spec]] = {}
     for path, given in changes.items():
         spec = given if isinstance(given, Spec) else parse_spec(given, f"{argument} {path}")
-        module = _convolution(modules, path, name, argument)
+        module = _convolution(modules, path, name or type(model).__name__, argument)
         reason = refusal(module)
         if reason is not None:
             raise InputShapeError(f"{argument}: {path} cannot be rewritten: {reason}")
@@ -651,18 +677,23 @@ def rewrite(model: nn.Module, changes: Mapping[str, str | Spec], *, argument: st
         if reason is not None:
             raise InputShapeError(f"{argument}: {spec} does not fit {path} ({conv.text}): {reason}")
         plans[path] = conv, spec
-    copied = _copy(model)
+    return plans
+
+
+def _replaced(model: nn.Module, plans: Mapping[str, tuple[Conv, Spec]]) -> nn.Module:
+    """``model`` with each planned convolution replaced, in place (the replacement itself
+    when the model is the convolution)."""
     for path, (conv, spec) in plans.items():
-        original = copied.get_submodule(path)
+        original = model.get_submodule(path)
         weight = original.weight
-        assert isinstance(weight, torch.Tensor)  # a plain Conv2d's, checked above
+        assert isinstance(weight, torch.Tensor)  # a plain Conv2d's, checked by _plans
         with torch.device(weight.device):
             replacement = build(conv, spec).to(weight.dtype).train(original.training)
         if not path:
-            return replacement  # the model was the convolution itself
+            return replacement
         parent, _, child = path.rpartition(".")
-        setattr(copied.get_submodule(parent), child, replacement)
-    return copied
+        setattr(model.get_submodule(parent), child, replacement)
+    return model
 
 
 def _copy(model: nn.Module) -> nn.Module:

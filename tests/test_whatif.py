@@ -28,6 +28,7 @@ from costlens.alternatives import (
     parse_applied,
     parse_spec,
     rewrite,
+    rewritten_builder,
     rewritten_profiles,
     whatif,
 )
@@ -262,6 +263,19 @@ def test_a_rewritten_models_totals_are_the_original_less_the_layer_plus_its_alte
     # its 1×1 reduce (192→16: 28·28·16·192 = 2,408,448) stays: the lecture's 12,443,648 before
     assert branch3.values["macs"] == (2_408_448 + 10_035_200, 2_408_448 + alternative) == (12_443_648, 3_123_456)
     assert rewritten.model == "inception [branch3.conv.conv=depthwise]"
+
+
+def test_a_rewritten_model_built_with_real_weights_for_timing() -> None:
+    """rewritten_builder builds afresh on a real device and rewrites in place: the same cost."""
+    net = rewritten_builder("inception", {"branch3.conv.conv": "depthwise"})(torch.device("cpu"))
+    assert net.branch3.conv.conv.depthwise.weight.device.type == "cpu"
+    assert net(torch.randn(1, 192, 28, 28)).shape == (1, 256, 28, 28)
+    assert costlens.profile(net, (1, 192, 28, 28)).totals["macs"] == 118_728_960  # as above
+
+
+def test_a_saved_profile_has_nothing_to_rewrite() -> None:
+    with pytest.raises(InputShapeError, match="is a saved profile: it has no modules to price or rewrite"):
+        whatif("reports/googlenet.json")
 
 
 def test_googlenet_rewritten_as_the_table_says() -> None:
