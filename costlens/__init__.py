@@ -6,6 +6,8 @@ The public API is imported lazily, so that ``costlens --help`` starts without to
     p = costlens.profile("inception")            # a zoo name, "pkg.module:factory" or an nn.Module
     p = costlens.profile(net, inputs={"ids": costlens.Input((1, 16), "int64")})
     c = costlens.compare("inception-naive", "inception")
+    w = costlens.whatif("googlenet")               # what a bottleneck, depthwise, grouped ... version would cost
+    slim = costlens.rewrite(net, {"features.3": "depthwise"})
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = [
     "Comparison", "CostlensWarning", "Input", "LayerCost", "OpCost", "Profile",
-    "compare", "load", "profile", "__version__",
+    "compare", "load", "profile", "rewrite", "whatif", "__version__",
 ]
 
 # Where each public name lives; no submodule carries a public function's name, so
@@ -24,9 +26,11 @@ _EXPORTS = {
     "profile": "costlens.api", "compare": "costlens.api", "CostlensWarning": "costlens.errors",
     "Profile": "costlens.records", "LayerCost": "costlens.records", "load": "costlens.records",
     "Comparison": "costlens.comparison", "Input": "costlens.inputs", "OpCost": "costlens.count.formulas",
+    "whatif": "costlens.alternatives", "rewrite": "costlens.alternatives",
 }
 
 if TYPE_CHECKING:
+    from costlens.alternatives import rewrite, whatif
     from costlens.api import compare, profile
     from costlens.comparison import Comparison
     from costlens.count.formulas import OpCost

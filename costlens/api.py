@@ -39,6 +39,7 @@ def profile(
     freeze_until: str | None = None,
     ensemble: int | str | Sequence[str] | None = None,
     crops: int | None = None,
+    apply: Mapping[str, str] | Sequence[str] = (),
 ) -> Profile:
     """Trace ``model`` once and return its per-layer cost.
 
@@ -70,12 +71,16 @@ def profile(
     as ``crops`` rows of one batch (``costlens/ensemble.py``); with ``time``, timed end to
     end. Compare it with the single model: ``compare("resnet50", profile("resnet50", ensemble=7, crops=10))``.
 
+    ``apply={"inception3a.branch3.conv.conv": "depthwise"}`` profiles the model with those
+    convolutions rewritten (``costlens/alternatives.py``; ``costlens.whatif`` prices every
+    alternative, ``costlens.rewrite`` returns the rewritten module); a given module is copied.
+
     Arguments that do not combine (``train`` with ``train_mode``, an ensemble with ``train``,
     several batch sizes without ``time`` ...) raise an ``InputShapeError`` naming both.
     """
     return run(of_api(model, inputs, batch=batch, device=device, dtype=dtype, train=train, train_mode=train_mode,
                       formulas=formulas, time=time, optimizer=optimizer, freeze=freeze, freeze_until=freeze_until,
-                      ensemble=ensemble, crops=crops))
+                      ensemble=ensemble, crops=crops, apply=apply))
 
 
 def compare(*models: str | nn.Module | Profile, inputs: Inputs = None, batch: int | None = None,
@@ -89,7 +94,7 @@ def compare(*models: str | nn.Module | Profile, inputs: Inputs = None, batch: in
         raise InputShapeError("compare needs at least two models")
     template = of_api("", inputs, batch=batch, device=device, dtype=dtype, train=False, train_mode=False,
                       formulas=None, time=time, optimizer=None, freeze=None, freeze_until=None, ensemble=None,
-                      crops=None)
+                      crops=None, apply=())
     return align(profiles_of(models, template), depth=depth)
 
 

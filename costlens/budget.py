@@ -90,6 +90,7 @@ class ModelSpec:
     profile: str | None = None
     members: tuple[str, ...] | None = None  # an ensemble of these models (costlens/ensemble.py)
     crops: int = 1  # the ensemble's crops per image
+    apply: tuple[str, ...] = ()  # convolutions rewritten first, 'PATH=ALTERNATIVE' (costlens/alternatives.py)
 
     def request(self) -> Any:
         """The ``Request`` (``costlens/request.py``) that profiles this model (not a saved profile)."""
@@ -97,7 +98,7 @@ class ModelSpec:
 
         if self.members is not None:
             return Request(self.members[0], self.input, ensemble=self.members, crops=self.crops)
-        return Request(self.spec or self.alias, self.input)
+        return Request(self.spec or self.alias, self.input, apply=self.apply)
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
 
 _SPEC_KEYS = {"zoo": "a zoo name", "import": "an import path package.module:factory", "profile": "a saved profile's path",
               "input": "a shape like \"1x3x224x224\"", "ensemble": "a number of copies or a list of model names",
-              "crops": "a number of crops per image"}
+              "crops": "a number of crops per image",
+              "apply": "a list of rewrites [\"PATH=ALTERNATIVE\", ...] (see costlens whatif)"}
 
 
 def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
@@ -256,8 +258,9 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
         if unknown:
             raise _fail(path, line, f"model '{alias}' has unknown key(s) {', '.join(sorted(unknown))}")
         members, crops = _ensemble(path, line, alias, entry)
+        applied = _applied(path, line, alias, entry)
         for key, value in entry.items():
-            if key in ("ensemble", "crops"):
+            if key in ("ensemble", "crops", "apply"):
                 continue
             if not isinstance(value, str) or not value.strip():
                 shown = f"{type(value).__name__} {_brief(repr(value))}" if not isinstance(value, str) else "an empty string"
@@ -270,8 +273,11 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
             raise _fail(path, line, f"model '{alias}' imports {entry['import']} and needs input = \"1x3x224x224\"")
         if members is not None and "profile" in entry:
             raise _fail(path, line, f"model '{alias}': an ensemble is traced from models, not read from a profile")
+        if applied and (members is not None or "profile" in entry):
+            raise _fail(path, line, f"model '{alias}': apply rewrites a zoo or import model, not "
+                                    f"{'an ensemble' if members is not None else 'a saved profile'}")
         specs[alias] = ModelSpec(alias, entry.get("zoo") or entry.get("import"), shape, entry.get("profile"),
-                                 members, crops)
+                                 members, crops, applied)
     return specs
 
 
@@ -293,6 +299,21 @@ def _ensemble(path: str, line: int, alias: str, entry: dict) -> tuple[tuple[str,
         return tuple(m.strip() for m in value), crops
     raise _fail(path, line, f"model '{alias}': ensemble must be a number of copies (1 to {MAX_MEMBERS}) of its "
                             f"zoo or import model, or a list of model names, got {_brief(repr(value))}")
+
+
+def _applied(path: str, line: int, alias: str, entry: dict) -> tuple[str, ...]:
+    """``apply = ["PATH=ALTERNATIVE", ...]``: each rewrite checked now, its path once the model is built."""
+    if "apply" not in entry:
+        return ()
+    value = entry["apply"]
+    if not isinstance(value, list) or not value or not all(isinstance(text, str) for text in value):
+        raise _fail(path, line, f"model '{alias}': apply must be {_SPEC_KEYS['apply']}, got {_brief(repr(value))}")
+    from costlens.alternatives import parse_applied
+
+    try:
+        return tuple(f"{at}={spec}" for at, spec in parse_applied(value, f"model '{alias}': apply").items())
+    except CostlensError as error:
+        raise _fail(path, line, str(error)) from None
 
 
 def _check_alias(path: str, line: int, alias: str, entry: object, zoo: set[str]) -> None:

@@ -156,6 +156,10 @@ plotlyjs_option = click.option(
     help="Write one shared plotly.min.js into DIRECTORY and link it, instead of embedding it in each page.")
 dtype_option = click.option("--dtype", type=click.Choice(DTYPES), default="float32",
                             show_default=True, help="Data type of inputs and weights.")
+apply_option = click.option(
+    "--apply", "applied", multiple=True, metavar="PATH=ALTERNATIVE",
+    help="Rewrite the convolution at PATH with an alternative first (repeatable): bottleneck(16), bottleneck(r=4), "
+         "depthwise, grouped(4), factorized or asymmetric. The original model is left as it was.")
 # Accepted after the subcommand too, as error messages suggest; CostlensGroup.main reads it from argv.
 debug_option = click.option("--debug", is_flag=True, expose_value=False, help="Show Python tracebacks for errors.")
 
@@ -311,13 +315,14 @@ def _step_options(func: Any) -> Any:
 @click.option("--train-mode", "train", is_flag=True,
               help="Trace the forward pass only, in training mode (batch statistics, dropout).")
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
+@apply_option
 @_timing_options
 @_step_options
 @debug_option
 def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int | None,
                     fmt: str, output: str | None, save: str | None, no_save: bool, plotlyjs: str | None,
-                    device: str | None, dtype: str, train: bool, crosscheck: bool, time_it: bool,
-                    **flags: Any) -> int:
+                    device: str | None, dtype: str, train: bool, crosscheck: bool, applied: tuple[str, ...],
+                    time_it: bool, **flags: Any) -> int:
     """Per-layer cost of NAME (a zoo name or pkg.module:factory).
 
     \b
@@ -330,8 +335,8 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
     from costlens.report import profile_text as text
 
     _settle_process()
-    request = _request_of(name, input_shape, batch, device, dtype, time_it, train_mode=train, **_step_flags(flags),
-                          **flags)
+    request = _request_of(name, input_shape, batch, device, dtype, time_it, train_mode=train, apply=applied,
+                          **_step_flags(flags), **flags)
     with _model_output_to_stderr(), _input_hint(name, input_shape):
         result, summary = _profile_and_summary(request)
     if request.grouped:  # its name says members and crops; the input only when the user chose one
@@ -339,8 +344,8 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
 
         stem = _fit(report_stem(result.model) + _suffix(result.input_shape if input_shape or batch else None, dtype))
     else:
-        stem = _profile_stem(name, result.input_shape, dtype, train) + (_step_suffix(request) if request.step else "")
-    json_path, page_path = _report_paths(save, stem, ".json")
+        stem = _profile_stem(name, result.input_shape, dtype, train) + (_step_suffix(request) if request.step else "") \
+            + _apply_suffix(applied)
     check = None
     if crosscheck:  # refused with its figure before anything is written; its findings go into JSON and page
         from dataclasses import replace
@@ -349,31 +354,14 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
 
         check = second_opinion(name, tuple(result.input_shape))
         result = replace(result, crosscheck=check.to_dict())
-    if output not in (None, "-") and save is not None and _saving(fmt, output, save, no_save) and any(
-            _same_file(output, path) for path in (json_path, page_path, save)):
-        raise click.UsageError(f"-o {output} and --save {save} name the same file: choose two places")
-
-    def render_page(src: str | None) -> str:
-        return html.profile_page(result, src)
-
     renderers = {
         "table": lambda: text.table(result, depth) + summary,
         "markdown": lambda: text.markdown(result, depth) + summary,
         "csv": lambda: text.csv(result, depth),
         "json": result.to_json,
     }
-    if fmt == "html":
-        page_output = output or str(page_path)
-        _emit_page(render_page, page_output, plotlyjs)
-    else:
-        page_output = None
-        _emit(renderers[fmt](), output)
-    code = 0
-    if _saving(fmt, output, save, no_save):
-        writes: list[tuple[Path, Callable[[], str]]] = [(json_path, result.to_json)]
-        if page_output is None or Path(page_output) != page_path:
-            writes.append((page_path, lambda: render_page(html.plotly_reference(plotlyjs, page_path.parent))))
-        code = _save(writes, explicit=save is not None, plotly_dir=plotlyjs)
+    code = _deliver(stem, renderers, lambda src: html.profile_page(result, src), result.to_json, fmt, output, save,
+                    no_save, plotlyjs)
     if check is not None:
         click.echo(check.report())
         code = max(code, 0 if check.agrees else 1)
@@ -430,12 +418,15 @@ def _profile_and_summary(request: Any) -> tuple[Any, str]:
               help="Add an ensemble as the last model: N copies of the first model, or these models, averaged.")
 @click.option("--crops", type=click.IntRange(min=1, max=1000), default=None,
               help="With --ensemble (or alone): the ensemble sees each image as this many crops.")
+@click.option("--apply", "applied", multiple=True, metavar="PATH=ALTERNATIVE",
+              help="Add the first model rewritten at PATH with an alternative (repeatable; see costlens whatif) as "
+                   "the last model.")
 @_timing_options
 @debug_option
 def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None,
                     depth: int | None, fmt: str, output: str | None, save: str | None, no_save: bool,
                     plotlyjs: str | None, device: str | None, dtype: str, ensemble: str | None, crops: int | None,
-                    time_it: bool, **timing_flags: Any) -> int:
+                    applied: tuple[str, ...], time_it: bool, **timing_flags: Any) -> int:
     """Compare MODELS (zoo names, import paths or saved .json profiles), the first as baseline.
 
     \b
@@ -445,8 +436,8 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     --ensemble 7 --crops 10 adds seven copies of the first model on 10 crops of each image.
     """
     grouped = ensemble is not None or crops is not None
-    if len(models) < (1 if grouped else 2):
-        raise click.UsageError("compare needs at least two models (or one and --ensemble/--crops)")
+    if len(models) < (1 if grouped or applied else 2):
+        raise click.UsageError("compare needs at least two models (or one and --ensemble/--crops or --apply)")
     from costlens.api import is_saved_profile, profiles_of
     from costlens.comparison import align
     from costlens.report import comparison_text as text
@@ -459,30 +450,25 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
                                "name the members (--ensemble A,B,C)")
     from dataclasses import replace
 
-    requests = [*models, replace(template, model=models[0], ensemble=ensemble, crops=crops)] if grouped else models
+    if applied and is_saved_profile(models[0]):
+        raise click.UsageError(f"--apply rewrites the first model, and {models[0]} is a saved profile: name the model")
+    requests: list[Any] = list(models)
+    if grouped:
+        requests.append(replace(template, model=models[0], ensemble=ensemble, crops=crops))
+    if applied:
+        requests.append(replace(template, model=models[0], apply=applied))
     with _model_output_to_stderr():
         profiles = profiles_of(requests, template)
     comparison = align(profiles, depth=depth)
     shape = profiles[0].input_shape if (input_shape or batch) else None
-    _, page_path = _report_paths(save, _compare_stem([p.model for p in profiles], shape, dtype), ".html")
-
-    def render_page(src: str | None) -> str:
-        return html.comparison_page(comparison, src)
-
     renderers = {
         "table": lambda: text.comparison_table(comparison),
         "markdown": lambda: text.comparison_markdown(comparison),
         "csv": lambda: text.comparison_csv(comparison),
         "json": comparison.to_json,
     }
-    if fmt == "html":
-        _emit_page(render_page, output or str(page_path), plotlyjs)
-        return 0
-    _emit(renderers[fmt](), output)
-    code = 0
-    if _saving(fmt, output, save, no_save):
-        code = _save([(page_path, lambda: render_page(html.plotly_reference(plotlyjs, page_path.parent)))],
-                     explicit=save is not None, plotly_dir=plotlyjs)
+    code = _deliver(_compare_stem([p.model for p in profiles], shape, dtype), renderers,
+                    lambda src: html.comparison_page(comparison, src), None, fmt, output, save, no_save, plotlyjs)
     return max(code, _interrupted(profiles))
 
 
@@ -574,30 +560,121 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
     result = sweep.sweep(name, inputs=shapes, batches=batches, widths=widths, depths=depths, dtype=dtype,
                          timing=timing, progress=None)
     stem = f"sweep-{report_stem(result.model)}-{_sweep_suffix(result.variable)}"
-    page_path, json_path = REPORTS / f"{stem}.html", REPORTS / f"{stem}.json"
-
-    def render_page(src: str | None) -> str:
-        return html.sweep_page(result, src)
-
     renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
                  "csv": lambda: text.csv(result), "json": result.to_json}
-    if fmt == "html":
-        _emit_page(render_page, output or str(page_path), plotlyjs)
-    else:
-        _emit(renderers[fmt](), output)
-        if _saving(fmt, output, None, no_save):
-            _save([(json_path, result.to_json),
-                   (page_path, lambda: render_page(html.plotly_reference(plotlyjs, page_path.parent)))],
-                  explicit=False, plotly_dir=plotlyjs)
+    code = _deliver(stem, renderers, lambda src: html.sweep_page(result, src), result.to_json, fmt, output, None,
+                    no_save, plotlyjs)
     if result.interrupted:
         click.echo("costlens: interrupted: the points profiled before Ctrl-C are in the output", err=True)
         return 130
-    return 0
+    return code
 
 
 def _sweep_suffix(variable: str) -> str:
     """'input', 'batch', 'width' or 'depth': sweeps of one model over different knobs keep their files apart."""
     return "input" if variable.startswith("pixels") else variable
+
+
+@cli.command("whatif")
+@click.argument("name")
+@input_option
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Price the N costliest convolutions (default: the ones that together make 90% of the MACs).")
+@click.option("--layer", "layers", multiple=True, metavar="PATH",
+              help="Price the convolution at PATH (repeatable), e.g. inception3b.branch3.conv.conv.")
+@click.option("--reduce", type=click.IntRange(min=1), default=None, metavar="C",
+              help="Bottlenecks to C channels (the lecture's 16) instead of to the input's channels / 2, 4 and 8.")
+@format_option
+@output_option
+@save_option
+@no_save_option
+@plotlyjs_option
+@dtype_option
+@apply_option
+@click.option("--compare", "compare_it", is_flag=True,
+              help="With --apply: the original and the rewritten model block by block, as `costlens compare` shows them.")
+@debug_option
+def whatif_command(name: str, input_shape: tuple[int, ...] | None, top: int | None, layers: tuple[str, ...],
+                   reduce: int | None, fmt: str, output: str | None, save: str | None, no_save: bool,
+                   plotlyjs: str | None, dtype: str, applied: tuple[str, ...], compare_it: bool) -> int:
+    """What the standard alternatives of NAME's costliest convolutions would cost: a 1×1
+    bottleneck first, depthwise-separable, grouped, factorized into 3×3s, k×1 then 1×k.
+
+    \b
+    Each alternative is built and counted by the tracer, with its saving against the layer
+    and the whole model. The table also saves reports/whatif-NAME.json and .html; --save
+    chooses where, --no-save saves nothing. --apply PATH=ALTERNATIVE profiles the rewritten
+    model instead; with --compare, beside the original (the page reports/compare-...html).
+    """
+    from dataclasses import replace
+
+    from costlens import alternatives
+
+    changes = alternatives.parse_applied(applied, "--apply")
+    if compare_it and not changes:
+        raise click.UsageError("--compare sets the model rewritten by --apply PATH=ALTERNATIVE beside the original: "
+                               "give --apply")
+    if changes and (top is not None or layers or reduce is not None):
+        raise click.UsageError("--top, --layer and --reduce choose what the table of alternatives prices; with --apply "
+                               "the rewritten model is profiled instead: choose one")
+    _settle_process()
+    with _model_output_to_stderr(), _input_hint(name, input_shape):
+        if not changes:
+            result = alternatives.whatif(name, input_shape, top=top, layers=list(layers) or None, reduce=reduce,
+                                         dtype=dtype, argument="--input")
+        else:
+            from costlens.request import Front, Request
+            from costlens.run import run_all
+
+            plain = Request(name, input_shape, dtype=dtype, front=Front.CLI)
+            original, rewritten = run_all([plain, replace(plain, apply=applied)])
+    if not changes:
+        return _whatif_table(result, name, fmt, output, save, no_save, plotlyjs, dtype)
+    if compare_it:
+        return _whatif_comparison(original, rewritten, input_shape, fmt, output, save, no_save, plotlyjs, dtype)
+    return _whatif_rewritten(rewritten, name, applied, fmt, output, save, no_save, plotlyjs, dtype)
+
+
+def _whatif_table(result: Any, name: str, fmt: str, output: str | None, save: str | None, no_save: bool,
+                  plotlyjs: str | None, dtype: str) -> int:
+    """The table of alternatives where the user asked, then its JSON and page."""
+    from costlens.report import html
+    from costlens.report import whatif_text as text
+
+    stem = "whatif-" + _profile_stem(name, list(result.input_shape), dtype, False)
+    renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
+                 "csv": lambda: text.csv(result), "json": result.to_json}
+    return _deliver(stem, renderers, lambda src: html.whatif_page(result, src), result.to_json, fmt, output,
+                           save, no_save, plotlyjs)
+
+
+def _whatif_rewritten(rewritten: Any, name: str, applied: tuple[str, ...], fmt: str, output: str | None,
+                      save: str | None, no_save: bool, plotlyjs: str | None, dtype: str) -> int:
+    """The rewritten model's profile, as `costlens profile` shows one, saved under a name of its own."""
+
+    from costlens.report import html
+    from costlens.report import profile_text as text
+
+    stem = _fit(_profile_stem(name, rewritten.input_shape, dtype, False) + _apply_suffix(applied))
+    renderers = {"table": lambda: text.table(rewritten), "markdown": lambda: text.markdown(rewritten),
+                 "csv": lambda: text.csv(rewritten), "json": rewritten.to_json}
+    return _deliver(stem, renderers, lambda src: html.profile_page(rewritten, src), rewritten.to_json, fmt,
+                           output, save, no_save, plotlyjs)
+
+
+def _whatif_comparison(original: Any, rewritten: Any, input_shape: tuple[int, ...] | None, fmt: str,
+                       output: str | None, save: str | None, no_save: bool, plotlyjs: str | None, dtype: str) -> int:
+    """The original and the rewritten model aligned block by block, as `costlens compare` shows them."""
+    from costlens.comparison import align
+    from costlens.report import comparison_text as text
+    from costlens.report import html
+
+    comparison = align([original, rewritten])
+    stem = _compare_stem([original.model, rewritten.model], original.input_shape if input_shape else None, dtype)
+    renderers = {"table": lambda: text.comparison_table(comparison), "markdown": lambda: text.comparison_markdown(comparison),
+                 "csv": lambda: text.comparison_csv(comparison), "json": comparison.to_json}
+    return _deliver(stem, renderers, lambda src: html.comparison_page(comparison, src), None, fmt, output,
+                           save, no_save, plotlyjs)
 
 
 @cli.command("device")
@@ -686,6 +763,15 @@ def _suffix(shape: list[int] | tuple[int, ...] | None, dtype: str, train: bool =
     return "".join(f"-{part}" for part in parts)
 
 
+def _apply_suffix(applied: tuple[str, ...]) -> str:
+    """'-rewritten-1a2b3c4d': a model rewritten with --apply, apart from the original's reports."""
+    if not applied:
+        return ""
+    import hashlib
+
+    return "-rewritten-" + hashlib.sha256("\n".join(applied).encode()).hexdigest()[:8]
+
+
 def _step_suffix(request: Any) -> str:
     """'-train', '-train-adam-frozen': a training step, its optimizer when not plain SGD, and a freeze."""
     optimizer = f"-{request.optimizer}" if request.optimizer not in (None, "sgd") else ""
@@ -745,6 +831,32 @@ def _saving(fmt: str, output: str | None, save: str | None, no_save: bool) -> bo
 def _same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two paths name one file (resolved, so links and ./ count)."""
     return Path(a).resolve() == Path(b).resolve()
+
+
+def _deliver(stem: str, renderers: dict[str, Callable[[], str]], render_page: Callable[[str | None], str],
+             to_json: Callable[[], str] | None, fmt: str, output: str | None, save: str | None, no_save: bool,
+             plotlyjs: str | None) -> int:
+    """The output asked for (stdout, -o PATH, or the page with --format html), then the reports
+    saved beside it, all or none (README, "Where output goes"): the JSON when there is one and
+    the page, into reports/, --save DIR, or as --save FILE.json / FILE.html."""
+    from costlens.report import html
+
+    json_path, page_path = _report_paths(save, stem, ".json" if to_json else ".html")
+    saved = [json_path, page_path] if to_json else [page_path]
+    if output not in (None, "-") and save is not None and _saving(fmt, output, save, no_save) and any(
+            _same_file(output, path) for path in [*saved, Path(save)]):
+        raise click.UsageError(f"-o {output} and --save {save} name the same file: choose two places")
+    page_output = (output or str(page_path)) if fmt == "html" else None
+    if page_output is not None:
+        _emit_page(render_page, page_output, plotlyjs)
+    else:
+        _emit(renderers[fmt](), output)
+    if not _saving(fmt, output, save, no_save):
+        return 0
+    writes: list[tuple[Path, Callable[[], str]]] = [(json_path, to_json)] if to_json is not None else []
+    if page_output is None or Path(page_output) != page_path:
+        writes.append((page_path, lambda: render_page(html.plotly_reference(plotlyjs, page_path.parent))))
+    return _save(writes, explicit=save is not None, plotly_dir=plotlyjs) if writes else 0
 
 
 def _save(writes: list[tuple[Path, Callable[[], str]]], explicit: bool, plotly_dir: str | None = None) -> int:

@@ -57,6 +57,7 @@ SPELLINGS: dict[str, tuple[str, str]] = {
     "ensemble": ("ensemble", "--ensemble"),
     "crops": ("crops", "--crops"),
     "formulas": ("formulas", "formulas"),
+    "apply": ("apply", "--apply"),
     "time": ("time", "--time"),
     "compile": ("time.compile", "--compile"),
     "channels_last": ("time.channels_last", "--channels-last"),
@@ -98,6 +99,7 @@ class Request:
     ensemble: int | str | tuple[str, ...] | None = None
     crops: int | None = None
     formulas: Mapping[Any, Any] | None = None
+    apply: tuple[str, ...] | Mapping[str, str] = ()  # convolutions rewritten first: 'PATH=ALTERNATIVE' (alternatives.py)
     time: bool = False
     timing: TimingOptions = field(default_factory=TimingOptions)
     name: str | None = None
@@ -147,6 +149,7 @@ PAIRS: tuple[tuple[str, str, str], ...] = (
     ("ensemble", "train", "an ensemble is counted as a forward pass"),
     ("ensemble", "train_mode", "an ensemble is counted as a forward pass in eval mode"),
     ("ensemble", "formulas", "an ensemble is counted with the registered formulas"),
+    ("ensemble", "apply", "an ensemble's members are built by name: profile the rewritten model on its own"),
     ("train", "compile", "a training step is timed eager"),
     ("train", "channels_last", "a training step is timed in the default memory format"),
     ("train", "batches", "a training step is timed at one batch size"),
@@ -227,6 +230,8 @@ def checked(request: Request) -> Request:
         raise InputShapeError(f"{say('formulas')}: expected a dict of aten op -> handler, got {_brief(request.formulas)}")
     if request.crops is not None:
         _count(request.crops, say("crops"), MAX_CROPS)
+    if request.apply:
+        request = replace(request, apply=_applied(request.apply, say("apply")))
     reason = refusal(request)
     if reason is not None:
         raise InputShapeError(reason)
@@ -304,6 +309,21 @@ def _optional_text(value: object, argument: str) -> str | None:
     return value
 
 
+def _applied(changes: object, argument: str) -> tuple[str, ...]:
+    """Rewrites as 'PATH=ALTERNATIVE' texts, each checked (``costlens/alternatives.py``); the paths
+    themselves are checked against the model once it is built."""
+    from costlens.alternatives import parse_applied
+
+    if isinstance(changes, Mapping):
+        texts = [f"{path}={spec}" for path, spec in changes.items()]
+    elif isinstance(changes, (tuple, list)) and all(isinstance(text, str) for text in changes):
+        texts = list(changes)
+    else:
+        raise InputShapeError(f"{argument}: expected {{path: alternative}} or ['PATH=ALTERNATIVE', ...], "
+                              f"got {_brief(changes)}")
+    return tuple(f"{path}={spec}" for path, spec in parse_applied(texts, argument).items())
+
+
 def _members(request: Request) -> tuple[str, ...]:
     """``7`` (or ``"7"``): seven copies of the model; ``"a,b,c"`` or ``["a", "b", "c"]``: those models."""
     spec, argument = request.ensemble, request.spell("ensemble")
@@ -344,7 +364,7 @@ def _brief(value: object) -> str:
 
 def of_api(model: Any, inputs: Any, *, batch: Any, device: Any, dtype: Any, train: Any, train_mode: Any,
            formulas: Any, time: Any, optimizer: Any, freeze: Any, freeze_until: Any, ensemble: Any,
-           crops: Any) -> Request:
+           crops: Any, apply: Any = ()) -> Request:
     """The request of a Python call ``profile(...)``: ``batch`` an int or a list, ``freeze`` a glob
     or a list, ``time`` True or ``TimingOptions``; ``device`` is where it is timed when timed
     (meta then means auto), else where it is counted."""
@@ -357,6 +377,6 @@ def of_api(model: Any, inputs: Any, *, batch: Any, device: Any, dtype: Any, trai
     batches = () if batch is None else (tuple(batch) if isinstance(batch, (tuple, list)) else (batch,))
     return Request(model, inputs, batches=batches, device=counted_on, dtype=dtype, train_mode=train_mode,
                    train=train, optimizer=optimizer, freeze=() if freeze is None else freeze,
-                   freeze_until=freeze_until, ensemble=ensemble, crops=crops, formulas=formulas,
+                   freeze_until=freeze_until, ensemble=ensemble, crops=crops, formulas=formulas, apply=apply,
                    time=timed, timing=timing)
 

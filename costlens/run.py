@@ -70,7 +70,7 @@ def count(request: Request) -> Profile:
 
 
 def _forward(request: Request) -> Profile:
-    named, given = _model(request)
+    named, given = model_of(request)
     inputs = _inputs(request, named)
     device, dtype = torch.device(request.device), getattr(torch, request.dtype)
     argument = request.spell("inputs")
@@ -88,14 +88,31 @@ def _forward(request: Request) -> Profile:
     return _profile_of(request.name or named.name, named.cite, result, prepared, dtype, device)
 
 
-def _model(request: Request) -> tuple[NamedModel, nn.Module | None]:
-    """The named model, and the module itself when the request gives one."""
+def model_of(request: Request) -> tuple[NamedModel, nn.Module | None]:
+    """The named model, and the module itself when the request gives one; with ``apply``, both
+    rewritten (``costlens/alternatives.py``: a given module is copied, one built by name is
+    rewritten as it is built)."""
     if isinstance(request.model, nn.Module):
         module = request.model
-        return NamedModel(request.label(), lambda: module), module
-    if isinstance(request.model, NamedModel):
-        return request.model, None
-    return resolve(request.model), None
+        named, given = NamedModel(request.label(), lambda: module), module
+    elif isinstance(request.model, NamedModel):
+        named, given = request.model, None
+    else:
+        named, given = resolve(request.model), None
+    if not request.apply:
+        return named, given
+    from costlens import alternatives
+
+    changes, argument, original = request.apply, request.spell("apply"), named
+    if given is not None:
+        given = alternatives.rewrite(given, changes, argument=argument, name=named.name)
+    name = alternatives.rewritten_name(original.name, dict(text.split("=", 1) for text in changes))
+
+    def rewritten(**options: Any) -> nn.Module:
+        built = original.build(**options)
+        return alternatives.rewritten_in_place(built, changes, argument=argument, name=original.name)
+
+    return NamedModel(name, (lambda: given) if given is not None else rewritten, original.input, original.cite), given
 
 
 def _inputs(request: Request, named: NamedModel) -> Inputs:
@@ -230,7 +247,7 @@ def _training_step(request: Request) -> Profile:
     """One training step counted on meta (``costlens/count/training.py``)."""
     from costlens.count import training
 
-    named, given = _model(request)
+    named, given = model_of(request)
     net = given if given is not None else build(named, _META)
     inputs = _inputs(request, named)
     forward = replace(request, model=net, inputs=inputs, name=named.name, train=False, train_mode=True, freeze=(),
@@ -301,7 +318,7 @@ def time_counted(requests: Sequence[Request], counted: Sequence[Profile]) -> lis
 
 
 def _timed_inputs(request: Request) -> Inputs:
-    named, _ = _model(request)
+    named, _ = model_of(request)
     return _inputs(request, named)
 
 
@@ -319,7 +336,7 @@ def _real_builder(request: Request) -> Callable[[torch.device], nn.Module]:
             on = {p.device for p in module.parameters()}
             return module if on <= {device} else copy.deepcopy(module).to(device)
         return place
-    named, _ = _model(request)
+    named, _ = model_of(request)
     return lambda device: build(named, device)
 
 
@@ -347,7 +364,7 @@ def _frozen_names(request: Request, counted: Profile) -> set[str]:
 
     if not request.freeze and request.freeze_until is None:
         return set()
-    named, given = _model(request)
+    named, given = model_of(request)
     net = given if given is not None else build(named, _META)
     order = list(dict.fromkeys(layer.path for layer in counted.layers))
     return training.frozen_parameters(net, request.freeze, request.freeze_until, order)

@@ -20,7 +20,7 @@ CLI_ARGS: dict[str, list[str]] = {
     "compile": ["--compile"], "channels_last": ["--channels-last"], "batches": ["--batch", "1,2"],
     "optimizer": ["--optimizer", "adam"], "time": ["--time"], "layers": ["--no-layers"],
     "layer_time": ["--layer-time", "0.2"], "peak_flops": ["--peak-flops", "1T"], "bandwidth": ["--bandwidth", "1T"],
-    "device_file": ["--device-file", "device.json"],
+    "device_file": ["--device-file", "device.json"], "apply": ["--apply", "conv=depthwise"],
 }
 TIMING = {"compile": True, "channels_last": True, "layers": False, "layer_time": 0.2, "peak_flops": 1e12,
           "bandwidth": 1e12, "device_file": "device.json"}
@@ -41,6 +41,8 @@ def api_kwargs(*arguments: str) -> dict[str, Any]:
             kwargs["batch"] = [1, 2]
         elif name == "optimizer":
             kwargs["optimizer"] = "adam"
+        elif name == "apply":
+            kwargs["apply"] = ["conv=depthwise"]
     if timing:
         kwargs["time"] = TimingOptions(**timing)
     return kwargs

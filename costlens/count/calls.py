@@ -33,7 +33,7 @@ class Call(NamedTuple):
     """One module call: where it is (path, call index), how deep, and the call it runs inside."""
 
     path: str
-    index: int  # 0 for a path's first call, 1 for its second ...
+    call_index: int  # 0 for a path's first call, 1 for its second ...
     depth: int  # calls around it (the root's call is 0)
     parent: int | None  # position of the enclosing call in ``ModuleCalls.calls``
 

@@ -164,7 +164,7 @@ class _Counter(ModuleCalls):
     def layers(self) -> list[LayerCost]:
         """Every call's finished record, in the order the calls began."""
         plan = _plan(self.op_metrics)
-        return [_layer(call.index, call.depth, record, plan) for call, record in zip(self.calls, self.records)]
+        return [_layer(call.call_index, call.depth, record, plan) for call, record in zip(self.calls, self.records)]
 
     def flops_by_op_sorted(self) -> dict[str, int]:
         return dict(sorted(self.flops_by_op.items(), key=lambda item: -item[1]))

@@ -369,7 +369,7 @@ def _assemble(model: nn.Module, recorder: _Recorder, backward: _OpCounter, updat
         if parent is not None:
             for key, value in own[index].items():
                 own[parent][key] += value
-    per_call = {(c.path, c.index): own[i] for i, c in enumerate(calls)}
+    per_call = {(c.path, c.call_index): own[i] for i, c in enumerate(calls)}
     per_path = _state_values(model, update, state_bytes, by_id)
     root = own[0] if own else dict.fromkeys(_PER_CALL, 0)
     totals = {**root, **per_path.get("", dict.fromkeys(_PER_STATE, 0))}

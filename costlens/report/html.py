@@ -24,6 +24,7 @@ from costlens.units import format_shape
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from costlens.alternatives import WhatIf
     from costlens.sweep import Sweep
 
 PLOTLY_FILE = "plotly.min.js"
@@ -47,6 +48,8 @@ th{background:#f0f2f7;position:sticky;top:0;cursor:pointer;user-select:none}th.s
 th.sorted-desc:after{content:" ▼"}.scroll{max-height:640px;overflow:auto}
 input.filter{padding:5px 8px;width:320px;margin-bottom:8px;border:1px solid #ccd;border-radius:4px}
 pre.timing{overflow-x:auto;font-size:12px}.none{color:#2a7;font-weight:600}.warn{color:#b50}.depth1{font-weight:600}
+tr.original td{border-top:2px solid #c9cfdd;font-weight:600}p.honesty{font-weight:600;color:#6a3d00}
+td.wrap{white-space:normal;min-width:240px}
 """
 
 SCRIPT = """
@@ -395,3 +398,33 @@ def sweep_page(result: Sweep, plotlyjs_src: str | None = None) -> str:
                 _section("Chart", _figure_div("sweep", figures.sweep_chart(result)), "chart")]
     return _document(f"costlens · sweep {result.model}", f"<header><h1>costlens · {_e(title(result))}</h1></header>",
                      sections, plotlyjs_src)
+
+
+def whatif_page(result: WhatIf, plotlyjs_src: str | None = None) -> str:
+    """A what-if's page: every layer against every alternative, a chart per layer, the table,
+    and under each what alternatives are and are not."""
+    from costlens.report import whatif_figures
+    from costlens.report.whatif_text import RIGHT, notes, nothing_to_rewrite, rows_of, summary, title
+
+    figures = whatif_figures.whatif_figures(result)
+    honesty = f'<p class="honesty">{_e(result.note)}</p>'
+    head, *rows = rows_of(result)
+    heading = "".join(f'<th class="{"num" if i in RIGHT else ""}">{_e(c)}</th>' for i, c in enumerate(head))
+    body = "".join(
+        f'<tr class="{"original" if row[2] == "original" else ""}">'
+        + "".join(f'<td class="{"num" if i in RIGHT else "wrap" if i == len(row) - 1 else ""}">{_e(c)}</td>'
+                  for i, c in enumerate(row)) + "</tr>"
+        for row in rows)
+    table = (f'<div class="scroll"><table id="whatif"><thead><tr>{heading}</tr></thead><tbody>{body}</tbody></table>'
+             "</div>" + "".join(f"<p>{_e(line)}</p>" for line in notes(result)[:-1]) + honesty)
+    charts = '<div class="charts">' + "".join(_figure_div(i, f) for i, f in figures[1:]) + "</div>"
+    sections = [
+        *([_section("Every layer against every alternative", _figure_div(*figures[0], wide=True) + honesty,
+                    "overview")] if figures else []),
+        *([_section("Layer by layer: the original and each alternative", charts, "layers")]
+          if figures else []),
+        _section("The table", table if result.layers else f"<p>{_e(nothing_to_rewrite(result))}</p>", "table"),
+    ]
+    header = (f"<header><h1>costlens · {_e(title(result))}</h1><div class=\"meta\">{_e(summary(result))}</div>"
+              f'<div class="convention">{_e(result.conventions)}</div></header>')
+    return _document(f"costlens · what if · {result.model}", header, sections, plotlyjs_src)
