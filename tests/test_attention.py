@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import costlens
+from costlens import Input
 from costlens.count.formulas import attention_sizes, named_arguments, rule_for
 from costlens.count.training import BACKWARD_RULES
 from costlens.records import Profile
@@ -242,3 +243,46 @@ def test_the_fused_rms_norm_counts_what_its_decomposition_counts() -> None:
     assert rule is not None
     assert rule((x, [8], weight, 1e-6), {}, None).flops == 340  # nn.RMSNorm's decomposition, above
     assert rule((x, [8], None, 1e-6), {}, None).flops == 260  # without the weight: 80 fewer
+
+
+class AfterScale(nn.Module):
+    """``fn(x·w)``: a parameter before ``fn`` so that ``fn``'s backward runs and computes an input gradient."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x * self.w)
+
+
+def _backward_flops(fn: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...]) -> int:
+    step = costlens.profile(AfterScale(fn), shape, train=True)
+    assert step.uncounted == []
+    return int(step.totals["backward_flops"])
+
+
+@pytest.mark.parametrize(("name", "fn", "flops"), [
+    # (4, 10) = 40 elements; each against the same model without the op
+    ("gelu", F.gelu, 80),  # the derivative, 1 per element as the forward, times the incoming gradient: 2
+    ("gelu tanh", lambda x: F.gelu(x, approximate="tanh"), 80),
+    ("silu", F.silu, 80),
+    ("tanh", torch.tanh, 80),
+    ("sigmoid", torch.sigmoid, 80),
+    ("hardtanh", F.hardtanh, 40),  # piecewise linear: a slope picked per element, 1
+    ("layer norm", nn.LayerNorm(10), 360),  # as batch norm's with an input gradient: 9 per element
+    ("softmax", lambda x: torch.softmax(x, -1), 160),  # y·(g - Σ g·y): 4 per element
+    ("a slice", lambda x: x[:, 2:5], 0),  # zeros with the gradient copied in
+])
+def test_backward_rules(name: str, fn: Callable[[torch.Tensor], torch.Tensor], flops: int) -> None:
+    assert _backward_flops(fn, (4, 10)) - _backward_flops(lambda x: x, (4, 10)) == flops
+
+
+def test_an_embeddings_gradient_adds_each_incoming_row_into_its_tokens_row() -> None:
+    step = costlens.profile(nn.Embedding(100, 8), Input((2, 5), "int64"), train=True)
+    assert step.uncounted == []
+    assert step.totals["backward_flops"] == 80  # 2·5 tokens × 8: one add per element of the incoming gradient
+    accumulate = costlens.profile(Apply(lambda x: x.index_put((torch.zeros(3, dtype=torch.int64),), x[:3], True)),
+                                  (4, 10))
+    assert accumulate.totals["flops"] == 30  # 3 rows of 10 added where the indices say

@@ -220,3 +220,28 @@ def test_one_llama_attention_layer_by_hand(attention: str, device: str) -> None:
     # SDPA: 32,768 + q and k scaled by √scale, 4·16·8 each (512 + 512) + causal mask added 1,024 and built
     #   once, 16·16 = 256 + softmax 5,120 -> 40,192
     assert layer.flops == 98_304 + 1_792 + 896 + (39_936 if attention == "eager" else 40_192)
+
+
+# The MACs of the one convolution that reads the pixels: a training step computes its weight gradient
+# but no gradient for the image, so its backward is one product where every other layer's is two.
+FIRST_CONV = {
+    "vit": 98_304, "deit": 98_304, "dinov2": 98_304, "clip": 98_304,  # 4·4 patches · 32 channels × 8·8·3
+    "swin": 49_152,  # 8·8 patches · 16 channels × 4·4·3
+    "segformer": 75_264,  # 8·8 · 8 channels × 7·7·3 (stride 4)
+    "convnext": 24_576,  # 8·8 · 8 channels × 4·4·3 (stride 4)
+    "resnet": 301_056,  # 16·16 · 8 channels × 7·7·3 (stride 2)
+    "regnet": 55_296,  # 16·16 · 8 channels × 3·3·3 (stride 2)
+}
+# Batch norm in training mode refuses their 1x1 maps of one image (torch: "Expected more than 1 value
+# per channel when training").
+TOO_SMALL_TO_TRAIN = {"mobilenetv2", "efficientnet"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if not c.mask and c.id not in VALUE_READS
+                                  and c.architecture not in TOO_SMALL_TO_TRAIN])
+def test_a_training_step_counts_every_backward_op(case: Case) -> None:
+    step = costlens.profile(model_of(case.architecture, case.attention), inputs_of(case), train=True)
+    assert step.uncounted == []
+    # every product's backward is two products as large (input and weight gradients; attention's
+    # dS·K and dSᵀ·Q for QKᵀ, Pᵀ·dO and dO·Vᵀ for the scores times V) but the first convolution's
+    assert step.totals["backward_macs"] == 2 * step.totals["macs"] - FIRST_CONV.get(case.architecture, 0)

@@ -432,6 +432,21 @@ _register_family(per_output_element(4), [
 ])
 
 
+def _index_put_rule(op: OpOverloadPacket) -> Handler:
+    """Values written at indices: no arithmetic, unless ``accumulate`` adds each value to what is
+    there (an index's backward): one add per value."""
+
+    def handler(args: tuple, kwargs: dict, out: Any) -> OpCost:
+        named = named_arguments(op, args, kwargs)
+        return OpCost(0, named["values"].numel() if named.get("accumulate") else 0)
+
+    return handler
+
+
+for _name in ("index_put", "index_put_", "_index_put_impl_"):
+    formula(getattr(aten, _name))(_index_put_rule(getattr(aten, _name)))
+
+
 @formula(aten._fused_rms_norm)
 def fused_rms_norm(args: tuple, kwargs: dict, out: Any) -> OpCost:
     """RMS norm as its decomposition (nn.RMSNorm on meta and cpu, LlamaRMSNorm) counts it: per
