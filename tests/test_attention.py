@@ -286,3 +286,66 @@ def test_an_embeddings_gradient_adds_each_incoming_row_into_its_tokens_row() -> 
     accumulate = costlens.profile(Apply(lambda x: x.index_put((torch.zeros(3, dtype=torch.int64),), x[:3], True)),
                                   (4, 10))
     assert accumulate.totals["flops"] == 30  # 3 rows of 10 added where the indices say
+
+
+# --- torch's own fused layers ---------------------------------------------------------------------
+
+
+class SelfAttention(nn.Module):
+    """nn.MultiheadAttention on x (2 sequences of 10 tokens, width 32, 4 heads of 8), masks as inputs."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.options = options
+
+    def forward(self, x: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
+        given = dict(zip([k for k in ("attn_mask", "key_padding_mask") if self.options.get(k)], masks))
+        return self.attention(x, x, x, **{**self.options, **given})[0]
+
+
+class Encoder(nn.Module):
+    def __init__(self, **options: Any) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, **options)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x, src_key_padding_mask=masks[0] if masks else None)
+
+
+X = (2, 10, 32)
+PADDING = torch.zeros(2, 10, dtype=torch.bool)
+FUSED_LAYERS = {
+    "mha": (SelfAttention(need_weights=False), (X,)),
+    "mha with weights": (SelfAttention(), (X,)),
+    "mha with each head's weights": (SelfAttention(average_attn_weights=False), (X,)),
+    "mha bool mask and weights": (SelfAttention(attn_mask=True), (X, torch.zeros(10, 10, dtype=torch.bool))),
+    "mha both masks": (SelfAttention(need_weights=False, attn_mask=True, key_padding_mask=True),
+                       (X, torch.zeros(10, 10, dtype=torch.bool), PADDING)),
+    # a float mask without weights: torch leaves the fast path for F.scaled_dot_product_attention on cpu
+    "mha float mask": (SelfAttention(need_weights=False, attn_mask=True), (X, torch.zeros(10, 10))),
+    "encoder": (Encoder(), (X,)),
+    "encoder gelu norm first, padding": (Encoder(activation="gelu", norm_first=True), (X, PADDING)),
+}
+
+
+@pytest.mark.parametrize("name", list(FUSED_LAYERS))
+def test_torchs_fused_layers_count_on_cpu_what_their_python_path_counts_on_meta(name: str) -> None:
+    model, inputs = FUSED_LAYERS[name]
+    meta, cpu = costlens.profile(model.eval(), inputs), costlens.profile(model.eval(), inputs, device="cpu")
+    fused = {op for layer in cpu.layers for op in layer.ops} & {
+        "aten._native_multi_head_attention", "aten._transformer_encoder_layer_fwd",
+        "aten._scaled_dot_product_flash_attention_for_cpu"}
+    assert fused and not {op for layer in meta.layers for op in layer.ops} & fused  # cpu fused, meta decomposed
+    assert meta.uncounted == cpu.uncounted == []
+    assert (cpu.totals["macs"], cpu.totals["flops"]) == (meta.totals["macs"], meta.totals["flops"])
+
+
+def test_multi_head_attention_by_hand() -> None:
+    found = costlens.profile(FUSED_LAYERS["mha"][0].eval(), X, device="cpu")
+    # q, k, v and output projections: 4 × 2·10 rows × 32·32 = 81,920; attention 2·4·10·10 scores × (8+8) = 12,800
+    assert found.totals["macs"] == 94_720
+    # 2·81,920 + the projections' biases 80·32 (2,560); attention 2·12,800 + q and k scaled 2·4·10·8 each (640 + 640)
+    # + softmax 5·800 (4,000)
+    assert found.totals["flops"] == 197_280

@@ -354,6 +354,54 @@ for _kernel in ATTENTION_KERNELS:
         formula(_op)(_attention_rule(_op, _kernel.mask, _kernel.heads_first))
 
 
+def _multi_head(query: torch.Tensor, key: torch.Tensor, heads: int, *, masked: bool, weights: bool,
+                average: bool) -> OpCost:
+    """nn.MultiheadAttention's fused inference path (batch first), counted as its Python path counts
+    the same call on meta: the q, k, v and output projections (E·E MACs per row and one bias add
+    per output element), then attention as ``attention_cost``; or, where the weights are returned,
+    q alone scaled (1 per element), the mask added while QKᵀ is computed (1 per score), softmax
+    (5 per score) and the weights averaged over the heads (1 per score)."""
+    width = query.shape[-1]
+    batch, sq, sk = _numel(query.shape[:-2]), query.shape[-2], key.shape[-2]
+    sizes = _attention([batch, heads, sq, sk], batch * heads * sq, batch * heads * sk, width // heads,
+                       width // heads, sq * sk, (heads, heads))
+    rows = 2 * batch * sq + 2 * batch * sk  # q and output from the queries, k and v from the keys
+    projections = rows * width * width
+    if weights:
+        products = sizes.scores * (sizes.qk_dim + sizes.v_dim)
+        attention = OpCost(products, 2 * products + sizes.query_rows * sizes.qk_dim
+                           + (5 + int(masked) + int(average)) * sizes.scores)
+    else:
+        attention = attention_cost(sizes, masked=masked, causal=False, dropout=False)
+    text = f"projections {rows} rows × {width}·{width} = {projections:,}; {attention.formula or 'attention'}"
+    return OpCost(projections + attention.macs, 2 * projections + rows * width + attention.flops, text)
+
+
+@formula(aten._native_multi_head_attention)
+def native_multi_head_attention(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """nn.MultiheadAttention in eval mode without gradients (its fast path on cpu and cuda)."""
+    named = named_arguments(aten._native_multi_head_attention, args, kwargs)
+    return _multi_head(named["query"], named["key"], named["num_head"], masked=named.get("mask") is not None,
+                       weights=bool(named["need_weights"]), average=bool(named["average_attn_weights"]))
+
+
+@formula(aten._transformer_encoder_layer_fwd)
+def transformer_encoder_layer(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """nn.TransformerEncoderLayer's fast path, counted as its Python path counts it on meta:
+    self-attention without weights (above); two residual adds (1 per element) and two layer norms
+    (4 per element); the feed-forward's two linear layers (E·F MACs per row each, one bias add per
+    output element) and the activation between them (1 per element)."""
+    named = named_arguments(aten._transformer_encoder_layer_fwd, args, kwargs)
+    src = named["src"]
+    rows, width, hidden = _numel(src.shape[:-1]), src.shape[-1], named["ffn_weight_1"].shape[0]
+    attention = _multi_head(src, src, named["num_heads"], masked=named.get("mask") is not None, weights=False,
+                            average=False)
+    feed_forward = 2 * rows * width * hidden
+    flops = 2 * feed_forward + 2 * rows * hidden + rows * width + 2 * rows * width + 2 * 4 * rows * width
+    text = f"{attention.formula}; feed-forward {rows} × 2·{width}·{hidden} = {feed_forward:,}"
+    return OpCost(attention.macs + feed_forward, attention.flops + flops, text)
+
+
 # --- families of per-element rules -------------------------------------------
 
 
