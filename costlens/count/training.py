@@ -40,7 +40,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from costlens import metrics
 from costlens.count.calls import ModuleCalls
-from costlens.count.formulas import FREE, Handler, OpCost, rule_for
+from costlens.count.formulas import (
+    ATTENTION_KERNELS,
+    FREE,
+    Attention,
+    Handler,
+    OpCost,
+    attention_sizes,
+    named_arguments,
+    rule_for,
+)
 from costlens.count.swap import swapped
 from costlens.errors import InputShapeError, ModelError
 from costlens.records import LayerCost, Profile, Uncounted
@@ -120,6 +129,50 @@ def _free(args: tuple, kwargs: dict, out: Any) -> OpCost:
     return FREE
 
 
+def attention_backward_cost(sizes: Attention, grads: Sequence[bool], *, dropout: bool) -> OpCost:
+    """Attention's backward, counted as autograd runs torch's math decomposition on meta (see
+    formulas.attention_cost), for the gradients wanted (query, key, value).
+
+    MACs per score: dV = Pᵀ·dO (Ev), dP = dO·Vᵀ (Ev, for dQ or dK), dQ = dS·K (E), dK = dSᵀ·Q (E).
+    FLOPs: 2 per MAC; softmax's backward, 4 per score (dP·P, the row sum, subtract, times P);
+    dropout's mask again, 1 per score; dQ and dK scaled by √scale, 1 per row element; and where
+    key/value heads are shared (GQA), the gradients of the expanded keys and values summed back,
+    1 per element. A flash kernel also recomputes QKᵀ (E MACs per score more): not counted,
+    as the decomposition does not."""
+    want_q, want_k, want_v = grads
+    scores, width, v_width = sizes.scores, sizes.qk_dim, sizes.v_dim
+    through_scores = want_q or want_k
+    parts = [(name, scores * size) for name, size, wanted in (
+        ("dV", v_width, want_v), ("dP", v_width, through_scores), ("dQ", width, want_q), ("dK", width, want_k))
+        if wanted]
+    macs = sum(m for _, m in parts)
+    flops = 2 * macs + (4 + int(dropout)) * scores * through_scores
+    flops += sizes.query_rows * width * want_q + sizes.key_rows * width * want_k
+    if sizes.kv_heads != sizes.query_heads:
+        flops += sizes.key_rows * (width * want_k + v_width * want_v)
+    text = " + ".join(f"{name} {m:,}" for name, m in parts)
+    return OpCost(macs, flops, text and f"{text} = {macs:,}")
+
+
+def attention_backward(op: Any, heads_first: bool) -> Handler:
+    """Rule factory for a fused attention op's backward (``grad_input_mask`` says which gradients
+    are wanted where the op takes one; else all three)."""
+
+    def handler(args: tuple, kwargs: dict, out: Any) -> OpCost:
+        named = named_arguments(op, args, kwargs)
+        wanted = list(named.get("grad_input_mask") or (True, True, True))[:3]
+        dropout = float(named.get("dropout_p") or 0.0) > 0
+        return attention_backward_cost(attention_sizes(named, heads_first=heads_first), wanted, dropout=dropout)
+
+    return handler
+
+
+def softmax_backward(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """Softmax's input gradient y·(g - Σ g·y): 4 per element (multiply, sum, subtract, multiply);
+    log-softmax's g - exp(y)·Σg likewise 4 (exp, sum, multiply, subtract)."""
+    return OpCost(0, 4 * args[0].numel())
+
+
 BACKWARD_RULES: dict[Any, Handler] = {
     aten.convolution_backward: convolution_backward,
     aten.native_batch_norm_backward: batch_norm_backward,
@@ -139,6 +192,31 @@ BACKWARD_RULES: dict[Any, Handler] = {
 for _name in ("batch_norm_backward", "cudnn_batch_norm_backward", "miopen_batch_norm_backward"):
     if hasattr(aten, _name):
         BACKWARD_RULES[getattr(aten, _name)] = batch_norm_backward
+# Every fused attention op's backward, where this torch has it (the forward ops: formulas.ATTENTION_KERNELS).
+for _kernel in ATTENTION_KERNELS:
+    if _kernel.backward is not None and hasattr(aten, _kernel.backward):
+        _op = getattr(aten, _kernel.backward)
+        BACKWARD_RULES[_op] = attention_backward(_op, _kernel.heads_first)
+BACKWARD_RULES[aten._softmax_backward_data] = softmax_backward
+BACKWARD_RULES[aten._log_softmax_backward_data] = softmax_backward
+# Layer, group and RMS norm's backward as batch norm's: 9 per element with an input gradient, 5 without.
+for _name in ("native_layer_norm_backward", "native_group_norm_backward", "_fused_rms_norm_backward"):
+    if hasattr(aten, _name):
+        BACKWARD_RULES[getattr(aten, _name)] = batch_norm_backward
+# A smooth activation's gradient g·f'(x): the derivative, one per element as the forward, then the
+# multiply by g. Piecewise-linear ones pick a slope per element: one, as ReLU's.
+for _name in ("gelu_backward", "silu_backward", "tanh_backward", "sigmoid_backward", "mish_backward", "elu_backward",
+              "softplus_backward", "hardswish_backward"):
+    if hasattr(aten, _name):
+        BACKWARD_RULES[getattr(aten, _name)] = per_grad_element(2)
+for _name in ("hardtanh_backward", "leaky_relu_backward", "hardsigmoid_backward"):
+    if hasattr(aten, _name):
+        BACKWARD_RULES[getattr(aten, _name)] = per_grad_element(1)
+# The embedding's weight gradient: each row of the incoming gradient added into its token's row.
+BACKWARD_RULES[aten.embedding_dense_backward] = per_grad_element(1)
+# A slice's or a selected index's gradient: zeros with the incoming gradient copied in.
+BACKWARD_RULES[aten.select_backward] = _free
+BACKWARD_RULES[aten.slice_backward] = _free
 
 
 def _rule(func: Any) -> Handler | None:
