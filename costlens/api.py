@@ -40,6 +40,7 @@ def profile(
     ensemble: int | str | Sequence[str] | None = None,
     crops: int | None = None,
     apply: Mapping[str, str] | Sequence[str] = (),
+    strict: bool = False,
 ) -> Profile:
     """Trace ``model`` once and return its per-layer cost.
 
@@ -75,12 +76,17 @@ def profile(
     convolutions rewritten (``costlens/alternatives.py``; ``costlens.whatif`` prices every
     alternative, ``costlens.rewrite`` returns the rewritten module); a given module is copied.
 
+    On meta, a model that reads a tensor's value (``if mask.all():``, ``.item()``) reads it exactly
+    where costlens knows it (the inputs it made: token ids are zeros, masks ones) and otherwise
+    gets an assumed value, listed in ``Profile.value_reads`` (``costlens/count/values.py``);
+    ``strict=True`` refuses to assume one.
+
     Arguments that do not combine (``train`` with ``train_mode``, an ensemble with ``train``,
     several batch sizes without ``time`` ...) raise an ``InputShapeError`` naming both.
     """
     return run(of_api(model, inputs, batch=batch, device=device, dtype=dtype, train=train, train_mode=train_mode,
                       formulas=formulas, time=time, optimizer=optimizer, freeze=freeze, freeze_until=freeze_until,
-                      ensemble=ensemble, crops=crops, apply=apply))
+                      ensemble=ensemble, crops=crops, apply=apply, strict=strict))
 
 
 def compare(*models: str | nn.Module | Profile, inputs: Inputs = None, batch: int | None = None,

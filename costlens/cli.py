@@ -19,7 +19,7 @@ import click
 
 from costlens import __version__
 from costlens.errors import CostlensError, InputShapeError
-from costlens.units import parse_shape
+from costlens.units import InputText, parse_input
 
 REPORTS = Path("reports")
 LONGEST_STEM = 120  # characters of a report's file name before .json/.html; file systems allow 255 bytes
@@ -98,20 +98,41 @@ class CostlensGroup(click.Group):
         return code
 
 
-def _shape_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
+def _inputs_option(ctx: click.Context, param: click.Parameter,
+                   values: tuple[str, ...]) -> tuple[int, ...] | list[InputText] | None:
+    """The --input options: one plain shape as a shape (as it always was), else each one parsed."""
+    if not values:
         return None
     try:
-        return parse_shape(value)
+        parsed = [parse_input(value) for value in values]
     except InputShapeError as error:
         raise click.BadParameter(str(error)) from None
+    if len(parsed) == 1 and parsed[0].name is None and parsed[0].dtype is None and parsed[0].fill is None:
+        return parsed[0].shape
+    names = [p.name for p in parsed if p.name is not None]
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"the input {next(n for n in names if names.count(n) > 1)} is given twice")
+    return parsed
+
+
+def _inputs_of(given: tuple[int, ...] | list[InputText] | None) -> Any:
+    """What ``costlens.profile`` takes for the --input options: a shape, or positional and keyword inputs."""
+    if given is None or isinstance(given, tuple):
+        return given
+    from costlens.inputs import Arguments, Input
+
+    positional = tuple(Input(p.shape, p.dtype, p.fill) for p in given if p.name is None)
+    keyword = {p.name: Input(p.shape, p.dtype, p.fill) for p in given if p.name is not None}
+    return Arguments(positional, keyword) if keyword else positional
 
 
 # --- the option catalog ----------------------------------------------------------
 
 input_option = click.option(
-    "--input", "input_shape", callback=_shape_option, metavar="NxCxHxW",
-    help="Input shape, e.g. 1x3x224x224 (default: the model's own).")
+    "--input", "input_shape", callback=_inputs_option, multiple=True, metavar="[NAME=]SHAPE[:DTYPE[:FILL]]",
+    help="An input: a shape like 1x3x224x224 (default: the model's own); repeatable, and named for keyword inputs, "
+         "with a dtype and a fill (zeros, ones, rand, randint(N)): --input input_ids=1x128:int64 "
+         "--input attention_mask=1x128:int64:ones.")
 def _batches_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
@@ -160,6 +181,9 @@ apply_option = click.option(
     "--apply", "applied", multiple=True, metavar="PATH=ALTERNATIVE",
     help="Rewrite the convolution at PATH with an alternative first (repeatable): bottleneck(16), bottleneck(r=4), "
          "depthwise, grouped(4), factorized or asymmetric. The original model is left as it was.")
+strict_option = click.option(
+    "--strict", is_flag=True,
+    help="On meta, refuse to assume a tensor value the model reads (`if mask.all():`) instead of listing it.")
 # Accepted after the subcommand too, as error messages suggest; CostlensGroup.main reads it from argv.
 debug_option = click.option("--debug", is_flag=True, expose_value=False, help="Show Python tracebacks for errors.")
 
@@ -222,7 +246,7 @@ def _request_of(model: str, input_shape: tuple[int, ...] | None, batch: tuple[in
         channels_last=options.pop("channels_last", False), layers=not options.pop("no_layers", False),
         layer_time=options.pop("layer_time", TimingOptions.layer_time), peak_flops=options.pop("peak_flops", None),
         bandwidth=options.pop("bandwidth", None), device_file=options.pop("device_file", None))
-    return Request(model, input_shape, batches=batch or (), device=(device or "meta") if not time_it else "meta",
+    return Request(model, _inputs_of(input_shape), batches=batch or (), device=(device or "meta") if not time_it else "meta",
                    dtype=dtype, time=time_it, timing=timing, front=Front.CLI, **options)
 
 
@@ -316,13 +340,14 @@ def _step_options(func: Any) -> Any:
               help="Trace the forward pass only, in training mode (batch statistics, dropout).")
 @click.option("--crosscheck", is_flag=True, help="Also count with fvcore (real CPU tensors) and compare.")
 @apply_option
+@strict_option
 @_timing_options
 @_step_options
 @debug_option
 def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None, depth: int | None,
                     fmt: str, output: str | None, save: str | None, no_save: bool, plotlyjs: str | None,
                     device: str | None, dtype: str, train: bool, crosscheck: bool, applied: tuple[str, ...],
-                    time_it: bool, **flags: Any) -> int:
+                    strict: bool, time_it: bool, **flags: Any) -> int:
     """Per-layer cost of NAME (a zoo name or pkg.module:factory).
 
     \b
@@ -336,7 +361,7 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
 
     _settle_process()
     request = _request_of(name, input_shape, batch, device, dtype, time_it, train_mode=train, apply=applied,
-                          **_step_flags(flags), **flags)
+                          strict=strict, **_step_flags(flags), **flags)
     with _model_output_to_stderr(), _input_hint(name, input_shape):
         result, summary = _profile_and_summary(request)
     if request.grouped:  # its name says members and crops; the input only when the user chose one
@@ -344,8 +369,8 @@ def profile_command(name: str, input_shape: tuple[int, ...] | None, batch: tuple
 
         stem = _fit(report_stem(result.model) + _suffix(result.input_shape if input_shape or batch else None, dtype))
     else:
-        stem = _profile_stem(name, result.input_shape, dtype, train) + (_step_suffix(request) if request.step else "") \
-            + _apply_suffix(applied)
+        stem = _profile_stem(name, result.input_shape, dtype, train, result.inputs) \
+            + (_step_suffix(request) if request.step else "") + _apply_suffix(applied)
     check = None
     if crosscheck:  # refused with its figure before anything is written; its findings go into JSON and page
         from dataclasses import replace
@@ -421,12 +446,13 @@ def _profile_and_summary(request: Any) -> tuple[Any, str]:
 @click.option("--apply", "applied", multiple=True, metavar="PATH=ALTERNATIVE",
               help="Add the first model rewritten at PATH with an alternative (repeatable; see costlens whatif) as "
                    "the last model.")
+@strict_option
 @_timing_options
 @debug_option
 def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None, batch: tuple[int, ...] | None,
                     depth: int | None, fmt: str, output: str | None, save: str | None, no_save: bool,
                     plotlyjs: str | None, device: str | None, dtype: str, ensemble: str | None, crops: int | None,
-                    applied: tuple[str, ...], time_it: bool, **timing_flags: Any) -> int:
+                    applied: tuple[str, ...], strict: bool, time_it: bool, **timing_flags: Any) -> int:
     """Compare MODELS (zoo names, import paths or saved .json profiles), the first as baseline.
 
     \b
@@ -444,7 +470,7 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     from costlens.report import html
 
     _settle_process()
-    template = _request_of("", input_shape, batch, device, dtype, time_it, **timing_flags)
+    template = _request_of("", input_shape, batch, device, dtype, time_it, strict=strict, **timing_flags)
     if grouped and (ensemble is None or ensemble.strip().isdecimal()) and is_saved_profile(models[0]):
         raise click.UsageError(f"--ensemble copies the first model, and {models[0]} is a saved profile: "
                                "name the members (--ensemble A,B,C)")
@@ -730,7 +756,7 @@ def _input_hint(name: str, input_shape: tuple[int, ...] | None) -> Iterator[None
         yield
     except ModelError as error:
         default = _default_input(name)
-        if input_shape is None or default is None or tuple(default) == tuple(input_shape):
+        if not isinstance(input_shape, tuple) or default is None or tuple(default) == tuple(input_shape):
             raise
         from costlens.units import format_shape
 
@@ -778,10 +804,14 @@ def _step_suffix(request: Any) -> str:
     return f"-train{optimizer}" + ("-frozen" if request.freeze or request.freeze_until else "")
 
 
-def _profile_stem(name: str, shape: list[int], dtype: str, train: bool) -> str:
-    """reports/STEM.json: the model, and its input when it is not the model's default."""
+def _profile_stem(name: str, shape: list[int], dtype: str, train: bool, inputs: list[Any] | None = None) -> str:
+    """reports/STEM.json: the model, and its input when it is not the model's default (every
+    input, named, when it takes several or keyword ones)."""
     from costlens.files import report_stem
 
+    if inputs and (len(inputs) > 1 or inputs[0].name is not None):
+        described = "-".join(f"{i.name or ''}{'-' if i.name else ''}{'x'.join(map(str, i.shape))}" for i in inputs)
+        return _fit(report_stem(name) + "-" + report_stem(described) + _suffix(None, dtype, train))
     default = _default_input(name)
     differs = default is None or tuple(default) != tuple(shape)
     return _fit(report_stem(name) + _suffix(shape if differs else None, dtype, train))

@@ -5,26 +5,32 @@
 * a shape: ``(1, 3, 224, 224)`` or ``torch.Size``;
 * a tensor (on the meta device it costs no memory);
 * ``Input((1, 16), "int64")`` or a pair ``((1, 16), torch.int64)``: a shape with its dtype;
+  ``Input((1, 16), "int64", "ones")`` with how it is filled: ``zeros``, ``ones``, ``rand`` or
+  ``randint(N)`` (0 to N-1);
 * a tuple or list of those: several positional inputs;
-* a dict of those: keyword inputs.
+* a dict of those: keyword inputs; ``Arguments((...), {...})``: both.
 
-Floating-point inputs take the trace's dtype unless one is given; integer inputs are
-zeros (valid token ids) and boolean inputs ones (nothing masked) on real devices.
+Floating-point inputs take the trace's dtype unless one is given. Unless a fill is given,
+floating-point inputs are random, integer inputs zeros (valid token ids) and boolean inputs
+ones (nothing masked). On meta, where tensors have no values, the values of an input costlens
+makes with a known fill (every one but a random float) ride beside it, so that a model that
+reads them (``if mask.all():``) reads them exactly (``count/values.py``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from costlens.count.values import LIMIT, remember
 from costlens.errors import InputShapeError
 from costlens.memory import readable_bytes, refuse_unless_fits
 from costlens.records import InputInfo
-from costlens.units import format_shape
+from costlens.units import FILLS, check_fill, format_shape
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a model can be traced in
 # each of them by name and by dtype (``trace_dtype`` finds these without parsing)
@@ -36,14 +42,26 @@ MAX_TENSOR_BYTES = 2**63
 
 @dataclass(frozen=True)
 class Input:
-    """A shape with its dtype: ``Input((1, 16), "int64")``; no dtype means the trace's."""
+    """A shape with its dtype and fill: ``Input((1, 16), "int64", "ones")``; no dtype means the
+    trace's, no fill the dtype's usual one (random floats, zero integers, true booleans)."""
 
     shape: tuple[int, ...]
     dtype: str | torch.dtype | None = None
+    fill: str | None = None  # "zeros", "ones", "rand" or "randint(N)"
 
 
 InputSpec = Sequence[int] | torch.Size | torch.Tensor | Input
-Inputs = InputSpec | Sequence[InputSpec] | Mapping[str, InputSpec] | None
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """Positional and keyword inputs together: ``model(*positional, **keyword)``."""
+
+    positional: tuple[InputSpec, ...] = ()
+    keyword: Mapping[str, InputSpec] = field(default_factory=dict)
+
+
+Inputs = InputSpec | Sequence[InputSpec] | Mapping[str, InputSpec] | Arguments | None
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,12 @@ def _brief(value: object) -> str:
 
 def split(inputs: Inputs, argument: str) -> tuple[list[InputSpec], dict[str, InputSpec]]:
     """Positional and keyword input specs from what the user passed."""
+    if isinstance(inputs, Arguments):
+        positional = split(tuple(inputs.positional), argument)[0] if inputs.positional else []
+        keyword = split(dict(inputs.keyword), argument)[1] if inputs.keyword else {}
+        if not positional and not keyword:
+            raise InputShapeError(f"{argument}: Arguments() names no input")
+        return positional, keyword
     if isinstance(inputs, Mapping):
         if not inputs:
             raise InputShapeError(f"{argument}: an empty dict names no input")
@@ -179,6 +203,7 @@ class _Planned:
     spec: InputSpec
     shape: tuple[int, ...]
     dtype: torch.dtype
+    fill: str | None = None  # as Input's; None: the dtype's usual one
 
     @property
     def nbytes(self) -> int:
@@ -201,7 +226,13 @@ def _plan(spec: InputSpec, argument: str, batch: int | None, dtype: torch.dtype)
     if batch is not None:
         shape = (batch,) + shape[1:]
     kind = dtype_of(want, argument) if want is not None else dtype
-    planned = _Planned(argument, spec, shape, kind)
+    fill = spec.fill if isinstance(spec, Input) else None
+    if fill is not None:
+        if not isinstance(fill, str):
+            raise InputShapeError(f"{argument}: fill must be text ({FILLS}), got {_brief(fill)}")
+        check_fill(fill.strip().lower(), argument)
+        fill = fill.strip().lower()
+    planned = _Planned(argument, spec, shape, kind, fill)
     if planned.nbytes >= MAX_TENSOR_BYTES:
         raise InputShapeError(
             f"{argument}: a {_brief_shape(shape)} {dtype_name(kind)} input would take {readable_bytes(planned.nbytes)}, "
@@ -215,9 +246,12 @@ def _materialize(planned: _Planned, device: torch.device) -> torch.Tensor:
         if spec.device == device:
             return spec
         if device.type == "meta":
-            return torch.empty_like(spec, device="meta")
+            meta = torch.empty_like(spec, device="meta")
+            if not spec.is_meta and spec.numel() <= LIMIT:
+                remember(meta, spec.detach().cpu())  # a real tensor's values are known
+            return meta
         return spec.detach().to(device)
-    return _allocate(planned.shape, planned.dtype, device, planned.argument)
+    return _allocate(planned, device)
 
 
 def _brief_shape(shape: tuple[int, ...]) -> str:
@@ -228,17 +262,34 @@ def _brief_shape(shape: tuple[int, ...]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _allocate(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, argument: str) -> torch.Tensor:
+def _allocate(planned: _Planned, device: torch.device) -> torch.Tensor:
+    """A new input as ``planned`` says; on meta, with its values beside it when they are known."""
+    shape, dtype = planned.shape, planned.dtype
+    fill = planned.fill or ("rand" if dtype.is_floating_point else "ones" if dtype == torch.bool else "zeros")
     try:
-        if device.type == "meta":  # values do not matter; torch.randn's meta path imports sympy (0.5 s)
-            return torch.empty(shape, dtype=dtype, device=device)
-        if dtype.is_floating_point:
-            return torch.randn(shape, dtype=dtype, device=device)
-        if dtype == torch.bool:
-            return torch.ones(shape, dtype=dtype, device=device)
-        return torch.zeros(shape, dtype=dtype, device=device)
+        if device.type != "meta":
+            return _filled(shape, dtype, fill, device)
+        tensor = torch.empty(shape, dtype=dtype, device=device)  # torch.randn's meta path imports sympy (0.5 s)
+        if (fill != "rand" or planned.fill is not None) and math.prod(shape) <= LIMIT:
+            remember(tensor, _filled(shape, dtype, fill, torch.device("cpu")))
+        return tensor
     except (RuntimeError, MemoryError, OverflowError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputShapeError(
-            f"{argument}: cannot allocate a {format_shape(shape)} {dtype_name(dtype)} input on {device}: "
+            f"{planned.argument}: cannot allocate a {format_shape(shape)} {dtype_name(dtype)} input on {device}: "
             f"{reason} (the meta device needs no memory)") from error
+
+
+def _filled(shape: tuple[int, ...], dtype: torch.dtype, fill: str, device: torch.device) -> torch.Tensor:
+    """A tensor filled as ``fill`` says; random fills from a fixed seed, so two runs see one input."""
+    if fill == "zeros":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    if fill == "ones":
+        return torch.ones(shape, dtype=dtype, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    if fill == "rand":
+        if not (dtype.is_floating_point or dtype.is_complex):
+            return torch.randint(0, 2, shape, dtype=dtype, device=device, generator=generator)
+        return torch.randn(shape, dtype=dtype, device=device, generator=generator)
+    high = int(fill[len("randint("):-1])
+    return torch.randint(0, high, shape, dtype=dtype, device=device, generator=generator)

@@ -109,6 +109,20 @@ class Uncounted:
 
 
 @dataclass(frozen=True)
+class ValueRead:
+    """A tensor value the model read during a meta trace (``costlens/count/values.py``): where (the
+    model's file and line), which op, the value used, and whether it was known or assumed."""
+
+    where: str  # "modeling_bert.py:1021"
+    op: str  # "aten._local_scalar_dense"
+    value: str  # "True", "1", "a 1x16 int64 tensor"
+    known: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"where": self.where, "op": self.op, "value": self.value, "known": self.known}
+
+
+@dataclass(frozen=True)
 class InputInfo:
     """One input of the traced forward: its keyword (None when positional), shape and dtype."""
 
@@ -138,6 +152,12 @@ class Profile:
     flops_by_op: dict[str, int] = field(default_factory=dict)
     timing: dict[str, Any] | None = None  # how measured metrics were measured, when they were
     crosscheck: dict[str, Any] | None = None  # fvcore's second opinion, with each difference explained
+    value_reads: list[ValueRead] = field(default_factory=list)  # tensor values the model read on meta
+
+    @property
+    def assumed(self) -> list[ValueRead]:
+        """The value reads a meta trace had to assume (its count rests on them)."""
+        return [read for read in self.value_reads if not read.known]
 
     # --- the layer tree ---------------------------------------------------------------
 
@@ -305,6 +325,7 @@ class Profile:
             "flops_by_op": dict(self.flops_by_op),
             "timing": self.timing,
             "crosscheck": self.crosscheck,
+            "value_reads": [read.to_dict() for read in self.value_reads],
         }
 
     def to_json(self) -> str:
@@ -342,6 +363,7 @@ class Profile:
             flops_by_op={k: int(v) for k, v in data.get("flops_by_op", {}).items()},
             timing=data.get("timing"),
             crosscheck=data.get("crosscheck"),
+            value_reads=[ValueRead(r["where"], r["op"], r["value"], r["known"]) for r in data.get("value_reads", [])],
         )
 
     @classmethod

@@ -58,6 +58,7 @@ SPELLINGS: dict[str, tuple[str, str]] = {
     "crops": ("crops", "--crops"),
     "formulas": ("formulas", "formulas"),
     "apply": ("apply", "--apply"),
+    "strict": ("strict", "--strict"),
     "time": ("time", "--time"),
     "compile": ("time.compile", "--compile"),
     "channels_last": ("time.channels_last", "--channels-last"),
@@ -100,6 +101,7 @@ class Request:
     crops: int | None = None
     formulas: Mapping[Any, Any] | None = None
     apply: tuple[str, ...] | Mapping[str, str] = ()  # convolutions rewritten first: 'PATH=ALTERNATIVE' (alternatives.py)
+    strict: bool = False  # on meta, refuse to assume a tensor value the model reads (count/values.py)
     time: bool = False
     timing: TimingOptions = field(default_factory=TimingOptions)
     name: str | None = None
@@ -221,7 +223,7 @@ def checked(request: Request) -> Request:
                       dtype=_dtype(request.dtype, say("dtype")),
                       freeze=_patterns(request.freeze, say("freeze")),
                       freeze_until=_optional_text(request.freeze_until, say("freeze_until")))
-    for flag in ("train_mode", "train", "time"):
+    for flag in ("train_mode", "train", "time", "strict"):
         if not isinstance(getattr(request, flag), bool):
             raise InputShapeError(f"{say(flag)}: expected True or False, got {getattr(request, flag)!r}")
     if request.optimizer is not None and request.optimizer not in OPTIMIZERS:
@@ -364,7 +366,7 @@ def _brief(value: object) -> str:
 
 def of_api(model: Any, inputs: Any, *, batch: Any, device: Any, dtype: Any, train: Any, train_mode: Any,
            formulas: Any, time: Any, optimizer: Any, freeze: Any, freeze_until: Any, ensemble: Any,
-           crops: Any, apply: Any = ()) -> Request:
+           crops: Any, apply: Any = (), strict: Any = False) -> Request:
     """The request of a Python call ``profile(...)``: ``batch`` an int or a list, ``freeze`` a glob
     or a list, ``time`` True or ``TimingOptions``; ``device`` is where it is timed when timed
     (meta then means auto), else where it is counted."""
@@ -378,5 +380,5 @@ def of_api(model: Any, inputs: Any, *, batch: Any, device: Any, dtype: Any, trai
     return Request(model, inputs, batches=batches, device=counted_on, dtype=dtype, train_mode=train_mode,
                    train=train, optimizer=optimizer, freeze=() if freeze is None else freeze,
                    freeze_until=freeze_until, ensemble=ensemble, crops=crops, formulas=formulas, apply=apply,
-                   time=timed, timing=timing)
+                   strict=strict, time=timed, timing=timing)
 

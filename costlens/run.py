@@ -84,7 +84,7 @@ def _forward(request: Request) -> Profile:
         net = given if given is not None else build(named, device)
         prepared = prepare(inputs, batch=request.batch, device=device, dtype=dtype, argument=argument)
         result = _trace(named.name, net, prepared, train=request.train_mode, dtype=dtype,
-                        formulas=_formulas(request.formulas, request.spell("formulas")))
+                        formulas=_formulas(request.formulas, request.spell("formulas")), strict=request.strict)
     return _profile_of(request.name or named.name, named.cite, result, prepared, dtype, device)
 
 
@@ -206,12 +206,12 @@ def _formulas(custom: Any, argument: str) -> dict[Any, Handler]:
 
 
 def _trace(name: str, net: nn.Module, prepared: Prepared, *, train: bool, dtype: torch.dtype,
-           formulas: dict[Any, Handler]) -> TraceResult:
+           formulas: dict[Any, Handler], strict: bool) -> TraceResult:
     """``trace`` with the user's forward contained: an exit or a ``BaseException`` from it, or a
     model nested deeper than Python's recursion limit, is a one-line ``ModelError``."""
     try:
         with user_code(f"the forward of {name}"):
-            return trace(net, prepared.args, prepared.kwargs, train=train, dtype=dtype, formulas=formulas)
+            return trace(net, prepared.args, prepared.kwargs, train=train, dtype=dtype, formulas=formulas, strict=strict)
     except RecursionError as error:
         raise _too_deep(name, error, net) from error
     except ModelError as error:
@@ -231,7 +231,7 @@ def _profile_of(name: str, cite: str | None, result: TraceResult, prepared: Prep
         device={"type": device.type}, environment=environment(), convention=CONVENTION,
         totals={m.key: totals[m.key] for m in catalogue() if m.key in totals}, layers=result.layers,
         uncounted=[Uncounted(op, times, paths) for op, (times, paths) in sorted(result.uncounted.items())],
-        citation=cite, flops_by_op=result.flops_by_op,
+        citation=cite, flops_by_op=result.flops_by_op, value_reads=result.value_reads,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from costlens.errors import InputShapeError
 
@@ -61,6 +62,54 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if any(s <= 0 for s in shape):
         raise InputShapeError(f"input shape '{text}' has a size below 1")
     return shape
+
+
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+FILLS = "zeros, ones, rand or randint(N)"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RANDINT = re.compile(r"randint\((\d+)\)")
+
+
+@dataclass(frozen=True)
+class InputText:
+    """One ``--input`` as written: ``NAME=SHAPE[:DTYPE[:FILL]]``, the name and the rest optional."""
+
+    name: str | None
+    shape: tuple[int, ...]
+    dtype: str | None = None
+    fill: str | None = None  # "zeros", "ones", "rand" or "randint(N)"
+
+
+def parse_input(text: str, argument: str = "--input") -> InputText:
+    """'input_ids=1x128:int64', 'attention_mask=1x128:int64:ones' or '1x3x224x224'; anything
+    else is an ``InputShapeError`` naming the input."""
+    written = str(text).strip()
+    name, equals, rest = written.partition("=")
+    if not equals:
+        name, rest = "", written
+    name = name.strip()
+    if equals and not _NAME.fullmatch(name):
+        raise InputShapeError(f"{argument} {written!r}: the input's name must be a Python identifier, got {name!r}")
+    where = f"{argument} {name}" if name else argument
+    shape_text, _, tail = rest.partition(":")
+    dtype_text, _, fill_text = tail.partition(":")
+    try:
+        shape = parse_shape(shape_text)
+    except InputShapeError as error:
+        raise InputShapeError(f"{where}: {error}") from None
+    dtype, fill = dtype_text.strip().lower() or None, fill_text.strip().lower() or None
+    if dtype is not None and dtype not in INPUT_DTYPES:
+        raise InputShapeError(f"{where}: unknown dtype {dtype!r} (one of {', '.join(INPUT_DTYPES)})")
+    if fill is not None:
+        check_fill(fill, where)
+    return InputText(name or None, shape, dtype, fill)
+
+
+def check_fill(fill: str, where: str) -> None:
+    """``fill`` names how an input is filled: zeros, ones, rand or randint(N) with N at least 1."""
+    found = _RANDINT.fullmatch(fill)
+    if fill not in ("zeros", "ones", "rand") and (found is None or int(found.group(1)) < 1):
+        raise InputShapeError(f"{where}: unknown fill {fill!r} (one of {FILLS})")
 
 
 def format_shape(shape: list[int] | tuple[int, ...]) -> str:

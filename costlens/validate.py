@@ -381,6 +381,15 @@ def _inputs(value: object) -> None:
     _each(_list(value, "a list of inputs"), _input)
 
 
+def _value_read(value: object) -> None:
+    _record(value, {"where": _string, "op": _string, "value": _string, "known": _boolean},
+            "a value read: an object with where, op, value and known")
+
+
+def _value_reads(value: object) -> None:
+    _each(_list(value, "a list of value reads"), _value_read)
+
+
 OPTIONAL_TOP_FIELDS: dict[str, Check] = {
     "inputs": _inputs,
     "citation": _optional_string,
@@ -388,6 +397,7 @@ OPTIONAL_TOP_FIELDS: dict[str, Check] = {
     "flops_by_op": _op_counts,
     "timing": _timing,
     "crosscheck": _timing,  # an object or null, plain JSON
+    "value_reads": _value_reads,
 }
 
 

@@ -22,7 +22,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import costlens
 from costlens import Input
-from costlens.errors import ModelError
 
 transformers = pytest.importorskip("transformers", reason="the wild-model suite needs transformers (the test extra)")
 
@@ -95,27 +94,9 @@ class Case:
 CASES = [Case(a.name, attention, mask) for a in ARCHITECTURES for attention in a.attention
          for mask in ((False, True) if a.feeds != "pixels" else (False,))]
 
-# The cases that read a tensor's value in `transformers`' masking code (`if mask.all():`, `.item()`),
-# which a meta tensor does not have: "Tensor.item() cannot be called on meta tensors".
-VALUE_READS = {
-    "bert-eager-mask", "bert-sdpa-mask", "roberta-eager-mask", "roberta-sdpa-mask", "distilbert-eager-mask",
-    "distilbert-sdpa-mask", "gpt2-sdpa-mask", "llama-sdpa-mask", "mistral-sdpa-mask", "qwen2-sdpa-mask",
-    "t5-eager-mask", "t5-sdpa-mask", "bart-eager-mask", "bart-sdpa-mask", "bart-sdpa", "clip-sdpa-mask",
-}
-
-
-class ValueReadOnMeta(Exception):
-    """A meta trace stopped where the model reads a tensor's value (without the model's deep traceback,
-    which pytest would spend seconds formatting for every expected failure)."""
-
-
-PENDING = pytest.mark.xfail(strict=True, raises=ValueReadOnMeta, reason="value reads on meta: issue 19 part 2")
-
-
 def _on(*devices: str) -> list[Any]:
-    """Every case on each device, the meta traces that read values marked pending."""
-    return [pytest.param(c, d, id=f"{c.id}-{d}", marks=PENDING if d == "meta" and c.id in VALUE_READS else ())
-            for c in CASES for d in devices]
+    """Every case on each device."""
+    return [pytest.param(c, d, id=f"{c.id}-{d}") for c in CASES for d in devices]
 
 
 @functools.cache
@@ -164,12 +145,7 @@ def flop_counter_macs(architecture: str, mask: bool) -> int:
 
 @functools.cache
 def profile_of(case: Case, device: str) -> costlens.Profile:
-    try:
-        return costlens.profile(model_of(case.architecture, case.attention), inputs_of(case), device=device)
-    except ModelError as error:
-        if "cannot be called on meta tensors" not in str(error):
-            raise
-        raise ValueReadOnMeta(str(error)) from None
+    return costlens.profile(model_of(case.architecture, case.attention), inputs_of(case), device=device)
 
 
 @pytest.mark.parametrize(("case", "device"), _on("meta", "cpu"))
@@ -201,7 +177,6 @@ def test_the_suite_covers_the_architectures_the_issue_names() -> None:
     vision = {"vit", "deit", "dinov2", "swin", "convnext", "resnet", "regnet", "mobilenetv2", "efficientnet", "segformer"}
     text = {"bert", "roberta", "distilbert", "gpt2", "llama", "mistral", "qwen2"}
     assert vision | text | {"t5", "bart", "clip"} == set(BY_NAME)  # encoder-decoders T5, BART; two towers: CLIP
-    assert {c.id for c in CASES} >= VALUE_READS
 
 
 @pytest.mark.parametrize("device", ["meta", "cpu"])
@@ -237,7 +212,7 @@ FIRST_CONV = {
 TOO_SMALL_TO_TRAIN = {"mobilenetv2", "efficientnet"}
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if not c.mask and c.id not in VALUE_READS
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if not c.mask
                                   and c.architecture not in TOO_SMALL_TO_TRAIN])
 def test_a_training_step_counts_every_backward_op(case: Case) -> None:
     step = costlens.profile(model_of(case.architecture, case.attention), inputs_of(case), train=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,9 +37,10 @@ from costlens.count.facts import ModuleFacts, module_facts, own_tensors
 from costlens.count.formulas import FREE, Handler, OpCost, rule_for
 from costlens.count.live import STATISTICS_OUTPUTS, LiveBytes
 from costlens.count.swap import swapped
+from costlens.count.values import MetaValues
 from costlens.errors import ModelError
 from costlens.metrics import OpEvent, TensorFacts
-from costlens.records import LayerCost
+from costlens.records import LayerCost, ValueRead
 
 _META = torch.device("meta")
 
@@ -52,6 +53,7 @@ class TraceResult:
     uncounted: dict[str, tuple[int, list[str]]]  # op -> (times it ran, module paths)
     flops_by_op: dict[str, int]
     state: dict[str, int]  # the model's tensor metrics, each tensor once, and its peak memory
+    value_reads: list[ValueRead] = field(default_factory=list)  # on meta: values the model read (count/values.py)
 
 
 def trace(
@@ -62,6 +64,7 @@ def trace(
     train: bool = False,
     dtype: torch.dtype | None = None,
     formulas: dict[Any, Handler] | None = None,
+    strict: bool = False,
 ) -> TraceResult:
     """Run ``model(*args, **kwargs)`` once and return one ``LayerCost`` per module call.
 
@@ -69,7 +72,8 @@ def trace(
     floating-point dtype than ``dtype`` are swapped for stand-ins for the trace
     (``count/swap.py``), never moved. ``train`` runs the forward in training mode.
     ``formulas`` maps aten ops (packets or overloads) to handlers that take precedence over
-    the registered ones, for this trace only.
+    the registered ones, for this trace only. On meta, values the model reads are answered as
+    ``count/values.py`` says (known, else assumed and recorded); ``strict`` refuses an assumption.
     """
     kwargs = dict(kwargs or {})
     inputs = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
@@ -82,15 +86,19 @@ def trace(
     stand_ins = _stand_ins(owned, device, dtype, train)
     live = LiveBytes(inputs, [*(t for own in owned for t, _ in own), *stand_ins.values()])
     counter = _Counter(modules, facts)
+    values = MetaValues(strict) if device.type == "meta" else None
     try:
         with _modes(modules, train), counter.watching(), torch.no_grad(), \
-                _CountingMode(counter, formulas or {}, live, device), swapped(model, stand_ins):
+                _CountingMode(counter, formulas or {}, live, device, values), swapped(model, stand_ins):
             model(*args, **kwargs)
+    except ModelError:  # costlens's own, as a value read refused: already one line
+        raise
     except Exception as error:  # the user's forward can raise anything
-        raise _forward_error(counter, error) from error
+        raise _forward_error(counter, error, inputs) from error
     totals = facts[id(model)].state
     return TraceResult(counter.layers(), counter.uncounted, counter.flops_by_op_sorted(),
-                       {**totals, "peak_bytes": totals.get("weight_bytes", 0) + live.peak})
+                       {**totals, "peak_bytes": totals.get("weight_bytes", 0) + live.peak},
+                       values.reads if values is not None else [])
 
 
 # --- module calls and what each one counted --------------------------------------------------
@@ -244,12 +252,14 @@ def _op_facts(func: Any) -> _OpFacts:
 class _CountingMode(TorchDispatchMode):
     """Runs each aten op, counts its cost into the innermost module call and tracks its outputs' memory."""
 
-    def __init__(self, counter: _Counter, custom: dict[Any, Handler], live: LiveBytes, device: torch.device) -> None:
+    def __init__(self, counter: _Counter, custom: dict[Any, Handler], live: LiveBytes, device: torch.device,
+                 values: MetaValues | None) -> None:
         super().__init__()
         self.counter = counter
         self.custom = custom
         self.live = live
         self.on_meta = device.type == "meta"
+        self.values = values
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -264,7 +274,13 @@ class _CountingMode(TorchDispatchMode):
             # a tensor made inside forward (torch.zeros(n), torch.arange(n)) joins the meta
             # trace, as it would join the model's device in real use
             kwargs = {**kwargs, "device": _META}
-        out = self._run(func, op, args, kwargs)
+        values = self.values
+        if values is not None and values.answers(func, kwargs):
+            out = values.answer(func, args, kwargs)  # counted below as on a real device, where it also runs
+        else:
+            out = self._run(func, op, args, kwargs)
+            if values is not None:
+                values.propagate(func, args, kwargs, out)
         custom = self.custom
         rule = (custom and (custom.get(op.packet) or custom.get(func))) or rule_for(op.packet)
         cost = rule(args, kwargs, out) if rule is not None else FREE
@@ -348,15 +364,18 @@ def _stand_ins(owned: Sequence[list[tuple[torch.Tensor, bool]]], device: torch.d
     return swapped_in
 
 
-def _forward_error(counter: _Counter, error: Exception) -> ModelError:
+def _forward_error(counter: _Counter, error: Exception, inputs: list[torch.Tensor]) -> ModelError:
     """The forward's failure in one line, naming the innermost module call and its input shapes."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if inputs and inputs[0].is_meta and ("unallocated storage" in message or "meta tensor" in message):
+        message += " (a meta tensor has no values: count it with --device cpu, device='cpu')"
     position = counter.innermost()
     if position is None:
         return ModelError(f"the model's forward failed: {message}")
     record = counter.records[position]
     where = record.facts.path or "<root>"
-    shapes_text = ", ".join("x".join(map(str, s)) for s in record.input_shapes) or "no tensors"
+    shapes = record.input_shapes or ([list(t.shape) for t in inputs] if position == 0 else [])  # the root's keywords
+    shapes_text = ", ".join("x".join(map(str, s)) for s in shapes) or "no tensors"
     return ModelError(f"layer '{where}' ({record.facts.type}) failed on input {shapes_text}: {message}")
 
 

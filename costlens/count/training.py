@@ -51,6 +51,7 @@ from costlens.count.formulas import (
     rule_for,
 )
 from costlens.count.swap import swapped
+from costlens.count.values import MetaValues, ReadingMode
 from costlens.errors import InputShapeError, ModelError
 from costlens.records import LayerCost, Profile, Uncounted
 
@@ -365,8 +366,11 @@ def count_step(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any], *,
     recorder = _Recorder(list(model.named_modules()), {id(t.untyped_storage()) for t in by_id.values()})
     try:
         with _training_mode(model), recorder.watching(), torch.enable_grad(), \
-                torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda t: t), swapped(model, by_id):
+                torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda t: t), swapped(model, by_id), \
+                ReadingMode(MetaValues(strict=False)):
             output = model(*args, **kwargs)
+    except ModelError:
+        raise
     except Exception as error:  # the user's forward can raise anything
         raise ModelError(f"the model's forward with gradients failed: {error}") from error
     outputs = differentiable_outputs(output)

@@ -201,6 +201,17 @@ def _uncounted(profile: Profile) -> str:
             f'<th class="num">Count</th><th>Where</th></tr></thead><tbody>{body}</tbody></table>')
 
 
+def _value_reads(profile: Profile) -> str:
+    """Each tensor value the model read on meta: where, the op, the value used, known or assumed."""
+    body = "".join(f"<tr><td>{_e(r.where)}</td><td>{_e(r.op)}</td><td>{_e(r.value)}</td>"
+                   f"<td>{'known' if r.known else 'assumed'}</td></tr>" for r in profile.value_reads)
+    note = ('<p class="warn">A meta trace has no values: the reads marked assumed took the value shown, and the '
+            'count follows the branch it chose. --strict refuses to assume; --device cpu reads real values.</p>'
+            if profile.assumed else '<p class="none">Every value read was known exactly: costlens made those inputs.</p>')
+    return (f'{note}<table><thead><tr><th>Where</th><th>Op</th><th>Value</th><th>Known or assumed</th></tr></thead>'
+            f'<tbody>{body}</tbody></table>')
+
+
 def _num(value: float | None, text: str) -> str:
     return f'<td class="num" data-value="{"" if value is None else value}">{_e(text)}</td>'
 
@@ -272,6 +283,7 @@ def profile_page(profile: Profile, plotlyjs_src: str | None = None) -> str:
         _section("Where the cost goes", charts, "charts"),
         _section("Formulas of convolution, linear and matmul layers", _formula_table(profile), "formulas"),
         _section("Uncounted ops", _uncounted(profile), "uncounted"),
+        *([_section("Values read on meta", _value_reads(profile), "value-reads")] if profile.value_reads else []),
         _section("Every module call, with each parent's own ops as (self)", _layer_table(profile), "layer-table"),
     ]
     return _document(f"costlens · {profile.model}", _header(profile), sections, plotlyjs_src)

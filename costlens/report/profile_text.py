@@ -124,8 +124,24 @@ def footer(profile: Profile) -> str:
 
     timing = timing_summary(profile)
     convention = textwrap.wrap(f"Convention: {profile.convention}", WIDTH)
+    reads = value_reads_line(profile)
     return "\n".join([totals_line(profile)] + ([timing.rstrip("\n")] if timing else [])
-                     + [*convention, uncounted_line(profile)])
+                     + [*convention, uncounted_line(profile)] + ([reads] if reads else []))
+
+
+def value_reads_line(profile: Profile) -> str:
+    """The tensor values the model read on meta: each assumed one (where, op, the value used), and
+    how many were known exactly; '' when it read none."""
+    if not profile.value_reads:
+        return ""
+    known = len(profile.value_reads) - len(profile.assumed)
+    exact = f"{known} value read{'s' if known != 1 else ''} answered exactly (costlens made those inputs)"
+    if not profile.assumed:
+        return f"Values the model read on meta: {exact}."
+    assumed = "; ".join(f"{r.where} {r.op} took {r.value}" for r in profile.assumed[:5])
+    more = f" and {len(profile.assumed) - 5} more" if len(profile.assumed) > 5 else ""
+    return (f"Values assumed on meta (the count follows the branch they chose; --strict refuses, --device cpu "
+            f"reads them): {assumed}{more}" + (f"; {exact}" if known else ""))
 
 
 def uncounted_line(profile: Profile) -> str:
@@ -212,6 +228,8 @@ def markdown(profile: Profile, depth: int | None = None) -> str:
     if chosen.note():
         lines += [md_escape(chosen.note().replace("\n", " ")), ""]
     lines += [f"_{profile.convention}_", "", md_escape(uncounted_line(profile))]
+    if profile.value_reads:
+        lines += ["", md_escape(value_reads_line(profile))]
     return "\n".join(lines) + "\n"
 
 
