@@ -37,7 +37,7 @@ from costlens import metrics
 from costlens.errors import CostlensError
 from costlens.records import Profile, load
 from costlens.sanitize import terminal_text
-from costlens.units import parse_human, parse_shape
+from costlens.units import InputText, parse_human, parse_input
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, "==": operator.eq, ">=": operator.ge, ">": operator.gt,
@@ -86,7 +86,7 @@ class ModelSpec:
 
     alias: str
     spec: str | None = None
-    input: tuple[int, ...] | None = None
+    input: tuple[int, ...] | tuple[InputText, ...] | None = None  # a shape, or inputs as --input takes them
     profile: str | None = None
     members: tuple[str, ...] | None = None  # an ensemble of these models (costlens/ensemble.py)
     crops: int = 1  # the ensemble's crops per image
@@ -94,11 +94,15 @@ class ModelSpec:
 
     def request(self) -> Any:
         """The ``Request`` (``costlens/request.py``) that profiles this model (not a saved profile)."""
+        from costlens.inputs import from_texts
         from costlens.request import Request
 
+        given: Any = self.input
+        if given and not isinstance(given[0], int):
+            given = from_texts(given)
         if self.members is not None:
-            return Request(self.members[0], self.input, ensemble=self.members, crops=self.crops)
-        return Request(self.spec or self.alias, self.input, apply=self.apply)
+            return Request(self.members[0], given, ensemble=self.members, crops=self.crops)
+        return Request(self.spec or self.alias, given, apply=self.apply)
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,8 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
 
 
 _SPEC_KEYS = {"zoo": "a zoo name", "import": "an import path package.module:factory", "profile": "a saved profile's path",
-              "input": "a shape like \"1x3x224x224\"", "ensemble": "a number of copies or a list of model names",
+              "input": "a shape like \"1x3x224x224\", or a list of named inputs like [\"input_ids=1x128:int64\", "
+                       "\"attention_mask=1x128:int64:ones\"]", "ensemble": "a number of copies or a list of model names",
               "crops": "a number of crops per image",
               "apply": "a list of rewrites [\"PATH=ALTERNATIVE\", ...] (see costlens whatif)"}
 
@@ -260,15 +265,12 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
         members, crops = _ensemble(path, line, alias, entry)
         applied = _applied(path, line, alias, entry)
         for key, value in entry.items():
-            if key in ("ensemble", "crops", "apply"):
+            if key in ("ensemble", "crops", "apply") or (key == "input" and isinstance(value, list)):
                 continue
             if not isinstance(value, str) or not value.strip():
                 shown = f"{type(value).__name__} {_brief(repr(value))}" if not isinstance(value, str) else "an empty string"
                 raise _fail(path, line, f"model '{alias}': {key} must be {_SPEC_KEYS[key]}, got {shown}")
-        try:
-            shape = parse_shape(entry["input"]) if "input" in entry else None
-        except CostlensError as error:
-            raise _fail(path, line, str(error)) from None
+        shape = _inputs(path, line, alias, entry["input"]) if "input" in entry else None
         if "import" in entry and shape is None:
             raise _fail(path, line, f"model '{alias}' imports {entry['import']} and needs input = \"1x3x224x224\"")
         if members is not None and "profile" in entry:
@@ -279,6 +281,21 @@ def _model_specs(path: str, text: str, table: object) -> dict[str, ModelSpec]:
         specs[alias] = ModelSpec(alias, entry.get("zoo") or entry.get("import"), shape, entry.get("profile"),
                                  members, crops, applied)
     return specs
+
+
+def _inputs(path: str, line: int, alias: str, value: object) -> tuple[int, ...] | tuple[InputText, ...]:
+    """``input = "1x3x224x224"`` (a shape) or ``input = ["input_ids=1x128:int64", ...]`` (inputs as
+    ``--input`` takes them: ``[NAME=]SHAPE[:DTYPE[:FILL]]``)."""
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+        raise _fail(path, line, f"model '{alias}': input must be {_SPEC_KEYS['input']}, got {_brief(repr(value))}")
+    try:
+        parsed = tuple(parse_input(text, f"model '{alias}': input") for text in texts)
+    except CostlensError as error:
+        raise _fail(path, line, str(error)) from None
+    if isinstance(value, str) and parsed[0].name is None and parsed[0].dtype is None and parsed[0].fill is None:
+        return parsed[0].shape
+    return parsed
 
 
 def _ensemble(path: str, line: int, alias: str, entry: dict) -> tuple[tuple[str, ...] | None, int]:

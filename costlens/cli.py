@@ -119,11 +119,9 @@ def _inputs_of(given: tuple[int, ...] | list[InputText] | None) -> Any:
     """What ``costlens.profile`` takes for the --input options: a shape, or positional and keyword inputs."""
     if given is None or isinstance(given, tuple):
         return given
-    from costlens.inputs import Arguments, Input
+    from costlens.inputs import from_texts
 
-    positional = tuple(Input(p.shape, p.dtype, p.fill) for p in given if p.name is None)
-    keyword = {p.name: Input(p.shape, p.dtype, p.fill) for p in given if p.name is not None}
-    return Arguments(positional, keyword) if keyword else positional
+    return from_texts(given)
 
 
 # --- the option catalog ----------------------------------------------------------

@@ -30,7 +30,7 @@ from costlens.count.values import LIMIT, remember
 from costlens.errors import InputShapeError
 from costlens.memory import readable_bytes, refuse_unless_fits
 from costlens.records import InputInfo
-from costlens.units import FILLS, check_fill, format_shape
+from costlens.units import FILLS, InputText, check_fill, format_shape
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a model can be traced in
 # each of them by name and by dtype (``trace_dtype`` finds these without parsing)
@@ -71,6 +71,16 @@ class Prepared:
     args: tuple[torch.Tensor, ...]
     kwargs: dict[str, torch.Tensor]
     infos: list[InputInfo]
+
+
+def from_texts(texts: Sequence[InputText]) -> Inputs:
+    """``--input`` options as written (``units.parse_input``) as ``inputs=``: one plain shape as
+    that shape, else each an ``Input``, named ones as keywords."""
+    if len(texts) == 1 and texts[0].name is None and texts[0].dtype is None and texts[0].fill is None:
+        return texts[0].shape
+    positional = tuple(Input(t.shape, t.dtype, t.fill) for t in texts if t.name is None)
+    keyword = {t.name: Input(t.shape, t.dtype, t.fill) for t in texts if t.name is not None}
+    return Arguments(positional, keyword) if keyword else positional
 
 
 def dtype_of(value: str | torch.dtype, argument: str) -> torch.dtype:

@@ -154,3 +154,18 @@ def test_a_bad_named_input_is_one_line_naming_it(given: str, needle: str) -> Non
     assert ran.exit_code == 2
     lines = ran.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], ran.stderr
+
+
+def test_a_budget_names_inputs_as_the_command_line_does(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from costlens.budget import BudgetFileError, check, load_budget
+
+    (tmp_path / "gates.py").write_text("from tests.test_values import Gate\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "b.toml"
+    path.write_text('rules = ["open.macs == 64", "shut.macs == 128"]\n[models]\n'  # 8·8 and 8·16
+                    'open = { import = "gates:Gate", input = ["1x8", "mask=1x8:bool:ones"] }\n'
+                    'shut = { import = "gates:Gate", input = ["1x8", "mask=1x8:bool:zeros"] }\n')
+    assert [v.passed for v in check(load_budget(path))] == [True, True]
+    path.write_text('rules = ["open.macs == 64"]\n[models]\nopen = { import = "gates:Gate", input = ["mask=1x8:boool"] }\n')
+    with pytest.raises(BudgetFileError, match=r"b.toml:3: model 'open': input mask: unknown dtype 'boool'"):
+        load_budget(path)
