@@ -140,7 +140,7 @@ def test_junit_and_github_summary(tmp_path: Path) -> None:
     ('rules = [\n  "inception:branch9.macs <= 1G",\n]\n', ":2: inception has no block 'branch9'; did you mean branch4?"),
     ('rules = [\n  "inception macs <= 1G",\n]\n', ":2: cannot read rule"),
     ('rules = [\n  "a.macs <= 1"\n', ": not valid TOML"),
-    ('[models]\nx = { zoo = "vgg16", input = "1x3xfoo" }\nrules = ["x.macs <= 1"]\n', ":2: malformed input shape"),
+    ('[models]\nx = { zoo = "vgg16", input = "1x3xfoo" }\nrules = ["x.macs <= 1"]\n', ":2: model 'x': input: malformed input shape"),
     ('[models]\nx = { import = "a.b:c" }\nrules = ["x.macs <= 1"]\n', ":2: model 'x' imports a.b:c and needs input"),
     ('limits = ["x"]\n', ":1: unknown key(s) limits"),
     ('rules = []\n', ":1: rules must be a non-empty list"),
