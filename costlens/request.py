@@ -198,13 +198,19 @@ def _named(request: Request, argument: str) -> str:
     return request.spell(argument)
 
 
+_TABLE_ARGUMENTS = tuple(dict.fromkeys(name for entry in (*PAIRS, *NEEDS) for name in entry[:2]))
+
+
 def refusal(request: Request) -> str | None:
     """Why the request's arguments do not combine, in one line; None when they do."""
+    given = {argument for argument in _TABLE_ARGUMENTS if _given(request, argument)}
+    if not given:
+        return None  # a plain forward: nothing to combine
     for first, second, why in PAIRS:
-        if _given(request, first) and _given(request, second):
+        if first in given and second in given:
             return f"{_named(request, first)} and {_named(request, second)} do not combine: {why}"
     for argument, needed, why in NEEDS:
-        if _given(request, argument) and not _given(request, needed):
+        if argument in given and needed not in given:
             return f"{_named(request, argument)} needs {request.spell(needed)}: {why}"
     return None
 
@@ -218,11 +224,11 @@ def checked(request: Request) -> Request:
     otherwise. Nothing is built or run."""
     say = request.spell
     _check_model(request)
-    batches = _batches(request.batches, say("batch"))
-    request = replace(request, batches=batches, device=_device(request.device, say("device")),
-                      dtype=_dtype(request.dtype, say("dtype")),
-                      freeze=_patterns(request.freeze, say("freeze")),
-                      freeze_until=_optional_text(request.freeze_until, say("freeze_until")))
+    plain = {"batches": _batches(request.batches, say("batch")), "device": _device(request.device, say("device")),
+             "dtype": _dtype(request.dtype, say("dtype")), "freeze": _patterns(request.freeze, say("freeze")),
+             "freeze_until": _optional_text(request.freeze_until, say("freeze_until"))}
+    if any(getattr(request, name) != value for name, value in plain.items()):
+        request = replace(request, **plain)
     for flag in ("train_mode", "train", "time", "strict"):
         if not isinstance(getattr(request, flag), bool):
             raise InputShapeError(f"{say(flag)}: expected True or False, got {getattr(request, flag)!r}")
@@ -258,7 +264,7 @@ def _check_model(request: Request) -> None:
 
 
 def _batches(batches: object, argument: str) -> tuple[int, ...]:
-    if batches is None:
+    if batches is None or batches == ():
         return ()
     values = (batches,) if not isinstance(batches, (tuple, list)) else tuple(batches)
     for value in values:
@@ -272,6 +278,8 @@ def _batches(batches: object, argument: str) -> tuple[int, ...]:
 
 
 def _device(device: object, argument: str) -> str:
+    if device == "meta":  # the usual case, without parsing it
+        return "meta"
     import torch
 
     if isinstance(device, torch.device):
@@ -299,6 +307,8 @@ def _dtype(dtype: object, argument: str) -> str:
 
 
 def _patterns(patterns: object, argument: str) -> tuple[str, ...]:
+    if patterns == ():
+        return ()
     listed = (patterns,) if isinstance(patterns, str) else patterns
     if not isinstance(listed, (tuple, list)) or not all(isinstance(p, str) and p.strip() for p in listed):
         raise InputShapeError(f"{argument}: expected module path globs like 'features.*', got {_brief(patterns)}")

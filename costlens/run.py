@@ -237,7 +237,10 @@ def _profile_of(name: str, cite: str | None, result: TraceResult, prepared: Prep
 
 def environment() -> dict[str, str]:
     """Versions that a reader of a profile needs to reproduce it."""
-    return {"costlens": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return dict(_ENVIRONMENT)
+
+
+_ENVIRONMENT = {"costlens": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 # --- a training step ---------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def _first_tensor(value: Any) -> torch.Tensor:
 
 
 def _dots(factors: Sequence[int]) -> str:
-    return "·".join(str(f) for f in factors)
+    return "·".join(map(str, factors))
 
 
 def _product(left: Sequence[int], right: Sequence[int], macs: int) -> str:

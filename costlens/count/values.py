@@ -25,8 +25,10 @@ stale (a view of the tensor may be known elsewhere), so from then on nothing is 
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -68,7 +70,7 @@ class MetaValues:
         nothing), so that ``answer`` gives its result instead of running it."""
         if func is _aten._to_copy.default:
             return kwargs.get("device", _META) not in (_META, "meta")
-        return func in _READS or torch.Tag.dynamic_output_shape in func.tags
+        return _facts(func).reads
 
     def answer(self, func: Any, args: tuple, kwargs: dict) -> Any:
         """The result of a value-reading op: computed from known values, else assumed and recorded
@@ -79,7 +81,7 @@ class MetaValues:
             result = func(*real_args, **real_kwargs)
             self._record(func, _shown(result), known=True)
             return self._back_on_meta(func, result, kwargs)
-        if torch.Tag.dynamic_output_shape in func.tags:
+        if _facts(func).dynamic:
             try:  # many calls of such an op have a static shape (indexing with integers): torch's meta kernel knows
                 return func(*args, **kwargs)
             except Exception as error:
@@ -93,13 +95,11 @@ class MetaValues:
         """Keep the values of ``out`` beside it when every tensor argument's values are known (or the
         op makes a tensor of known values from none); forget every value when an op writes into a
         known tensor with unknown ones."""
-        if not self.trusted:
-            return
-        if torch.Tag.nondeterministic_seeded in func.tags or func.overloadpacket.__name__.startswith(("empty", "new_empty")):
+        if not self.trusted or _facts(func).arbitrary:
             return
         values = self._values(args, kwargs)
         if values is None:
-            if func._schema.is_mutable and any(known(t) is not None for t in _tensors_in(args)):
+            if _facts(func).mutates and any(known(t) is not None for t in _tensors_in(args)):
                 self.trusted = False
             return
         if not _tensors_in(args) and not _tensors_in(kwargs.values()) and "device" not in kwargs:
@@ -117,8 +117,8 @@ class MetaValues:
     def _values(self, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         """``args`` and ``kwargs`` with every meta tensor replaced by its known values (and a meta
         device by cpu); None when one is not known."""
-        if not self.trusted:
-            return None
+        if not self.trusted or not all(known(t) is not None or not t.is_meta for t in _tensors_in(args)):
+            return None  # the usual op, on a tensor of unknown values, found without copying anything
         missing = False
 
         def real(value: Any) -> Any:
@@ -157,6 +157,26 @@ class MetaValues:
             raise ModelError(f"{read.where} reads a tensor's value ({read.op}), which a meta trace does not have; "
                              "counting it would assume one (strict): count with --device cpu (device='cpu')")
         self.reads.append(read)
+
+
+@dataclass(frozen=True)
+class _ValueFacts:
+    """What an op does with values, from its tags and schema (a tag lookup costs 2 µs: read once)."""
+
+    reads: bool  # returns a Python value read from a tensor, or a tensor shaped by values
+    dynamic: bool  # its output's shape depends on its inputs' values
+    arbitrary: bool  # its output's values are random or uninitialised: never known
+    mutates: bool  # writes into an argument
+
+
+@functools.cache
+def _facts(func: Any) -> _ValueFacts:
+    tags = func.tags
+    dynamic = torch.Tag.dynamic_output_shape in tags
+    return _ValueFacts(func in _READS or dynamic, dynamic,
+                       torch.Tag.nondeterministic_seeded in tags
+                       or func.overloadpacket.__name__.startswith(("empty", "new_empty")),
+                       func._schema.is_mutable)
 
 
 def _assumption(func: Any, args: tuple, kwargs: dict) -> Any:
