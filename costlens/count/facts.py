@@ -105,7 +105,7 @@ def own_tensors(module: nn.Module) -> list[tuple[torch.Tensor, bool]]:
 
 def _is_leaf(module: nn.Module) -> bool:
     """No child module (as ``children()`` sees it: registered, not None)."""
-    return all(child is None for child in module._modules.values())
+    return not any(child is not None for child in module._modules.values()) if module._modules else True
 
 
 def _element_size(tensor: torch.Tensor, dtype: torch.dtype | None) -> int:

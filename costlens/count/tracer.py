@@ -315,12 +315,13 @@ def _event(op: _OpFacts, cost: OpCost, args: tuple, kwargs: dict, out: Any) -> O
 
 
 def _tensor_bytes(values: Any) -> int:
-    """Bytes of the tensors among ``values``, one level of lists included."""
+    """Bytes of the tensors among ``values``, one level of lists included (a list holds tensors,
+    as cat's, or numbers, as a convolution's stride: its first item tells)."""
     total = 0
     for value in values:
         if isinstance(value, torch.Tensor):
             total += value.nbytes
-        elif isinstance(value, (tuple, list)):
+        elif isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
             for item in value:
                 if isinstance(item, torch.Tensor):
                     total += item.nbytes

@@ -117,7 +117,7 @@ class MetaValues:
     def _values(self, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         """``args`` and ``kwargs`` with every meta tensor replaced by its known values (and a meta
         device by cpu); None when one is not known."""
-        if not self.trusted or not all(known(t) is not None or not t.is_meta for t in _tensors_in(args)):
+        if not self.trusted or not _all_known(args):
             return None  # the usual op, on a tensor of unknown values, found without copying anything
         missing = False
 
@@ -209,6 +209,19 @@ def _where() -> str:
         if not frame.filename.startswith(_OUTSIDE):
             return f"{os.path.basename(frame.filename)}:{frame.lineno}"
     return "<unknown>"
+
+
+def _all_known(args: tuple | list) -> bool:
+    """Every meta tensor among ``args`` (one level of lists included) has known values."""
+    for value in args:
+        if isinstance(value, torch.Tensor):
+            unknown = value.is_meta and getattr(value, _VALUE, None) is None
+        else:
+            unknown = isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], torch.Tensor) \
+                and not _all_known(value)
+        if unknown:
+            return False
+    return True
 
 
 def _tensors_in(values: Any) -> list[torch.Tensor]:
