@@ -268,7 +268,8 @@ def _input_points(inputs: object, argument: str) -> list[tuple[str, Inputs]] | N
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         return [(_label(point), from_texts(point)) for point in expand_inputs(texts, argument)]
     if is_shape(inputs):
-        return [("x".join(map(str, inputs)), tuple(inputs))]  # type: ignore[arg-type]
+        shape: tuple[int, ...] = tuple(inputs)  # type: ignore[arg-type]
+        return [(format_shape(shape), shape)]
     if not isinstance(inputs, (list, tuple)) or not inputs:
         raise InputShapeError(f"{argument}: expected text like '1x3x{{112,224}}x{{same}}' or a list of points "
                               f"(each a shape or what profile takes as inputs), got {_brief(inputs)}")
@@ -315,25 +316,25 @@ def _input_axis(points: list[tuple[str, Inputs]], argument: str) -> tuple[str, l
 
 
 def _widths(widths: object, argument: str) -> list[float]:
-    listed = list(widths) if isinstance(widths, (list, tuple)) else [widths]
-    for width in listed:
+    listed: list[float] = []
+    for width in widths if isinstance(widths, (list, tuple)) else [widths]:
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) \
                 or not 0 < width <= MAX_WIDTH:
             raise InputShapeError(f"{argument}: width multipliers are numbers in (0, {MAX_WIDTH}], got {_brief(width)}")
-    repeated = next((w for i, w in enumerate(listed) if w in listed[:i]), None)
-    if repeated is not None:
-        raise InputShapeError(f"{argument}: {repeated:g} is listed twice")
-    return [float(w) for w in listed]
+        if width in listed:
+            raise InputShapeError(f"{argument}: {width:g} is listed twice")
+        listed.append(float(width))
+    return listed
 
 
 def _depths(depths: object, argument: str) -> list[int]:
-    listed = list(depths) if isinstance(depths, (list, tuple)) else [depths]
-    for depth in listed:
+    listed: list[int] = []
+    for depth in depths if isinstance(depths, (list, tuple)) else [depths]:
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise InputShapeError(f"{argument}: depths are whole numbers from 1, got {_brief(depth)}")
-    repeated = next((d for i, d in enumerate(listed) if d in listed[:i]), None)
-    if repeated is not None:
-        raise InputShapeError(f"{argument}: {repeated} is listed twice")
+        if depth in listed:
+            raise InputShapeError(f"{argument}: {depth} is listed twice")
+        listed.append(depth)
     return listed
 
 

@@ -83,7 +83,7 @@ def _whole(name: str, value: object) -> int:
     if isinstance(value, (bool, float)):
         raise ValueError(f"OpCost.{name}: expected a whole number from 0 below 10**30, got {value!r}")
     try:
-        whole = operator.index(value)
+        whole = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"OpCost.{name}: expected a whole number, got {type(value).__name__} {value!r}") from None
     if not 0 <= whole < COST_BOUND:
