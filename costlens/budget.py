@@ -17,8 +17,10 @@ The file (read with the standard library's tomllib)::
 
 A reference is ``MODEL[:BLOCK].METRIC``; the metric follows the last dot, the block
 (a dotted module path) follows the colon. Counted metrics may have absolute limits.
-Measured metrics (latency, throughput) vary between machines, so they are accepted
-only as ratios of two models measured in the same run.
+Measured metrics vary between machines, so they are accepted only as ratios of two
+models measured in the same run, and only those ``check`` measures: each model timed
+end to end (``latency_ms``, ``throughput``, ``peak_memory_bytes``), not per layer or as
+a training step.
 """
 
 from __future__ import annotations
@@ -197,6 +199,22 @@ def _metric(path: str, line: int, key: str, absolute: bool) -> None:
                                 f"compare two models in one run instead (a.{key} <= 0.5 * b.{key})")
 
 
+# The measured metrics ``check`` measures: each model is timed end to end (no per-layer replay, no
+# training step), so per-layer times, the roofline and a step's times would be read as 0 or missing.
+CHECKED_MEASURED = ("latency_ms", "throughput", "peak_memory_bytes")
+
+
+def _measurable(path: str, line: int, ref: Reference) -> None:
+    """A measured metric in a rule is one ``check`` measures, and of the whole model."""
+    if not _measured(ref):
+        return
+    if ref.metric not in CHECKED_MEASURED:
+        raise _fail(path, line, f"'{ref.metric}' is not measured by check: it times each model end to end "
+                                f"({', '.join(CHECKED_MEASURED)})")
+    if ref.block is not None:
+        raise _fail(path, line, f"'{ref}': check times whole models, not blocks: write {ref.model}.{ref.metric}")
+
+
 def _measured(ref: Reference) -> bool:
     return metrics.get(ref.metric).kind is metrics.Kind.MEASURED
 
@@ -224,6 +242,8 @@ def parse_rule(path: str, line: int, text: str) -> Rule:
             raise _fail(path, line, f"cannot read limit '{_brief(right_text)}': {error}") from None
         _metric(path, line, left.metric, absolute=False)
         _metric(path, line, right.metric, absolute=False)
+        _measurable(path, line, left)
+        _measurable(path, line, right)
         if _measured(left) != _measured(right):
             raise _fail(path, line, f"'{text}' compares a measured metric with a counted one: "
                                     "compare measured with measured (a.latency_ms <= 0.5 * b.latency_ms)")
@@ -503,6 +523,8 @@ class _Profiles:
             timed = time_counted([request for request, _ in counted.values()], [p for _, p in counted.values()])
         except CostlensError as error:
             raise _fail(self.budget.path, next(iter(first.values())).line, str(error)) from None
+        if any((profile.timing or {}).get("interrupted") for profile in timed):
+            raise KeyboardInterrupt  # a rule must not pass or fail on a measurement Ctrl-C cut short
         self.found.update(zip(first, timed))
 
     def _count(self, rule: Rule, model: str, timed: bool) -> tuple[Any, Profile]:

@@ -192,8 +192,8 @@ def _timing_options(func: Any) -> Any:
         click.option("--time", "time_it", is_flag=True, help="Also measure latency, per-layer time and the roofline."),
         click.option("--compile", "compile_it", is_flag=True, help="With --time: time the torch.compile'd model."),
         click.option("--channels-last", is_flag=True, help="With --time: channels-last memory format."),
-        click.option("--layer-time", type=click.FloatRange(min=0.001, max=60), default=0.05, show_default=True,
-                     help="With --time: seconds of runs per distinct layer."),
+        click.option("--layer-time", type=click.FloatRange(min=0.001, max=60), default=None,
+                     help="With --time: seconds of runs per distinct layer (default 0.05)."),
         click.option("--no-layers", is_flag=True, help="With --time: end-to-end time only."),
         *_device_override_options(),
     ]
@@ -239,11 +239,13 @@ def _request_of(model: str, input_shape: tuple[int, ...] | None, batch: tuple[in
     from costlens.request import Front, Request
     from costlens.timing.measure import TimingOptions
 
+    given = {"layer_time": options.pop("layer_time", None), "peak_flops": options.pop("peak_flops", None),
+             "bandwidth": options.pop("bandwidth", None), "device_file": options.pop("device_file", None)}
+    # only the options given: one left out keeps TimingOptions' default, so the request sees it as not given
     timing = TimingOptions(
         device=device or "auto", compile=options.pop("compile_it", False),
         channels_last=options.pop("channels_last", False), layers=not options.pop("no_layers", False),
-        layer_time=options.pop("layer_time", TimingOptions.layer_time), peak_flops=options.pop("peak_flops", None),
-        bandwidth=options.pop("bandwidth", None), device_file=options.pop("device_file", None))
+        **{name: value for name, value in given.items() if value is not None})
     return Request(model, _inputs_of(input_shape), batches=batch or (), device=(device or "meta") if not time_it else "meta",
                    dtype=dtype, time=time_it, timing=timing, front=Front.CLI, **options)
 
@@ -493,7 +495,8 @@ def compare_command(models: tuple[str, ...], input_shape: tuple[int, ...] | None
     }
     code = _deliver(_compare_stem([p.model for p in profiles], shape, dtype), renderers,
                     lambda src: html.comparison_page(comparison, src), None, fmt, output, save, no_save, plotlyjs)
-    return max(code, _interrupted(profiles))
+    # a saved profile cut short by Ctrl-C in its own run says so on its page; this run was not interrupted
+    return max(code, _interrupted([p for spec, p in zip(requests, profiles) if not is_saved_profile(spec)]))
 
 
 @cli.command("check")
@@ -545,8 +548,10 @@ def _interrupted(profiles: list[Any]) -> int:
 
 @cli.command("sweep")
 @click.argument("name")
-@click.option("--input", "input_text", metavar="SHAPES",
-              help="Input shapes to sweep, e.g. 1x3x{112,160,224,320,448}x{same} ({same} repeats the group before).")
+@click.option("--input", "input_texts", multiple=True, metavar="[NAME=]SHAPE[:DTYPE[:FILL]]",
+              help="Inputs as profile takes them (repeatable, named for keyword inputs); one carries the sizes to sweep "
+                   "in groups, e.g. 1x3x{112,160,224,320,448}x{same} ({same} repeats the group before it, also in a "
+                   "later input: --input input_ids=1x{32,64,128}:int64 --input attention_mask=1x{same}:int64:ones).")
 @click.option("--batch", "batch_text", metavar="N,N,...", help="Batch sizes to sweep, e.g. 1,2,4,8.")
 @click.option("--width", "width_text", metavar="W,W,...",
               help="Width multipliers to sweep (ResNet and VGG zoo models, or a factory taking width=), e.g. 0.5,1,2.")
@@ -559,7 +564,8 @@ def _interrupted(profiles: list[Any]) -> int:
 @dtype_option
 @click.option("--time", "time_it", is_flag=True, help="Also measure end-to-end latency at each point.")
 @no_save_option
-def sweep_command(name: str, input_text: str | None, batch_text: str | None, width_text: str | None,
+@debug_option
+def sweep_command(name: str, input_texts: tuple[str, ...], batch_text: str | None, width_text: str | None,
                   depth_text: str | None, fmt: str, output: str | None, plotlyjs: str | None, device: str | None,
                   dtype: str, time_it: bool, no_save: bool) -> int:
     """How NAME's cost grows with input size, batch size, width or depth: a table, the fitted
@@ -569,21 +575,21 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
     from costlens.files import report_stem
     from costlens.report import html
     from costlens.report import sweep_text as text
+    from costlens.request import Front
 
-    shapes = sweep.expand_shapes(input_text) if input_text else None
-    batches = [int(v) for v in sweep.parse_floats(batch_text, "--batch")] if batch_text else None
+    batches = sweep.parse_counts(batch_text, "--batch") if batch_text else None
     widths = sweep.parse_floats(width_text, "--width") if width_text else None
-    depths = [int(v) for v in sweep.parse_floats(depth_text, "--depth")] if depth_text else None
+    depths = sweep.parse_counts(depth_text, "--depth", "18,34,50") if depth_text else None
     timing: Any = False
     if time_it:
-        if device == "meta":
-            raise click.UsageError("--time needs a real device: --device auto, cpu or cuda")
         from costlens.timing.measure import TimingOptions
 
-        timing = TimingOptions(device=device or "auto")
-    result = sweep.sweep(name, inputs=shapes, batches=batches, widths=widths, depths=depths, dtype=dtype,
-                         timing=timing, progress=None)
-    stem = f"sweep-{report_stem(result.model)}-{_sweep_suffix(result.variable)}"
+        timing = TimingOptions(device=device or "auto", layers=False)
+    _settle_process()
+    with _model_output_to_stderr():
+        result = sweep.sweep(name, inputs=list(input_texts) or None, batches=batches, widths=widths, depths=depths,
+                             dtype=dtype, device=device or "meta", timing=timing, progress=None, front=Front.CLI)
+    stem = f"sweep-{report_stem(result.model)}-{result.swept}"
     renderers = {"table": lambda: text.table(result), "markdown": lambda: text.markdown(result),
                  "csv": lambda: text.csv(result), "json": result.to_json}
     code = _deliver(stem, renderers, lambda src: html.sweep_page(result, src), result.to_json, fmt, output, None,
@@ -592,11 +598,6 @@ def sweep_command(name: str, input_text: str | None, batch_text: str | None, wid
         click.echo("costlens: interrupted: the points profiled before Ctrl-C are in the output", err=True)
         return 130
     return code
-
-
-def _sweep_suffix(variable: str) -> str:
-    """'input', 'batch', 'width' or 'depth': sweeps of one model over different knobs keep their files apart."""
-    return "input" if variable.startswith("pixels") else variable
 
 
 @cli.command("whatif")
@@ -708,6 +709,7 @@ def _whatif_comparison(original: Any, rewritten: Any, input_shape: tuple[int, ..
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output here instead of stdout.")
 @_device_overrides
+@debug_option
 def device_command(device: str, recalibrate: bool, fmt: str, output: str | None, peak_flops: float | None,
                    bandwidth: float | None, device_file: str | None) -> int:
     """The device's name, calibrated peak FLOP/s per dtype and memory bandwidth (cached per machine)."""

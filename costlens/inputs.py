@@ -109,19 +109,19 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _is_shape(value: object) -> bool:
+def is_shape(value: object) -> bool:
     return isinstance(value, (tuple, list, torch.Size)) and len(value) > 0 and all(
         isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 def _is_pair(value: object) -> bool:
-    return (isinstance(value, (tuple, list)) and len(value) == 2 and _is_shape(value[0])
+    return (isinstance(value, (tuple, list)) and len(value) == 2 and is_shape(value[0])
             and isinstance(value[1], (str, torch.dtype)))
 
 
 def _as_spec(value: object, argument: str) -> InputSpec:
     """One input: a shape, a tensor or an Input (pairs become Inputs)."""
-    if isinstance(value, (torch.Tensor, Input)) or _is_shape(value):
+    if isinstance(value, (torch.Tensor, Input)) or is_shape(value):
         return value  # type: ignore[return-value]
     if _is_pair(value):
         pair: Any = value
@@ -150,7 +150,7 @@ def split(inputs: Inputs, argument: str) -> tuple[list[InputSpec], dict[str, Inp
         if bad:
             raise InputShapeError(f"{argument}: keyword input names must be identifiers, got {bad[0]!r}")
         return [], {k: _as_spec(v, f"{argument}[{k!r}]") for k, v in inputs.items()}
-    if isinstance(inputs, (torch.Tensor, Input)) or _is_shape(inputs) or _is_pair(inputs):
+    if isinstance(inputs, (torch.Tensor, Input)) or is_shape(inputs) or _is_pair(inputs):
         return [_as_spec(inputs, argument)], {}
     if isinstance(inputs, (tuple, list)) and inputs:
         return [_as_spec(v, f"{argument}[{i}]") for i, v in enumerate(inputs)], {}
@@ -242,7 +242,7 @@ def _plan(spec: InputSpec, argument: str, batch: int | None, dtype: torch.dtype)
         return _Planned(argument, spec, tuple(spec.shape), spec.dtype)
     shape, want = (spec.shape, spec.dtype) if isinstance(spec, Input) else (spec, None)
     shape = tuple(shape)
-    if not _is_shape(shape) or any(s < 1 for s in shape):
+    if not is_shape(shape) or any(s < 1 for s in shape):
         raise InputShapeError(f"{argument}: shape {_brief(shape)} must be positive sizes, like (1, 3, 224, 224)")
     if batch is not None:
         shape = (batch,) + shape[1:]

@@ -107,6 +107,45 @@ def user_code(what: str) -> Iterator[None]:
             os._exit, os.abort = _REAL_EXIT, _REAL_ABORT
 
 
+@contextmanager
+def contained(what: str, failed: str) -> Iterator[None]:
+    """``user_code``, and an ``Exception`` from the block too becomes a one-line ``ModelError``: for
+    costlens's own steps that run user code deep inside (timing a forward, a training step).
+    It says where the exception was raised when that is outside torch and costlens (the model's
+    file and line): then ``what`` raised it; else ``failed``, the step, names no culprit.
+    Costlens's own errors, ``RecursionError`` (callers word it) and Ctrl-C pass through."""
+    try:
+        with user_code(what):
+            yield
+    except (CostlensError, RecursionError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        at = raised_at(error)
+        if at is not None:
+            raise ModelError(f"{what} {ended(error)} ({at})") from error
+        raise ModelError(f"{failed}: {type(error).__name__}: {first_line(error)}") from error
+
+
+def raised_at(error: BaseException) -> str | None:
+    """'model.py:14': the innermost frame of ``error``'s traceback outside torch, costlens (its zoo
+    aside: those are models) and Python's standard library; None when every frame is theirs."""
+    import sysconfig
+    import traceback
+
+    import torch
+
+    import costlens
+
+    theirs = tuple(os.path.join(os.path.realpath(os.path.dirname(module.__file__ or "")), "") for module in (torch, costlens))
+    stdlib = os.path.join(os.path.realpath(sysconfig.get_paths()["stdlib"]), "")
+    zoo = os.path.join(theirs[1], "zoo", "")
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        path = os.path.realpath(frame.filename)
+        if path.startswith(zoo) or not (path.startswith(theirs) or path.startswith(stdlib) or frame.filename.startswith("<")):
+            return f"{os.path.basename(frame.filename)}:{frame.lineno}"
+    return None
+
+
 def _importable_cwd() -> None:
     """Let ``pkg.module`` be found in the current directory, after the installed packages,
     so a stray ``pandas.py`` there cannot shadow a library costlens or the model imports."""

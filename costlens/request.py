@@ -14,6 +14,7 @@ door the request came through spells them (``Front``): ``train_mode`` in Python,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
@@ -156,6 +157,10 @@ PAIRS: tuple[tuple[str, str, str], ...] = (
     ("train", "channels_last", "a training step is timed in the default memory format"),
     ("train", "batches", "a training step is timed at one batch size"),
     ("ensemble", "batches", "an ensemble is timed at one batch size"),
+    # The timed forward runs in eval mode (costlens/timing/measure.py builds every model with .eval()):
+    # its figures would belong to another forward than the one counted.
+    ("train_mode", "time", "the forward is timed in eval mode, and its figures would not be those of the "
+                           "training-mode forward counted: time it without train mode"),
 )
 # Arguments that mean nothing without another one.
 NEEDS: tuple[tuple[str, str, str], ...] = (
@@ -224,9 +229,10 @@ def checked(request: Request) -> Request:
     otherwise. Nothing is built or run."""
     say = request.spell
     _check_model(request)
-    plain = {"batches": _batches(request.batches, say("batch")), "device": _device(request.device, say("device")),
-             "dtype": _dtype(request.dtype, say("dtype")), "freeze": _patterns(request.freeze, say("freeze")),
-             "freeze_until": _optional_text(request.freeze_until, say("freeze_until"))}
+    plain: dict[str, Any] = {
+        "batches": batch_sizes(request.batches, say("batch")), "device": _device(request.device, say("device")),
+        "dtype": _dtype(request.dtype, say("dtype")), "freeze": _patterns(request.freeze, say("freeze")),
+        "freeze_until": _optional_text(request.freeze_until, say("freeze_until"))}
     if any(getattr(request, name) != value for name, value in plain.items()):
         request = replace(request, **plain)
     for flag in ("train_mode", "train", "time", "strict"):
@@ -248,7 +254,39 @@ def checked(request: Request) -> Request:
     if request.time and request.timing.device == "meta":
         raise InputShapeError(f"{say('time')} needs a real device: {say('device')} auto, cpu or cuda "
                               "(meta has no arithmetic)")
+    _check_tensors(request)
     return request
+
+
+def _check_tensors(request: Request) -> None:
+    """Tensors the user gave (inputs, a module's weights) that cannot serve the request: sparse
+    inputs, and tensors on the meta device where real values are needed (a real device, timing)."""
+    import torch
+    from torch import nn
+
+    from costlens.inputs import split
+
+    real = [where for where, needed in ((f"{request.spell('device')} {request.device}", request.device != "meta"),
+                                        (request.spell("time"), request.time)) if needed]
+    if isinstance(request.model, nn.Module) and real and any(
+            t.is_meta for t in itertools.chain(request.model.parameters(), request.model.buffers())):
+        raise ModelError(f"{request.label()} has weights on the meta device, and {real[0]} needs real ones: count it "
+                         "on meta, or give a model with real weights")
+    if request.inputs is None:
+        return
+    positional, keyword = split(request.inputs, request.spell("inputs"))
+    named = [*((f"{request.spell('inputs')}[{i}]" if len(positional) > 1 else request.spell("inputs"), spec)
+               for i, spec in enumerate(positional)), *((f"{request.spell('inputs')}[{k!r}]", spec)
+                                                        for k, spec in keyword.items())]
+    for argument, spec in named:
+        if not isinstance(spec, torch.Tensor):
+            continue
+        if spec.layout != torch.strided:
+            raise InputShapeError(f"{argument}: a {str(spec.layout).removeprefix('torch.')} tensor is not an input "
+                                  "costlens can trace: give a dense tensor (.to_dense()) or its shape")
+        if spec.is_meta and real:
+            raise InputShapeError(f"{argument}: a tensor on the meta device has no values, and {real[0]} needs "
+                                  "them: give its shape or a real tensor")
 
 
 def _check_model(request: Request) -> None:
@@ -263,7 +301,9 @@ def _check_model(request: Request) -> None:
                          f"got {_brief(request.model)}")
 
 
-def _batches(batches: object, argument: str) -> tuple[int, ...]:
+def batch_sizes(batches: object, argument: str) -> tuple[int, ...]:
+    """Batch sizes as a tuple: whole numbers from 1 to ``MAX_BATCH``, none twice (each is timed
+    once, and measured memory depends on what ran before); an ``InputShapeError`` naming ``argument``."""
     if batches is None or batches == ():
         return ()
     values = (batches,) if not isinstance(batches, (tuple, list)) else tuple(batches)

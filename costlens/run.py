@@ -28,10 +28,10 @@ from costlens import __version__, memory
 from costlens.count.formulas import CONVENTION, Handler
 from costlens.count.metabuild import building_on_meta
 from costlens.count.tracer import TraceResult, trace
-from costlens.errors import CostlensError, CostlensWarning, InputShapeError, ModelError
+from costlens.errors import CostlensError, CostlensWarning, InputShapeError, ModelError, UnknownModelError
 from costlens.inputs import Inputs, Prepared, input_bytes, prepare
 from costlens.metrics import catalogue
-from costlens.models import resolve, user_code
+from costlens.models import contained, resolve, user_code
 from costlens.records import LayerCost, Profile, Uncounted
 from costlens.request import Request, checked
 from costlens.zoo.registry import NamedModel
@@ -77,9 +77,6 @@ def _forward(request: Request) -> Profile:
     if device.type != "meta":
         input_bytes(inputs, batch=request.batch, device=device, dtype=dtype, argument=argument)  # inputs alone first
         _refuse_unless_forward_fits(request, named, given, inputs)
-    if given is not None and device.type != "meta" and any(t.is_meta for t in (*given.parameters(), *given.buffers())):
-        raise ModelError(f"{named.name} has weights on the meta device: count it on meta, or give a model "
-                         f"with real weights to count on {device.type}")
     with memory.capped(device):
         net = given if given is not None else build(named, device)
         prepared = prepare(inputs, batch=request.batch, device=device, dtype=dtype, argument=argument)
@@ -258,7 +255,10 @@ def _training_step(request: Request) -> Profile:
     order: list[str] = []
     if request.freeze_until is not None:
         order = list(dict.fromkeys(layer.path for layer in _forward(forward).layers))
-    names = training.frozen_parameters(net, request.freeze, request.freeze_until, order)
+    if not any(True for _ in net.parameters()):
+        raise ModelError(f"{named.name} has no parameters: a training step would update nothing "
+                         "(profile its forward instead)")
+    names = training.frozen_parameters(net, request.freeze, request.freeze_until, order, _freeze_arguments(request))
     dtype, optimizer = getattr(torch, request.dtype), request.optimizer or "sgd"
     prepared = prepare(inputs, batch=request.batch, device=_META, dtype=dtype,
                        argument=request.spell("inputs"))
@@ -282,15 +282,26 @@ def _ensemble(request: Request) -> Profile:
     from costlens import ensemble
 
     members, crops = request.members, request.crops or 1
-    inputs = request.inputs if request.inputs is not None else resolve(members[0]).input
+    named = _members(request)
+    inputs = request.inputs if request.inputs is not None else named[0].input
     if inputs is None:
         raise InputShapeError(f"{members[0]} has no default input: give one")
     images = request.batch or ensemble.images(inputs)
     device = torch.device(request.device)
-    module = ensemble.Ensemble([build(resolve(member), device) for member in members], crops)
+    module = ensemble.Ensemble([build(member, device) for member in named], crops)
     counted = _forward(replace(request, model=module, inputs=inputs, batches=(images * crops,), ensemble=None,
                                crops=None, time=False, name=ensemble.label(members, crops)))
     return replace(counted, citation=ensemble.described(members, crops))
+
+
+def _members(request: Request) -> list[NamedModel]:
+    """The ensemble's members resolved; a member name that is not a model names the argument it came in."""
+    try:
+        return [resolve(member) for member in request.members]
+    except UnknownModelError as error:
+        if isinstance(request.ensemble, tuple) and request.ensemble != (request.model,) * len(request.ensemble):
+            raise UnknownModelError(f"{request.spell('ensemble')}: {error}") from error
+        raise
 
 
 # --- timing --------------------------------------------------------------------------------------
@@ -310,11 +321,12 @@ def time_counted(requests: Sequence[Request], counted: Sequence[Profile]) -> lis
         options = replace(first.timing, batches=first.batches)
         if any(request.grouped for request in requests):
             options = replace(options, batches=(), layers=False)  # every member's layers would take minutes
+        names = ", ".join(job.counted.model for job in jobs)
         try:
-            with user_code("the model's code, while it was timed,"):
+            with contained("the model's code, while it was timed,", f"timing {names} failed"):
                 timed_forwards = time_profiles(jobs, options)
         except RecursionError as error:
-            raise _too_deep(", ".join(job.counted.model for job in jobs), error) from error
+            raise _too_deep(names, error) from error
     forwards = iter(timed_forwards)
     return [_timed_step(request, profile) if i in steps else next(forwards)
             for i, (request, profile) in enumerate(zip(requests, counted))]
@@ -330,7 +342,7 @@ def _real_builder(request: Request) -> Callable[[torch.device], nn.Module]:
     if request.grouped:
         from costlens.ensemble import Ensemble
 
-        members = [resolve(member) for member in request.members]
+        members = _members(request)
         return lambda device: Ensemble([build(member, device) for member in members], request.crops or 1)
     if isinstance(request.model, nn.Module):
         module = request.model
@@ -352,12 +364,21 @@ def _timed_step(request: Request, counted: Profile) -> Profile:
     memory.refuse_unless_run_fits(counted, where, f"one training step of {counted.model} cannot run on {where.type}")
     batch = counted.input_shape[0] if counted.input_shape else 1
     frozen = _frozen_names(request, counted)
-    with user_code("the model's code, while its training step was timed,"):
-        times = time_step(_real_builder(request), _timed_inputs(request), batch=batch, device=where,
-                          dtype=getattr(torch, counted.dtype), optimizer=request.optimizer or "sgd", frozen=frozen)
+    timing: dict[str, Any] = {"step": None, "timed_on": str(where), "dtype": counted.dtype,
+                              "optimizer": request.optimizer or "sgd", "threads": torch.get_num_threads(),
+                              "torch": torch.__version__, "interrupted": False}
+    try:
+        with contained("the model's code, while its training step was timed,",
+                       f"timing the training step of {counted.model} failed"):
+            times = time_step(_real_builder(request), _timed_inputs(request), batch=batch, device=where,
+                              dtype=getattr(torch, counted.dtype), optimizer=request.optimizer or "sgd", frozen=frozen)
+    except KeyboardInterrupt:  # Ctrl-C before a step was measured: the count stands, said to be cut short
+        return replace(counted, timing={**timing, "interrupted": True})
+    except RecursionError as error:
+        raise _too_deep(counted.model, error) from error
+    step = times.to_dict()
     totals = {**counted.totals, **times.totals()}
-    timing = {"step": times.to_dict(), "timed_on": str(where), "dtype": counted.dtype,
-              "optimizer": request.optimizer or "sgd", "threads": torch.get_num_threads(), "torch": torch.__version__}
+    timing.update(step=step, interrupted=bool(step.get("interrupted")))  # cut short after whole rounds: kept
     return replace(counted, totals={m.key: totals[m.key] for m in catalogue() if m.key in totals}, timing=timing)
 
 
@@ -370,7 +391,11 @@ def _frozen_names(request: Request, counted: Profile) -> set[str]:
     named, given = model_of(request)
     net = given if given is not None else build(named, _META)
     order = list(dict.fromkeys(layer.path for layer in counted.layers))
-    return training.frozen_parameters(net, request.freeze, request.freeze_until, order)
+    return training.frozen_parameters(net, request.freeze, request.freeze_until, order, _freeze_arguments(request))
+
+
+def _freeze_arguments(request: Request) -> tuple[str, str]:
+    return request.spell("freeze"), request.spell("freeze_until")
 
 
 # --- errors ---------------------------------------------------------------------------------------

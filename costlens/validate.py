@@ -244,9 +244,90 @@ def _device(value: object) -> None:
     _sane(_dict(value, "an object"))
 
 
-def _timing(value: object) -> None:
+def _object_or_null(value: object) -> None:
     if value is not None:
         _sane(_dict(value, "an object or null"))
+
+
+def _optional(check: Check) -> Check:
+    """``check``, or null."""
+    return lambda value: None if value is None else check(value)
+
+
+def _rate(value: object) -> None:
+    """A peak or a bandwidth: at least 1 per second (a roofline divides by it), finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < INTEGER_BOUND:
+        _fail(f"a number of at least 1 (per second) below {INTEGER_BOUND_TEXT}", value)
+
+
+def _peaks(value: object) -> None:
+    peaks = _dict(value, "an object of dtype -> FLOP/s")
+    if not peaks:
+        _fail("an object of dtype -> FLOP/s with at least one dtype", value)
+    _each_value(peaks, _rate)
+
+
+# The timing block (costlens/timing/measure.py ``_timing_facts``, run.py ``_timed_step``): the fields
+# the reports read are checked; what timing adds beside them is plain JSON.
+DEVICE_FIELDS: dict[str, Check] = {"type": _string, "name": _string, "peak_flops": _peaks, "bandwidth": _rate,
+                                   "source": _string, "threads": _positive}
+STATS_FIELDS: dict[str, Check] = {"median_ms": _number, "iqr_ms": _number, "min_ms": _number, "runs": _positive}
+
+
+def _device_facts(value: object) -> None:
+    _record(value, DEVICE_FIELDS, "the device's facts: an object with type, name, peak_flops, bandwidth, source "
+                                  "and threads")
+
+
+def _stats(value: object) -> None:
+    _record(value, STATS_FIELDS, "timed figures: an object with median_ms, iqr_ms, min_ms and runs")
+
+
+def _timed_batch(value: object) -> None:
+    """One batch size: its figures, or the reason it has none."""
+    optional = {"throughput": _optional(_number), "peak_memory_bytes": _optional(_count),
+                "compile_s": _optional(_number), "error": _optional_string,
+                **{key: _optional(check) for key, check in STATS_FIELDS.items()}}
+    entry = _record(value, {"batch": _positive}, "a batch size's timing: an object with batch and its figures",
+                    optional)
+    if entry.get("median_ms") is not None:  # measured: the figures a table shows beside the median
+        for key in ("iqr_ms", "min_ms", "runs", "throughput"):
+            if entry.get(key) is None:
+                _fail("a number (the batch size was measured)", entry.get(key, _MISSING), key)
+
+
+def _layer_timing(value: object) -> None:
+    _record(value, {}, "how layers were timed: an object", {
+        "sum_ms": _optional(_number), "end_to_end_ms": _optional(_number), "timed_calls": _optional(_count),
+        "distinct_computations": _optional(_count), "leaf_calls": _optional(_count), "method": _optional_string,
+        "error": _optional_string})
+
+
+def _step(value: object) -> None:
+    _record(value, {"forward": _stats, "forward_backward": _stats, "step": _stats, "batch": _positive},
+            "a timed training step: an object with forward, forward_backward, step and batch")
+
+
+COMMON_TIMING_FIELDS: dict[str, Check] = {"dtype": _string, "threads": _positive, "interrupted": _boolean,
+                                          "compile": _boolean, "channels_last": _boolean, "torch": _string}
+FORWARD_TIMING_FIELDS: dict[str, Check] = {
+    "batches": lambda value: _each(_list(value, "a list of batch sizes' timings"), _timed_batch),
+    "device": _optional(_device_facts),  # null: nothing needed the device's peaks (no layers, no roofline)
+    "layers": _optional(_layer_timing),
+}
+
+
+def _timing(value: object) -> None:
+    """Null, a training step's timing (``step``), or a forward's (``batches`` and the ``device``)."""
+    if value is None:
+        return
+    timing = _dict(value, "an object or null")
+    if "step" in timing:
+        _record(timing, {"step": _optional(_step), "timed_on": _string}, "a training step's timing",
+                {**COMMON_TIMING_FIELDS, "optimizer": _string})
+    else:
+        _record(timing, {"batches": FORWARD_TIMING_FIELDS["batches"], "device": FORWARD_TIMING_FIELDS["device"]},
+                "a forward's timing", {**COMMON_TIMING_FIELDS, **FORWARD_TIMING_FIELDS})
 
 
 Check = Callable[[Any], None]
@@ -396,7 +477,7 @@ OPTIONAL_TOP_FIELDS: dict[str, Check] = {
     "uncounted": _uncounted,
     "flops_by_op": _op_counts,
     "timing": _timing,
-    "crosscheck": _timing,  # an object or null, plain JSON
+    "crosscheck": _object_or_null,  # plain JSON
     "value_reads": _value_reads,
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -153,3 +154,160 @@ def control_names() -> nn.Module:
     model = nn.Sequential()
     model.add_module(CONTROL_NAME, nn.Conv2d(3, 4, 3))
     return model
+
+
+# --- User code that fails or is interrupted while timed (issue 22) -------------------------------
+
+
+def tiny() -> nn.Module:
+    """A conv on 3x8x8 inputs: a model that behaves, beside the others."""
+    return nn.Conv2d(3, 4, 3)
+
+
+class _OnRealCalls(nn.Module):
+    """A conv whose forward calls ``action(x, calls)`` on real tensors (the meta count never does)."""
+
+    def __init__(self, action: Callable[[torch.Tensor, int], None]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.action, self.calls = action, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            self.calls += 1
+            self.action(x, self.calls)
+        return self.conv(x)
+
+
+def _raise_after_ten(x: torch.Tensor, calls: int) -> None:
+    if calls > 10:
+        raise RuntimeError(f"boom on real call {calls}")
+
+
+def raises_after_warm_up() -> nn.Module:
+    """Its 11th real forward raises: past the warm-up, while it is timed."""
+    return _OnRealCalls(_raise_after_ten)
+
+
+def _interrupt_at_batch_2(x: torch.Tensor, calls: int) -> None:
+    if x.shape[0] == 2:
+        raise KeyboardInterrupt  # what Ctrl-C raises, at a known moment
+
+
+def interrupts_at_batch_2() -> nn.Module:
+    """Ctrl-C while batch 2 is timed, batch 1 measured already."""
+    return _OnRealCalls(_interrupt_at_batch_2)
+
+
+def _interrupt_now(x: torch.Tensor, calls: int) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupts_on_real_tensors() -> nn.Module:
+    """Counts on meta; Ctrl-C as soon as it runs for real (timing)."""
+    return _OnRealCalls(_interrupt_now)
+
+
+def _raise_when_trained(x: torch.Tensor, calls: int) -> None:
+    if torch.is_grad_enabled():
+        raise RuntimeError("boom in a training step")
+
+
+def raises_when_trained() -> nn.Module:
+    """Counts a training step on meta; raises when the step is timed for real."""
+    return _OnRealCalls(_raise_when_trained)
+
+
+def _sleep_when_trained(x: torch.Tensor, calls: int) -> None:
+    if torch.is_grad_enabled():
+        _sleep()
+
+
+def sleeps_when_trained() -> nn.Module:
+    """Counts a training step on meta; sleeps when the step is timed for real: for Ctrl-C then."""
+    return _OnRealCalls(_sleep_when_trained)
+
+
+class _Doubles(nn.Module):
+    def __init__(self, parent: _ReplayedAlone) -> None:
+        super().__init__()
+        self.parent = [parent]  # a list: not registered as a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta" and not self.parent[0].inside:
+            raise RuntimeError("leaf boom: called outside its model")
+        return x * 2
+
+
+class _ReplayedAlone(nn.Module):
+    """A leaf that raises when called alone, as per-layer replay calls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.twice = _Doubles(self)
+        self.inside = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inside = True
+        try:
+            return self.twice(self.conv(x))
+        finally:
+            self.inside = False
+
+
+def leaf_raises_when_replayed() -> nn.Module:
+    return _ReplayedAlone()
+
+
+def conv3d() -> nn.Module:
+    """A 3-D convolution: 5-D weights and inputs (1x3x4x8x8)."""
+    return nn.Conv3d(3, 4, 3)
+
+
+def no_parameters() -> nn.Module:
+    return nn.Sequential(nn.ReLU())
+
+
+def named_activations() -> nn.Module:
+    """Convolutions and activations named act1, act2: 'act*' matches only modules without parameters."""
+    return nn.Sequential(OrderedDict([("conv1", nn.Conv2d(3, 4, 3)), ("act1", nn.ReLU()),
+                                      ("conv2", nn.Conv2d(4, 4, 3)), ("act2", nn.ReLU())]))
+
+
+class _Printing(nn.Module):
+    def __init__(self, width: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, max(1, round(4 * width)), 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        print("forward says hello")
+        return self.conv(x)
+
+
+def prints_at_width(width: float = 1.0) -> nn.Module:
+    print("factory says hello")
+    return _Printing(width)
+
+
+def exits_at_width(width: float = 1.0) -> nn.Module:
+    os._exit(0)
+
+
+def raises_at_width(width: float = 1.0) -> nn.Module:
+    raise ValueError(f"no model at width {width}")
+
+
+class _Flat(nn.Module):
+    """A linear layer on 2-D inputs (batch x 16)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def flat() -> nn.Module:
+    return _Flat()

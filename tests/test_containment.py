@@ -77,10 +77,11 @@ class Fan(nn.Module):
 
 
 class ValueReadingFan(Fan):
-    """A Fan whose forward reads a value first, so it cannot be counted on meta beforehand."""
+    """A Fan whose forward reads its input's values with tolist(), which no meta trace can answer
+    (count/values.py), so it cannot be counted on meta beforehand."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.sum().item() > float("inf"):
+        if x[0, 0, 0, :1].tolist() == [float("inf")]:
             raise AssertionError("never")
         return super().forward(x)
 

@@ -746,3 +746,211 @@ def test_the_fork_server_matches_a_fresh_interpreter(costlens: Run, work: Path) 
 def test_a_failing_profile_command_writes_nothing(costlens: Run, work: Path, args: list[str]) -> None:
     done = costlens("profile", "conv5x5", *args)
     refused_leaving_nothing(done, "", work, {})
+
+
+# --- 8. the surface added since (issue 22): timing, training, ensembles, sweeps, budgets -----------
+# Timed cases give the device's peaks (no calibration) and time end to end only, on tiny models.
+
+TIMED = ("--time", "--device", "cpu", "--peak-flops", "100G", "--bandwidth", "10G")
+TINY = ("--input", "1x3x8x8")
+# Timed alone, a model is run until the spread of its median is small (up to 10 s): a 64x64 input
+# is slow enough (about 0.1 ms) that Python's overhead does not make it noisy, and quick to get there.
+STEADY = ("--input", "1x3x64x64")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    ([f"{EVIL}:raises_after_warm_up", *TINY, *TIMED, "--no-layers"], "raised RuntimeError: boom on real call 11"),
+    ([f"{EVIL}:raises_when_trained", *TINY, "--train", "--time", "--device", "cpu"],
+     "raised RuntimeError: boom in a training step"),
+], ids=["forward-after-warm-up", "training-step"])
+def test_user_code_raising_while_timed_is_one_line(costlens: Run, work: Path, args: list[str], needle: str) -> None:
+    refused_leaving_nothing(costlens("profile", *args), needle, work, {})
+
+
+def test_a_budget_whose_model_raises_while_timed_names_its_rule(costlens: Run, work: Path) -> None:
+    before = _budget(work, f"""
+        [models]
+        bad = {{ import = "{EVIL}:raises_after_warm_up", input = "1x3x8x8" }}
+        good = {{ import = "{EVIL}:tiny", input = "1x3x8x8" }}
+        rules = ["bad.latency_ms <= 2 * good.latency_ms"]
+    """)
+    refused_leaving_nothing(costlens("check", "budget.toml"), "budget.toml:4: ", work, before)
+    assert "boom on real call" in (work.parent / "stderr").read_text()
+
+
+@pytest.mark.parametrize(("models", "args", "needle"), [
+    # the timing branch replays every leaf but this one and keeps the end-to-end figures (exit 0, the
+    # leaf named); without it the run stops at the leaf: either way one line, never exit 3. Compared
+    # with a tiny model: two models are timed in a fixed number of interleaved rounds.
+    (["leaf_raises_when_replayed", "tiny"], [*TINY, "--layer-time", "0.01"], "leaf boom"),
+    # channels-last of 5-D weights: the timing branch converts them (channels_last_3d); before it, a
+    # one-line error that names no user code (torch raised it)
+    (["conv3d"], ["--input", "1x3x4x8x8", "--no-layers", "--channels-last"], "rank 4"),
+], ids=["leaf-in-replay", "channels-last-3d"])
+def test_timing_failures_are_one_line_or_reported(costlens: Run, work: Path, models: list[str], args: list[str],
+                                                  needle: str) -> None:
+    command = "compare" if len(models) > 1 else "profile"
+    done = costlens(command, *(f"{EVIL}:{model}" for model in models), *TIMED, *args, "--no-save")
+    assert done.rc in (0, 2), done
+    if done.rc == 2:
+        refused(done, needle)
+    else:
+        assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["profile", "lenet5"], ["compare", "lenet5"]])
+def test_an_ensemble_member_that_is_a_digit_elsewhere_is_an_unknown_model(costlens: Run, work: Path,
+                                                                          command: list[str]) -> None:
+    # '²'.isdigit() is True and int('²') fails: it is a member's name, and no model has it
+    refused_leaving_nothing(costlens(*command, "--ensemble", "²", "--no-save"), "--ensemble: unknown model '²'", work, {})
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["lenet5", "--batch", "1,inf"], "--batch: 'inf' is not a whole number"),
+    (["lenet5", "--batch", "1,nan"], "--batch: 'nan' is not a whole number"),
+    (["lenet5", "--batch", "1.5,2.5"], "--batch: '1.5' is not a whole number"),  # not rounded to 1,2
+    (["lenet5", "--batch", "2,2"], "--batch: 2 is listed twice"),
+    (["resnet18", "--depth", "18,nan"], "--depth: 'nan' is not a whole number"),
+    (["resnet18", "--depth", "18,34.7"], "--depth: '34.7' is not a whole number"),  # not rounded to 34
+    (["resnet18", "--width", "0.5,inf"], "--width: 'inf' is not a finite number"),
+    (["resnet18", "--width", "0.5,nan"], "--width: 'nan' is not a finite number"),
+    (["conv5x5", "--input", "1x192x{14,28}x{same}", "--input", "{1,2}x3"], "one input carries the swept sizes"),
+    ([f"{EVIL}:raises_at_width", "--width", "0.5,1", *TINY], "ValueError: no model at width 0.5"),
+    ([f"{EVIL}:exits_at_width", "--width", "0.5,1", *TINY], "called os._exit(0); user code cannot end a costlens run"),
+], ids=["batch-inf", "batch-nan", "batch-fractions", "batch-twice", "depth-nan", "depth-fraction", "width-inf",
+        "width-nan", "two-swept-inputs", "width-factory-raises", "width-factory-exits"])
+def test_bad_sweeps_are_refused_before_the_first_point(costlens: Run, work: Path, args: list[str], needle: str) -> None:
+    refused_leaving_nothing(costlens("sweep", *args, "--no-save"), needle, work, {})
+
+
+def test_a_sweep_sends_the_models_prints_to_stderr(costlens: Run, work: Path) -> None:
+    done = costlens("sweep", f"{EVIL}:prints_at_width", "--width", "0.5,1", *TINY, "--format", "json", "--no-save")
+    assert done.rc == 0, done
+    assert [p["label"] for p in json.loads(done.stdout)["points"]] == ["width 0.5", "width 1"]
+    assert "factory says hello" in done.stderr and "forward says hello" in done.stderr
+
+
+def test_a_sweep_over_a_2d_input_fits_against_the_size_that_changes(costlens: Run, work: Path) -> None:
+    done = costlens("sweep", f"{EVIL}:flat", "--input", "{1,2}x16", "--format", "json", "--no-save")
+    assert done.rc == 0, done
+    result = json.loads(done.stdout)
+    assert result["variable"] == "input size (dim 0)" and [p["x"] for p in result["points"]] == [1.0, 2.0]
+    # Linear(16, 8) on n rows: n·16·8 MACs, 128 then 256: exponent 1
+    assert [p["totals"]["macs"] for p in result["points"]] == [128, 256]
+    assert result["fits"]["macs"]["exponent"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("command", "extra"), [
+    (["device", "--peak-flops", "100G", "--bandwidth", "10G"], []), (["sweep", "conv5x5", "--batch", "1,2"], ["--no-save"]),
+])
+def test_every_command_takes_debug_after_its_name(costlens: Run, work: Path, command: list[str], extra: list[str]) -> None:
+    done = costlens(*command[:1], "--debug", *command[1:], *extra)
+    assert done.rc == 0, done
+
+
+# Ctrl-C: what was measured is written and the exit is 130 with "interrupted"; a saved profile that
+# was interrupted in its own run does not make this run exit 130. Models raise KeyboardInterrupt
+# themselves (what Ctrl-C raises) at a known moment, or sleep to be sent SIGINT.
+
+def _timing_of(profile: dict[str, Any]) -> list[tuple[int, bool]]:
+    return [(b["batch"], b.get("median_ms") is not None) for b in profile["timing"]["batches"]]
+
+
+def test_ctrl_c_during_the_second_batch_size_of_a_timed_compare(costlens: Run, work: Path) -> None:
+    done = costlens("compare", f"{EVIL}:interrupts_at_batch_2", f"{EVIL}:tiny", *TINY, "--batch", "1,2", *TIMED,
+                    "--no-layers", "--format", "json")
+    assert done.rc == 130, done
+    assert done.stderr.strip() == "costlens: interrupted: what was measured before Ctrl-C is in the output"
+    first, second = json.loads(done.stdout)["profiles"]
+    assert _timing_of(first)[0] == (1, True) and _timing_of(second)[0] == (1, True)
+    assert first["timing"]["interrupted"] and (2, True) not in _timing_of(first)
+
+
+def test_ctrl_c_while_check_times_its_models_is_130_not_a_verdict(costlens: Run, work: Path) -> None:
+    before = _budget(work, f"""
+        [models]
+        cut = {{ import = "{EVIL}:interrupts_on_real_tensors", input = "1x3x8x8" }}
+        good = {{ import = "{EVIL}:tiny", input = "1x3x8x8" }}
+        rules = ["cut.latency_ms <= 2 * good.latency_ms"]
+    """)
+    done = costlens("check", "budget.toml", "--junit", "j.xml")
+    assert done.rc == 130 and done.stderr.strip() == "costlens: interrupted", done
+    assert snapshot(work) == before  # no verdict, no JUnit file
+
+
+def test_ctrl_c_during_a_timed_sweep_keeps_the_measured_points_and_their_latency(costlens: Run, work: Path) -> None:
+    done = costlens("sweep", f"{EVIL}:interrupts_at_batch_2", *STEADY, "--batch", "1,2,4", "--time", "--device", "cpu",
+                    "--format", "json", "--no-save")
+    assert done.rc == 130, done
+    result = json.loads(done.stdout)
+    assert result["interrupted"] and [p["label"] for p in result["points"]] == ["batch 1"]  # batch 2 was not measured
+    assert result["points"][0]["totals"]["latency_ms"] > 0 and "latency_ms" in result["fits"]
+
+
+def test_ctrl_c_while_a_training_step_is_timed_keeps_the_count(costlens: Run, work: Path) -> None:
+    done = costlens("profile", f"{EVIL}:sleeps_when_trained", *TINY, "--train", "--time", "--device", "cpu",
+                    "--save", "step.json", during=_signal_once_asleep(work, signal.SIGINT))
+    assert done.rc == 130, done
+    assert done.stderr.strip().splitlines()[-1] == "costlens: interrupted: what was measured before Ctrl-C is in the output"
+    assert "Ctrl-C came before the step was timed; the counts above stand" in done.stdout
+    saved = json.loads((work / "step.json").read_text())
+    # conv 3->4, 3x3 on 8x8: 6·6·4 outputs × 27 = 3,888 MACs forward; its weight gradient takes as many
+    assert saved["totals"]["macs"] == 3_888 and saved["totals"]["backward_macs"] == 3_888
+    assert saved["timing"]["interrupted"] is True and saved["timing"]["step"] is None
+    assert_complete(work)
+
+
+def test_a_saved_profile_that_was_interrupted_does_not_make_compare_exit_130(costlens: Run, work: Path,
+                                                                           saved: dict[str, Any]) -> None:
+    cut = {"batches": [{"batch": 1, "error": None}], "device": None, "dtype": "float32", "threads": 2,
+           "interrupted": True}
+    (work / "cut.json").write_text(_mutated(saved, _set(("timing",), cut)))
+    done = costlens("compare", "cut.json", "lenet5", "--no-save")
+    assert done.rc == 0 and done.stderr == "", done
+
+
+# Silent wrong output, now refused with one line: options of a mode given without it, freezes that
+# freeze nothing, rules check cannot measure.
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["lenet5", "--optimizer", "adam"], "--optimizer needs --train"),
+    (["lenet5", "--device-file", "broken.json"], "--device-file needs --time"),
+    (["lenet5", "--peak-flops", "1T"], "--peak-flops needs --time"),
+    (["lenet5", "--layer-time", "0.2"], "--layer-time needs --time"),
+    (["lenet5", "--compile"], "--compile needs --time"),
+    (["lenet5", "--train-mode", "--time"], "--train-mode and --time do not combine"),
+    (["lenet5", "--ensemble", "2", "--batch", "1,4", "--time"], "--ensemble and --batch with several sizes"),
+    (["lenet5", "--batch", "4,4", "--time"], "--batch: 4 is listed twice"),
+    (["lenet5", "--freeze-until", ""], "--freeze-until: expected a module path like 'layer3', got ''"),
+    ([f"{EVIL}:named_activations", *TINY, "--freeze", "act*"],
+     "--freeze: 'act*' matches only modules without parameters (act1, act2): nothing to freeze"),
+    ([f"{EVIL}:named_activations", *TINY, "--freeze-until", "conv1"],
+     "--freeze-until: no module with parameters runs before 'conv1': nothing to freeze"),
+    ([f"{EVIL}:no_parameters", *TINY, "--train", "--time"], "has no parameters: a training step would update nothing"),
+], ids=["optimizer", "device-file", "peak-flops", "layer-time", "compile", "train-mode-time", "ensemble-batches",
+        "batch-twice", "freeze-until-empty", "freeze-parameterless", "freeze-until-first", "train-no-parameters"])
+def test_options_that_would_do_nothing_are_refused(costlens: Run, work: Path, args: list[str], needle: str) -> None:
+    (work / "broken.json").write_text("{")
+    before = snapshot(work)
+    refused_leaving_nothing(costlens("profile", *args), needle, work, before)
+
+
+@pytest.mark.parametrize(("rule", "needle"), [
+    ("a.time_ms <= 2 * b.time_ms", "'time_ms' is not measured by check"),
+    ("a.predicted_ms <= 2 * b.predicted_ms", "'predicted_ms' is not measured by check"),
+    ("a.step_ms <= 2 * b.step_ms", "'step_ms' is not measured by check"),
+    ("a:conv.latency_ms <= 2 * b:conv.latency_ms", "'a:conv.latency_ms': check times whole models, not blocks"),
+    ("a.time_ms <= 5", "'time_ms' is measured, and absolute measurements"),
+])
+def test_budget_rules_check_cannot_measure_are_refused_before_any_work(costlens: Run, work: Path, rule: str,
+                                                                       needle: str) -> None:
+    before = _budget(work, f'[models]\na = {{ zoo = "conv5x5" }}\nb = {{ zoo = "conv5x5" }}\nrules = ["{rule}"]\n')
+    refused_leaving_nothing(costlens("check", "budget.toml"), f"budget.toml:4: {needle}", work, before)
+
+
+def test_every_command_declares_debug() -> None:
+    """The README: every command takes --debug after its name (CostlensGroup reads it from argv)."""
+    from costlens.cli import cli
+
+    missing = [name for name, command in cli.commands.items() if "debug" not in {p.name for p in command.params}]
+    assert missing == []

@@ -120,3 +120,20 @@ def test_each_python_argument_is_checked_and_named(kwargs: dict[str, Any], messa
     with pytest.raises(InputShapeError) as refused:
         costlens.profile("conv5x5", **kwargs)
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(("cli_args", "api_kwargs"), [
+    (["--freeze", "act*"], {"freeze": "act*"}),
+    (["--freeze-until", "conv1"], {"freeze_until": "conv1"}),
+    (["--freeze", "nothing.*"], {"freeze": "nothing.*"}),
+])
+def test_a_freeze_that_freezes_nothing_is_refused_alike_at_both_doors(cli_args: list[str],
+                                                                      api_kwargs: dict[str, Any]) -> None:
+    from tests.evil_models import named_activations
+
+    with pytest.raises(InputShapeError) as refused:
+        costlens.profile(named_activations(), (1, 3, 8, 8), **api_kwargs)
+    ran = CliRunner().invoke(cli, ["profile", "tests.evil_models:named_activations", "--input", "1x3x8x8", "--no-save",
+                                   *cli_args])
+    assert ran.exit_code == 2
+    assert ran.stderr.strip() == f"costlens: error: {as_command_line(str(refused.value))}"

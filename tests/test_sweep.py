@@ -128,3 +128,33 @@ def test_a_sweep_shows_itself_in_a_notebook() -> None:
     # conv5x5's MACs double with the batch, its params do not change: exponents 1 and 0
     assert repr(result) == "<Sweep 'conv5x5' over batch: 2 points; params ∝ x^0.00, macs ∝ x^1.00>"
     assert "| batch 2 |" in result._repr_markdown_() and "MACs ∝ batch^1.000" in result._repr_markdown_()
+
+
+def test_inputs_expand_as_profile_writes_them() -> None:
+    from costlens.sweep import expand_inputs
+
+    points = expand_inputs(["ids=1x{4,8}:int64", "mask=1x{same}:int64:ones", "extra=2x3"])
+    assert [[(t.name, t.shape, t.dtype, t.fill) for t in point] for point in points] == [
+        [("ids", (1, 4), "int64", None), ("mask", (1, 4), "int64", "ones"), ("extra", (2, 3), None, None)],
+        [("ids", (1, 8), "int64", None), ("mask", (1, 8), "int64", "ones"), ("extra", (2, 3), None, None)]]
+    # {same} repeats the group before it, not the size before it
+    assert expand_shapes("{1,2}x3x{same}") == [(1, 3, 1), (2, 3, 2)]
+    with pytest.raises(InputShapeError, match="one input carries the swept sizes"):
+        expand_inputs(["a=1x{4,8}", "b=1x{2,3}"])
+    with pytest.raises(InputShapeError, match="unknown dtype 'int65'"):  # each point parsed as --input parses it
+        expand_inputs(["ids=1x{4,8}:int65"])
+
+
+def test_the_sweep_command_takes_named_inputs() -> None:
+    import json
+
+    from costlens.cli import cli
+
+    ran = CliRunner().invoke(cli, ["sweep", "tests.test_api:Tagger", "--input", "ids=1x{16,32,64}:int64",
+                                   "--input", "mask=1x{same}:int64:ones", "--format", "json", "--no-save"])
+    assert ran.exit_code == 0, ran.output
+    result = json.loads(ran.stdout)
+    assert result["variable"] == "ids size (dim 1)" and [p["x"] for p in result["points"]] == [16, 32, 64]
+    # the projection alone has MACs: n tokens × 32 × 5 = 2,560, 5,120 (tests/test_api.py's TAGGER_MACS), 10,240
+    assert [p["totals"]["macs"] for p in result["points"]] == [2_560, 5_120, 10_240]
+    assert result["fits"]["macs"]["exponent"] == pytest.approx(1.0)

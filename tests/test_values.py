@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,7 +76,7 @@ def test_an_unknown_value_is_assumed_and_listed_where_the_model_read_it() -> Non
     assert read.op == "aten._local_scalar_dense" and read.value == "True" and not read.known
     assert read.where.startswith("test_values.py:")  # the model's own line, not torch's or costlens's
     line = read.where.split(":")[1]
-    assert open(__file__).read().splitlines()[int(line) - 1].strip().startswith("if mask.all():")
+    assert Path(__file__).read_text().splitlines()[int(line) - 1].strip().startswith("if mask.all():")
     data = json.loads(found.to_json())
     assert data["value_reads"] == [{"where": read.where, "op": read.op, "value": "True", "known": False}]
     assert costlens.Profile.from_json(found.to_json()).assumed == [read]  # read back, validated

@@ -50,11 +50,45 @@ CONVENTION = (
 
 @dataclass(frozen=True)
 class OpCost:
-    """What one op costs in arithmetic; ``formula`` shows conv/linear/matmul products."""
+    """What one op costs in arithmetic; ``formula`` shows conv/linear/matmul products.
+
+    Checked when made, since a user's handler (``profile(formulas=...)``) makes them too: MACs
+    and FLOPs are whole numbers from 0 below ``COST_BOUND`` (what a saved profile may hold,
+    ``costlens/validate.py``), the formula text or None; else a ``TypeError``/``ValueError``
+    naming the field."""
 
     macs: int = 0
     flops: int = 0
     formula: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("macs", "flops"):
+            value = getattr(self, name)
+            if type(value) is not int:  # the usual case in one test; bool, float, numpy and SymInt below
+                object.__setattr__(self, name, _whole(name, value))
+            elif not 0 <= value < COST_BOUND:
+                raise ValueError(f"OpCost.{name}: expected a whole number from 0 below 10**30, got {value!r}")
+        if self.formula is not None and not isinstance(self.formula, str):
+            raise TypeError(f"OpCost.formula: expected text or None, got {type(self.formula).__name__} {self.formula!r}")
+
+
+COST_BOUND = 10**30
+
+
+def _whole(name: str, value: object) -> int:
+    """A count of another type as an int: an integer-like one (numpy's, torch's SymInt) is taken;
+    a bool, a float (even 2.0: a count is not rounded) or anything else is refused."""
+    import operator
+
+    if isinstance(value, (bool, float)):
+        raise ValueError(f"OpCost.{name}: expected a whole number from 0 below 10**30, got {value!r}")
+    try:
+        whole = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"OpCost.{name}: expected a whole number, got {type(value).__name__} {value!r}") from None
+    if not 0 <= whole < COST_BOUND:
+        raise ValueError(f"OpCost.{name}: expected a whole number from 0 below 10**30, got {value!r}")
+    return whole
 
 
 FREE = OpCost()

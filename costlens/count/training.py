@@ -487,26 +487,36 @@ def _state_values(model: nn.Module, update: dict[str, _Sums], state_bytes: dict[
 
 
 def frozen_parameters(model: nn.Module, patterns: Sequence[str] = (), until: str | None = None,
-                      order: Sequence[str] = ()) -> set[str]:
+                      order: Sequence[str] = (), arguments: tuple[str, str] = ("--freeze", "--freeze-until")) -> set[str]:
     """Names of the parameters a freeze covers: every parameter of a module whose path matches a
     glob of ``patterns`` (``'features.*'``), and with ``until``, the own parameters of every module
-    that ran before module ``until`` (``order``: module paths in the order their calls began)."""
+    that ran before module ``until`` (``order``: module paths in the order their calls began).
+    A glob or an ``until`` that freezes no parameter is refused, naming ``arguments`` (the freeze
+    and the until as the front door spells them): a freeze that freezes nothing is a mistake."""
     modules = dict(model.named_modules())
     frozen: set[str] = set()
     for pattern in patterns:
         matched = [p for p in modules if p and fnmatch.fnmatchcase(p, pattern)]
         if not matched:
-            raise InputShapeError(f"--freeze: no module path matches {pattern!r} (e.g. {_examples(modules)})")
-        for path in matched:
-            frozen.update(f"{path}.{name}" for name, _ in modules[path].named_parameters())
+            raise InputShapeError(f"{arguments[0]}: no module path matches {pattern!r} (e.g. {_examples(modules)})")
+        covered = {f"{path}.{name}" for path in matched for name, _ in modules[path].named_parameters()}
+        if not covered:
+            shown = ", ".join(matched[:3]) + (f" and {len(matched) - 3} more" if len(matched) > 3 else "")
+            raise InputShapeError(f"{arguments[0]}: {pattern!r} matches only modules without parameters ({shown}): "
+                                  "nothing to freeze")
+        frozen |= covered
     if until is not None:
         if until not in modules or until not in order:
-            raise InputShapeError(f"--freeze-until: no module call at {until!r} (e.g. {_examples(modules)})")
+            raise InputShapeError(f"{arguments[1]}: no module call at {until!r} (e.g. {_examples(modules)})")
         ancestors = {until.rsplit(".", i)[0] for i in range(1, until.count(".") + 1)} | {""}
+        before: set[str] = set()
         for path in order[:list(order).index(until)]:
             if path not in ancestors and not path.startswith(until + "."):
                 prefix = f"{path}." if path else ""
-                frozen.update(prefix + name for name, _ in modules[path].named_parameters(recurse=False))
+                before.update(prefix + name for name, _ in modules[path].named_parameters(recurse=False))
+        if not before:
+            raise InputShapeError(f"{arguments[1]}: no module with parameters runs before {until!r}: nothing to freeze")
+        frozen |= before
     return frozen
 
 

@@ -164,11 +164,17 @@ def _memory_meanings(profile: Profile) -> str:
     return f'<dl class="defs" id="memory-meanings">{body}</dl>'
 
 
+def _measured(profile: Profile) -> bool:
+    from costlens.report.profile_text import measured_summary
+
+    return bool(measured_summary(profile))
+
+
 def _timing(profile: Profile) -> str:
     """How the profile was timed, as the terminal shows it."""
-    from costlens.report.timing_text import timing_summary
+    from costlens.report.profile_text import measured_summary
 
-    return f'<pre class="timing">{_e(timing_summary(profile))}</pre>'
+    return f'<pre class="timing">{_e(measured_summary(profile))}</pre>'
 
 
 def _crosscheck(profile: Profile) -> str:
@@ -278,7 +284,7 @@ def profile_page(profile: Profile, plotlyjs_src: str | None = None) -> str:
         _figure_div(i, f, wide=figures.is_wide(f)) for i, f in figures.profile_figures(profile)) + "</div>"
     sections = [
         _section("Totals", _totals(profile), "totals"),
-        *([_section("Measured time", _timing(profile), "timing")] if profile.timing else []),
+        *([_section("Measured time", _timing(profile), "timing")] if _measured(profile) else []),
         *([_section("fvcore's second opinion", _crosscheck(profile), "crosscheck")] if profile.crosscheck else []),
         _section("Where the cost goes", charts, "charts"),
         _section("Formulas of convolution, linear and matmul layers", _formula_table(profile), "formulas"),

@@ -118,11 +118,20 @@ def totals_line(profile: Profile) -> str:
     return "\n".join(lines + [line])
 
 
-def footer(profile: Profile) -> str:
-    """Totals in words, how time was measured, the counting convention, and what was not counted."""
+def measured_summary(profile: Profile) -> str:
+    """How the profile was timed (``timing_text.timing_summary``); '' when nothing was measured: not
+    timed, or a training step whose timing Ctrl-C cut before its first round (its counts stand)."""
     from costlens.report.timing_text import timing_summary
 
-    timing = timing_summary(profile)
+    timing = profile.timing
+    if not timing or ("step" in timing and not timing["step"]):
+        return ""
+    return timing_summary(profile)
+
+
+def footer(profile: Profile) -> str:
+    """Totals in words, how time was measured, the counting convention, and what was not counted."""
+    timing = measured_summary(profile)
     convention = textwrap.wrap(f"Convention: {profile.convention}", WIDTH)
     reads = value_reads_line(profile)
     return "\n".join([totals_line(profile)] + ([timing.rstrip("\n")] if timing else [])

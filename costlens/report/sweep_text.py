@@ -9,7 +9,7 @@ from costlens.sweep import Sweep
 
 def rows_of(result: Sweep) -> list[tuple[str, ...]]:
     keys = result.metrics()
-    rows = [(result.variable.split(" ")[0].capitalize() if result.variable != "pixels (H·W)" else "Input",
+    rows = [("Input" if result.swept == "input" or result.variable == "pixels (H·W)" else result.variable.capitalize(),
              *(metrics.get(k).label for k in keys))]
     rows += [(p.label, *(metrics.get(k).short(p.totals[k]) for k in keys)) for p in result.points]
     return rows

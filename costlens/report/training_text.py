@@ -32,6 +32,9 @@ def step_summary(profile: Profile) -> str:
                      f"on disk per example; every later epoch skips those {show('precompute_macs')} MACs per example")
     if "step_ms" in t:
         lines.append(_measured(t))
+    if (profile.timing or {}).get("interrupted"):
+        lines.append("Interrupted: " + ("the step's figures are from the rounds timed before Ctrl-C" if "step_ms" in t
+                                        else "Ctrl-C came before the step was timed; the counts above stand"))
     return "\n".join(lines) + "\n"
 
 
