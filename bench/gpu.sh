@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # costlens on a GPU machine, in one go (well within ten minutes on an H100/H200):
 #   costlens device (calibrated peaks), profile --time for five models in float32 and
-#   bfloat16 at batch 1 and 64, and compare inception-naive inception --time.
+#   bfloat16 at batch 1 and 64, compare inception-naive inception --time, googlenet and
+#   resnet50 with CUDA graphs beside eager and per-layer time both ways (replay and in place),
+#   and bench/gpu_checks.py (issue 20's GPU targets: the in-place layer sum against the graph's
+#   replay, each calibrated peak against the best torch matmul of a wider sweep).
 # Everything lands under $OUT (default ./gpu-out): a log of every command's output
 # and one archive with the JSON profiles and pages.
 #
@@ -63,5 +66,14 @@ for batch in ${BATCHES//,/ }; do
     --format json -o compare.json
   run "compare-b$batch" compare inception-naive inception --time --device "$DEVICE" --batch "$batch" --plotlyjs ../js
 done
+if "$PY" -m costlens profile --help 2>/dev/null | grep -q -- --cuda-graphs; then
+  for model in googlenet resnet50; do
+    run "$model-graphs" profile "$model" --time --device "$DEVICE" --batch 1 --cuda-graphs --layer-time-method both \
+      --save "$model-graphs.json" --plotlyjs ../js
+  done
+fi
+echo "\$ python bench/gpu_checks.py" >> "$LOG"
+(cd "$WORK" && timeout $((LIMIT * 4)) "$PY" "$ROOT/bench/gpu_checks.py" --json "$WORK/gpu-checks.json") >> "$LOG" 2>&1
+echo "[exit $?]" >> "$LOG"
 tar czf "$OUT/gpu-out.tgz" -C "$WORK" --exclude cache .
 echo "wrote $LOG and $OUT/gpu-out.tgz ($(du -h "$OUT/gpu-out.tgz" | cut -f1)) in $SECONDS s" | tee -a "$LOG"

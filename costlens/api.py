@@ -20,7 +20,7 @@ from costlens.inputs import Inputs
 from costlens.records import Profile, load
 from costlens.request import Request, of_api
 from costlens.run import run, run_all
-from costlens.timing.measure import TimingOptions
+from costlens.timing.options import TimingOptions
 
 
 def profile(

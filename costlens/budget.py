@@ -533,7 +533,7 @@ class _Profiles:
 
         from costlens.request import checked
         from costlens.run import count
-        from costlens.timing.measure import TimingOptions
+        from costlens.timing.options import TimingOptions
 
         spec = self.budget.models.get(model)
         try:

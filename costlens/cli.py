@@ -192,9 +192,27 @@ def _timing_options(func: Any) -> Any:
         click.option("--time", "time_it", is_flag=True, help="Also measure latency, per-layer time and the roofline."),
         click.option("--compile", "compile_it", is_flag=True, help="With --time: time the torch.compile'd model."),
         click.option("--channels-last", is_flag=True, help="With --time: channels-last memory format."),
-        click.option("--layer-time", type=click.FloatRange(min=0.001, max=60), default=None,
+        click.option("--layer-time", type=float, default=None, metavar="SECONDS",
                      help="With --time: seconds of runs per distinct layer (default 0.05)."),
         click.option("--no-layers", is_flag=True, help="With --time: end-to-end time only."),
+        click.option("--layer-time-method", type=click.Choice(("replay", "trace", "both")), default=None,
+                     help="With --time: per-layer time replaying each leaf alone (default), in place in the real "
+                          "forward (kernel time on CUDA, wall time on cpu), or both."),
+        click.option("--threads", type=int, default=None, metavar="N",
+                     help="With --time: time on N threads (default: torch's, torch.get_num_threads()); every timer "
+                          "and the calibration use them."),
+        click.option("--cuda-graphs", is_flag=True,
+                     help="With --time on CUDA: also time replays of the forward captured once as a CUDA graph."),
+        click.option("--latency-time", type=float, default=None, metavar="SECONDS",
+                     help="With --time: time each model end to end for at least this long (default 0.5)."),
+        click.option("--latency-cap", type=float, default=None, metavar="SECONDS",
+                     help="With --time: stop timing a model end to end after this long, even if its interval is "
+                          "still wide (default 10)."),
+        click.option("--precision", type=float, default=None, metavar="FRACTION",
+                     help="With --time: stop once the median's 95%% interval is within this fraction of it "
+                          "(default 0.02: ±2%%)."),
+        click.option("--recalibrate", is_flag=True,
+                     help="With --time: measure the device's peaks again instead of using the cache."),
         *_device_override_options(),
     ]
     for option in reversed(options):
@@ -202,25 +220,18 @@ def _timing_options(func: Any) -> Any:
     return func
 
 
-def _human_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    from costlens.units import parse_human
+def _rate_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A rate as people write one: 989T, 989t, 3.35e12, 0.4 (``units.parse_rate``)."""
+    from costlens.units import parse_rate
 
-    if value is None:
-        return None
-    try:
-        number = float(parse_human(value))
-    except (ValueError, OverflowError):
-        raise click.BadParameter(f"'{value}' is not a number (write 989T or 3.35e12)") from None
-    if not 0 < number < 1e21:
-        raise click.BadParameter(f"'{value}' must be positive and finite")
-    return number
+    return None if value is None else parse_rate(value, f"--{param.name.replace('_', '-')}" if param.name else "--rate")
 
 
 def _device_override_options() -> list[Any]:
     return [
-        click.option("--peak-flops", callback=_human_option, metavar="FLOP/s",
+        click.option("--peak-flops", callback=_rate_option, metavar="FLOP/s",
                      help="Use this peak instead of calibrating (e.g. 989T)."),
-        click.option("--bandwidth", callback=_human_option, metavar="BYTES/s",
+        click.option("--bandwidth", callback=_rate_option, metavar="BYTES/s",
                      help="Use this memory bandwidth instead of calibrating (e.g. 3.35T)."),
         click.option("--device-file", type=click.Path(dir_okay=False), metavar="JSON",
                      help="Describe the device with a JSON file (as `costlens device --format json` writes)."),
@@ -237,17 +248,24 @@ def _request_of(model: str, input_shape: tuple[int, ...] | None, batch: tuple[in
                 dtype: str, time_it: bool, **options: Any) -> Any:
     """The ``Request`` a command line asks for (``costlens/request.py`` checks it, as it checks the API's)."""
     from costlens.request import Front, Request
-    from costlens.timing.measure import TimingOptions
+    from costlens.timing.options import TimingOptions
 
-    given = {"layer_time": options.pop("layer_time", None), "peak_flops": options.pop("peak_flops", None),
-             "bandwidth": options.pop("bandwidth", None), "device_file": options.pop("device_file", None)}
+    named = ("layer_time", "peak_flops", "bandwidth", "device_file", "layer_time_method", "threads", "latency_time",
+             "latency_cap", "precision")
+    given = {name: options.pop(name, None) for name in named}
     # only the options given: one left out keeps TimingOptions' default, so the request sees it as not given
     timing = TimingOptions(
         device=device or "auto", compile=options.pop("compile_it", False),
         channels_last=options.pop("channels_last", False), layers=not options.pop("no_layers", False),
-        **{name: value for name, value in given.items() if value is not None})
+        cuda_graphs=options.pop("cuda_graphs", False), recalibrate=options.pop("recalibrate", False),
+        calibration_progress=_say_calibrating, **{name: value for name, value in given.items() if value is not None})
     return Request(model, _inputs_of(input_shape), batches=batch or (), device=(device or "meta") if not time_it else "meta",
                    dtype=dtype, time=time_it, timing=timing, front=Front.CLI, **options)
+
+
+def _say_calibrating(step: str) -> None:
+    """What a calibration measures, on stderr: a first timed run waits for it."""
+    click.echo(f"calibrating: {step}", err=True)
 
 
 @click.group(cls=CostlensGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -582,7 +600,7 @@ def sweep_command(name: str, input_texts: tuple[str, ...], batch_text: str | Non
     depths = sweep.parse_counts(depth_text, "--depth", "18,34,50") if depth_text else None
     timing: Any = False
     if time_it:
-        from costlens.timing.measure import TimingOptions
+        from costlens.timing.options import TimingOptions
 
         timing = TimingOptions(device=device or "auto", layers=False)
     _settle_process()

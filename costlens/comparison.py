@@ -62,8 +62,9 @@ class Comparison:
         return [p.totals.get(metric) for p in self.profiles]
 
     def ratios(self, metric: str) -> list[float | None]:
-        """Each model's ``metric`` divided by the baseline's (None when undefined)."""
-        return ratio_row(self.total(metric))
+        """Each model's ``metric`` divided by the baseline's (None when undefined, and for a metric
+        whose ratio is noise: the catalogue's ``compare``)."""
+        return compared_ratios(metric, self.total(metric))
 
     def blocks_with(self, metric: str) -> list[Block]:
         """Blocks where some model has a non-zero ``metric``, leaves of the alignment only
@@ -84,7 +85,7 @@ class Comparison:
             "blocks": [
                 {"path": b.path, "call": b.call, "depth": b.depth, "types": list(b.types),
                  **{m: list(v) for m, v in b.values.items()},
-                 "ratios": {m: ratio_row(list(v)) for m, v in b.values.items()}}
+                 "ratios": {m: compared_ratios(m, list(v)) for m, v in b.values.items()}}
                 for b in self.blocks
             ],
             "profiles": [p.to_dict() for p in self.profiles],
@@ -139,6 +140,12 @@ def ratio_row(values: Sequence[int | float | None]) -> list[float | None]:
     """values[i] / values[0], None where either is missing or the baseline is 0."""
     base = values[0]
     return [None if (v is None or not base) else v / base for v in values]
+
+
+def compared_ratios(metric: str, values: Sequence[int | float | None]) -> list[float | None]:
+    """``ratio_row`` of a metric that compares; all None for one whose ratio is noise (IQR)."""
+    known = metric in metrics.all_keys()
+    return ratio_row(values) if not known or metrics.get(metric).compare else [None] * len(values)
 
 
 _Key = tuple[str, int, int]  # (path, call, depth) of a block

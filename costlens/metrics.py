@@ -12,7 +12,9 @@ a module call returns contributes to that call's value), and the model's peak me
 which ``costlens/count/live.py`` follows through the trace.
 
 Measured metrics (time) have no producer here: the timing code (``costlens/timing``)
-fills them in, and a profile without timing simply has no value for them.
+fills them in, and a profile without timing simply has no value for them. A metric with
+``compare=False`` is noise between two models (a spread such as the IQR): comparison
+tables, pages and budgets show its values but no ratio of them.
 
 This module imports nothing from torch, so the CLI can read it before torch loads.
 """
@@ -105,6 +107,7 @@ class Metric:
     column: bool = True  # a column of the terminal and markdown tables
     share: bool = False  # those tables add its share of the total beside it
     compact: bool = False  # table cells in short units (1.81G) rather than exact
+    compare: bool = True  # False: a ratio of two models' values is noise, not a result (never printed or budgeted)
 
     def format(self, value: float | None) -> str:
         """The value written exactly ('120,422,400', '1,024 B'); '-' when absent."""
@@ -152,21 +155,30 @@ METRICS: tuple[Metric, ...] = (
            "the most bytes alive at one moment of the forward: weights and buffers, the inputs, and the "
            "tensors not yet freed (no autograd graph kept)", per_layer=False, compact=True),
     Metric("latency_ms", "Latency", "ms", Kind.MEASURED, Rollup.CALLS,
-           "median end-to-end time of one forward pass (torch.utils.benchmark)", per_layer=False),
+           "median end-to-end time of one forward pass (torch.utils.benchmark, on the run's threads; its 95% "
+           "interval is in the timing summary)", per_layer=False),
+    Metric("graph_latency_ms", "Latency (CUDA graph)", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median time of one replay of the forward captured once as a CUDA graph: the kernels without Python "
+           "and launches", per_layer=False),
     Metric("throughput", "Throughput", "per_s", Kind.MEASURED, Rollup.DERIVED,
            "examples per second at the profiled batch size: batch / median latency", per_layer=False),
     Metric("peak_memory_bytes", "Measured peak memory", "bytes", Kind.MEASURED, Rollup.CALLS,
-           "memory the timed forward needed beyond what was allocated before it "
-           "(CUDA: max_memory_allocated; cpu: growth of the resident set)", per_layer=False),
+           "the most bytes one forward held allocated at once beyond what was allocated before it (weights and "
+           "inputs): CUDA's max_memory_allocated, on cpu the allocation events of torch's profiler; compare with "
+           "the counted peak less weights and inputs", per_layer=False),
     Metric("time_ms", "Time", "ms", Kind.MEASURED, Rollup.CALLS,
            "median time of the layer replayed alone on its captured input; a parent's is the sum of its "
            "leaves (functional ops between them are not timed)", share=True),
     Metric("time_iqr_ms", "Time IQR", "ms", Kind.MEASURED, Rollup.CALLS,
-           "interquartile range of the layer's time; a parent's is the sum of its leaves'", column=False),
+           "interquartile range of the layer's time; a parent's is the sum of its leaves'", column=False,
+           compare=False),
+    Metric("traced_time_ms", "Time in place", "ms", Kind.MEASURED, Rollup.CALLS,
+           "median time of the layer inside the real forward (CUDA: its kernels' device time from torch's profiler; "
+           "cpu: the call's wall time between hooks); a parent's is the sum of its leaves", share=True),
     Metric("predicted_ms", "Roofline time", "ms", Kind.MEASURED, Rollup.CALLS,
            "the time the roofline predicts: FLOPs / attainable FLOP/s", column=False),
     Metric("achieved_flop_s", "Achieved", "flop_per_s", Kind.MEASURED, Rollup.DERIVED,
-           "FLOPs / measured time", column=False),
+           "FLOPs / measured time (replayed, else in place)", column=False),
     Metric("roof_share", "% of roof", "percent", Kind.MEASURED, Rollup.DERIVED,
            "achieved FLOP/s as a share of what the roofline allows at the layer's intensity", column=False),
     # A training step (costlens/count/training.py): counted, but by a pass of its own (backward
@@ -217,7 +229,7 @@ METRICS: tuple[Metric, ...] = (
            "examples per second trained: batch / median step time", per_layer=False),
     Metric("step_peak_memory_bytes", "Measured step memory", "bytes", Kind.MEASURED, Rollup.CALLS,
            "memory one step needed beyond what was allocated before it (gradients and optimizer state "
-           "already exist; CUDA: max_memory_allocated; cpu: growth of the resident set)", per_layer=False),
+           "already exist; CUDA: max_memory_allocated; cpu: allocation events of torch's profiler)", per_layer=False),
 )
 
 
@@ -263,6 +275,11 @@ def per_layer() -> tuple[Metric, ...]:
 def columns() -> tuple[Metric, ...]:
     """Metrics shown as columns of the terminal and markdown tables."""
     return _view("columns", lambda m: m.per_layer and m.column)
+
+
+def compared() -> tuple[Metric, ...]:
+    """Metrics whose ratio between two models means something (``compare``)."""
+    return _view("compared", lambda m: m.compare)
 
 
 def of_kind(kind: Kind) -> tuple[Metric, ...]:

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from costlens.errors import InputShapeError, ModelError
-from costlens.timing.measure import TimingOptions
+from costlens.timing.options import TimingOptions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -68,6 +68,13 @@ SPELLINGS: dict[str, tuple[str, str]] = {
     "peak_flops": ("time.peak_flops", "--peak-flops"),
     "bandwidth": ("time.bandwidth", "--bandwidth"),
     "device_file": ("time.device_file", "--device-file"),
+    "threads": ("time.threads", "--threads"),
+    "cuda_graphs": ("time.cuda_graphs", "--cuda-graphs"),
+    "layer_time_method": ("time.layer_time_method", "--layer-time-method"),
+    "latency_time": ("time.latency_time", "--latency-time"),
+    "latency_cap": ("time.latency_cap", "--latency-cap"),
+    "precision": ("time.precision", "--precision"),
+    "recalibrate": ("time.recalibrate", "--recalibrate"),
 }
 
 
@@ -157,17 +164,15 @@ PAIRS: tuple[tuple[str, str, str], ...] = (
     ("train", "channels_last", "a training step is timed in the default memory format"),
     ("train", "batches", "a training step is timed at one batch size"),
     ("ensemble", "batches", "an ensemble is timed at one batch size"),
-    # The timed forward runs in eval mode (costlens/timing/measure.py builds every model with .eval()):
-    # its figures would belong to another forward than the one counted.
-    ("train_mode", "time", "the forward is timed in eval mode, and its figures would not be those of the "
-                           "training-mode forward counted: time it without train mode"),
+    ("train", "cuda_graphs", "a training step is timed eager"),
 )
 # Arguments that mean nothing without another one.
 NEEDS: tuple[tuple[str, str, str], ...] = (
     ("optimizer", "train", "the optimizer's update is part of a training step"),
     ("batches", "time", "each of several batch sizes is timed; one is counted"),
     *((option, "time", "it sets how the model is timed") for option in (
-        "compile", "channels_last", "layers", "layer_time", "peak_flops", "bandwidth", "device_file")),
+        "compile", "channels_last", "layers", "layer_time", "peak_flops", "bandwidth", "device_file", "threads",
+        "cuda_graphs", "layer_time_method", "latency_time", "latency_cap", "precision", "recalibrate")),
 )
 
 
@@ -251,9 +256,8 @@ def checked(request: Request) -> Request:
         raise InputShapeError(reason)
     if request.grouped:
         request = replace(request, ensemble=_members(request), crops=request.crops or 1)
-    if request.time and request.timing.device == "meta":
-        raise InputShapeError(f"{say('time')} needs a real device: {say('device')} auto, cpu or cuda "
-                              "(meta has no arithmetic)")
+    if request.time:
+        request.timing.check()
     _check_tensors(request)
     return request
 

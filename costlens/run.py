@@ -313,7 +313,8 @@ def time_counted(requests: Sequence[Request], counted: Sequence[Profile]) -> lis
     from costlens.timing.measure import Job, time_profiles
 
     steps = {i for i, request in enumerate(requests) if request.step}
-    jobs = [Job(profile, _real_builder(request), profile.input_shape if request.grouped else _timed_inputs(request))
+    jobs = [Job(profile, _real_builder(request), profile.input_shape if request.grouped else _timed_inputs(request),
+                train=request.train_mode)
             for i, (request, profile) in enumerate(zip(requests, counted)) if i not in steps]
     timed_forwards: list[Profile] = []
     if jobs:
@@ -364,21 +365,23 @@ def _timed_step(request: Request, counted: Profile) -> Profile:
     memory.refuse_unless_run_fits(counted, where, f"one training step of {counted.model} cannot run on {where.type}")
     batch = counted.input_shape[0] if counted.input_shape else 1
     frozen = _frozen_names(request, counted)
+    threads = request.timing.threads or torch.get_num_threads()
     timing: dict[str, Any] = {"step": None, "timed_on": str(where), "dtype": counted.dtype,
-                              "optimizer": request.optimizer or "sgd", "threads": torch.get_num_threads(),
+                              "optimizer": request.optimizer or "sgd", "threads": threads,
                               "torch": torch.__version__, "interrupted": False}
     try:
         with contained("the model's code, while its training step was timed,",
                        f"timing the training step of {counted.model} failed"):
             times = time_step(_real_builder(request), _timed_inputs(request), batch=batch, device=where,
-                              dtype=getattr(torch, counted.dtype), optimizer=request.optimizer or "sgd", frozen=frozen)
+                              dtype=getattr(torch, counted.dtype), optimizer=request.optimizer or "sgd", frozen=frozen,
+                              threads=threads)
     except KeyboardInterrupt:  # Ctrl-C before a step was measured: the count stands, said to be cut short
         return replace(counted, timing={**timing, "interrupted": True})
     except RecursionError as error:
         raise _too_deep(counted.model, error) from error
     step = times.to_dict()
     totals = {**counted.totals, **times.totals()}
-    timing.update(step=step, interrupted=bool(step.get("interrupted")))  # cut short after whole rounds: kept
+    timing.update(step=step, threads=times.threads, interrupted=bool(times.interrupted))  # cut short: rounds kept
     return replace(counted, totals={m.key: totals[m.key] for m in catalogue() if m.key in totals}, timing=timing)
 
 

@@ -28,7 +28,7 @@ from costlens.errors import InputShapeError
 from costlens.inputs import Inputs, from_texts, is_shape, split
 from costlens.records import Profile
 from costlens.request import Front, Request, batch_sizes
-from costlens.timing.measure import TimingOptions
+from costlens.timing.options import TimingOptions
 from costlens.units import InputText, format_shape, parse_input
 from costlens.zoo.registry import NamedModel
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -48,6 +49,34 @@ def parse_human(text: str) -> int:
     number, suffix = match.groups()
     scale = dict(_PREFIXES).get(suffix.upper(), 1)
     return round(float(number.replace(",", "").replace("_", "")) * scale)
+
+
+# A rate as people write it: plain (989000000000000, 1,000), decimal (0.4), scientific (3.35e12, 1E10),
+# with an SI prefix in either case (989T, 989t, 1.5k) and optionally the unit (989TFLOP/s, 3.35 TB/s).
+_RATE = re.compile(r"^\s*(?P<number>[+-]?(?:[0-9][0-9_,]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*"
+                   r"(?P<prefix>[kKmMgGtTpP]?)\s*(?:flop/s|flops|b/s|bytes/s|/s)?\s*$", re.IGNORECASE)
+_RATE_WORDS = "write 989T, 989t, 3.35e12, 1e10 or 0.4"
+
+
+def parse_rate(text: str, option: str = "value") -> float:
+    """A positive, finite rate: '989T' and '989t' -> 9.89e14, '3.35e12' -> 3.35e12, '0.4' -> 0.4.
+    SI prefixes multiply, in either case: k M G T P (no milli; no E, which reads as a cut exponent).
+    Anything else, NaN, infinity, zero or a negative number is a one-line ``InputShapeError``
+    that names ``option``."""
+    shown = repr(str(text))[:60]
+    match = _RATE.match(str(text))
+    if not match:
+        raise InputShapeError(f"{option}: {shown} is not a number ({_RATE_WORDS})")
+    try:
+        number = float(match["number"].replace(",", "").replace("_", ""))
+        value = number * dict(_PREFIXES).get(match["prefix"].upper(), 1)
+    except (ValueError, OverflowError):
+        raise InputShapeError(f"{option}: {shown} is not a number ({_RATE_WORDS})") from None
+    if not math.isfinite(value):
+        raise InputShapeError(f"{option}: {shown} is too large to be a rate")
+    if value <= 0:
+        raise InputShapeError(f"{option}: {shown} must be positive")
+    return value
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -72,3 +72,23 @@ def test_sunburst_labels_the_largest_blocks_with_their_share(zoo_profile) -> Non
 def test_self_flops_partition_the_total(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     result = zoo_profile("resnet18")
     assert sum(result.own(i)["flops"] for i in range(len(result.layers))) == result.totals["flops"]
+
+
+def test_a_model_of_vectors_has_a_page_without_a_shape_walk() -> None:
+    """Two Linear branches side by side on a 1x8 input: no feature map to walk (it once raised IndexError)."""
+    import torch
+    from torch import nn
+
+    import costlens
+    from costlens.report.figures import profile_figures
+
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 4), nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([self.a(x), self.b(x)], 1)
+
+    ids = [name for name, _ in profile_figures(costlens.profile(Two(), (1, 8)))]
+    assert "shape-walk" not in ids and "macs-bars" in ids

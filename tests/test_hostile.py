@@ -779,23 +779,20 @@ def test_a_budget_whose_model_raises_while_timed_names_its_rule(costlens: Run, w
 
 
 @pytest.mark.parametrize(("models", "args", "needle"), [
-    # the timing branch replays every leaf but this one and keeps the end-to-end figures (exit 0, the
-    # leaf named); without it the run stops at the leaf: either way one line, never exit 3. Compared
-    # with a tiny model: two models are timed in a fixed number of interleaved rounds.
-    (["leaf_raises_when_replayed", "tiny"], [*TINY, "--layer-time", "0.01"], "leaf boom"),
-    # channels-last of 5-D weights: the timing branch converts them (channels_last_3d); before it, a
-    # one-line error that names no user code (torch raised it)
-    (["conv3d"], ["--input", "1x3x4x8x8", "--no-layers", "--channels-last"], "rank 4"),
+    # every leaf but this one is replayed and the end-to-end figures stand, the leaf named
+    (["leaf_raises_when_replayed"], [*TINY, "--layer-time", "0.01", "--latency-time", "0.05", "--latency-cap", "0.5"],
+     "leaf boom"),
+    # channels-last of 5-D weights: converted to channels_last_3d
+    (["conv3d"], ["--input", "1x3x4x8x8", "--no-layers", "--channels-last"], None),
 ], ids=["leaf-in-replay", "channels-last-3d"])
-def test_timing_failures_are_one_line_or_reported(costlens: Run, work: Path, models: list[str], args: list[str],
-                                                  needle: str) -> None:
+def test_timing_failures_are_reported_and_the_run_goes_on(costlens: Run, work: Path, models: list[str],
+                                                          args: list[str], needle: str | None) -> None:
     command = "compare" if len(models) > 1 else "profile"
     done = costlens(command, *(f"{EVIL}:{model}" for model in models), *TIMED, *args, "--no-save")
-    assert done.rc in (0, 2), done
-    if done.rc == 2:
-        refused(done, needle)
-    else:
-        assert "Traceback" not in done.stderr
+    assert done.rc == 0, done
+    assert "Traceback" not in done.stderr
+    if needle is not None:
+        assert needle in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("command", [["profile", "lenet5"], ["compare", "lenet5"]])
@@ -918,7 +915,7 @@ def test_a_saved_profile_that_was_interrupted_does_not_make_compare_exit_130(cos
     (["lenet5", "--peak-flops", "1T"], "--peak-flops needs --time"),
     (["lenet5", "--layer-time", "0.2"], "--layer-time needs --time"),
     (["lenet5", "--compile"], "--compile needs --time"),
-    (["lenet5", "--train-mode", "--time"], "--train-mode and --time do not combine"),
+    (["lenet5", "--threads", "1"], "--threads needs --time"),
     (["lenet5", "--ensemble", "2", "--batch", "1,4", "--time"], "--ensemble and --batch with several sizes"),
     (["lenet5", "--batch", "4,4", "--time"], "--batch: 4 is listed twice"),
     (["lenet5", "--freeze-until", ""], "--freeze-until: expected a module path like 'layer3', got ''"),
@@ -927,7 +924,7 @@ def test_a_saved_profile_that_was_interrupted_does_not_make_compare_exit_130(cos
     ([f"{EVIL}:named_activations", *TINY, "--freeze-until", "conv1"],
      "--freeze-until: no module with parameters runs before 'conv1': nothing to freeze"),
     ([f"{EVIL}:no_parameters", *TINY, "--train", "--time"], "has no parameters: a training step would update nothing"),
-], ids=["optimizer", "device-file", "peak-flops", "layer-time", "compile", "train-mode-time", "ensemble-batches",
+], ids=["optimizer", "device-file", "peak-flops", "layer-time", "compile", "threads", "ensemble-batches",
         "batch-twice", "freeze-until-empty", "freeze-parameterless", "freeze-until-first", "train-no-parameters"])
 def test_options_that_would_do_nothing_are_refused(costlens: Run, work: Path, args: list[str], needle: str) -> None:
     (work / "broken.json").write_text("{")

@@ -83,7 +83,6 @@ def test_a_module_with_meta_weights_is_counted_on_meta() -> None:
     ({"formulas": {42: lambda args, kwargs, out: OpCost()}}, "formulas: keys are aten ops"),
     ({"formulas": {"aten.no_such_op": lambda args, kwargs, out: OpCost()}}, "formulas: there is no aten op"),
     ({"formulas": {"aten.relu": 42}}, "formulas: the formula of"),
-    ({"train_mode": True, "time": QUICK}, "train_mode and time do not combine"),
     ({"optimizer": "adam"}, "optimizer needs train"),
     ({"time": "yes"}, "time"), ({"strict": 1}, "strict"), ({"dtype": "int8"}, "dtype"), ({"device": 3}, "device"),
 ], ids=lambda value: repr(value) if not isinstance(value, dict) else None)

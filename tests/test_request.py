@@ -21,9 +21,14 @@ CLI_ARGS: dict[str, list[str]] = {
     "optimizer": ["--optimizer", "adam"], "time": ["--time"], "layers": ["--no-layers"],
     "layer_time": ["--layer-time", "0.2"], "peak_flops": ["--peak-flops", "1T"], "bandwidth": ["--bandwidth", "1T"],
     "device_file": ["--device-file", "device.json"], "apply": ["--apply", "conv=depthwise"],
+    "threads": ["--threads", "1"], "cuda_graphs": ["--cuda-graphs"], "layer_time_method": ["--layer-time-method", "both"],
+    "latency_time": ["--latency-time", "0.2"], "latency_cap": ["--latency-cap", "5"],
+    "precision": ["--precision", "0.05"], "recalibrate": ["--recalibrate"],
 }
 TIMING = {"compile": True, "channels_last": True, "layers": False, "layer_time": 0.2, "peak_flops": 1e12,
-          "bandwidth": 1e12, "device_file": "device.json"}
+          "bandwidth": 1e12, "device_file": "device.json", "threads": 1, "cuda_graphs": True,
+          "layer_time_method": "both", "latency_time": 0.2, "latency_cap": 5.0, "precision": 0.05,
+          "recalibrate": True}
 
 
 def api_kwargs(*arguments: str) -> dict[str, Any]:

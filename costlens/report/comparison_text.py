@@ -8,6 +8,7 @@ from costlens.report.grid import grid, md_escape, md_table, ratio_words
 
 BLOCK_METRICS = ("macs", "params")  # the per-block tables of the terminal report
 TIMED_BLOCK_METRICS = ("time_ms",)  # added when every model was timed
+NOT_COMPARED = "not compared (noise)"  # the ratio cell of a metric the catalogue says not to compare
 
 
 def totals_rows(comparison: Comparison) -> list[tuple[str, ...]]:
@@ -19,7 +20,7 @@ def totals_rows(comparison: Comparison) -> list[tuple[str, ...]]:
         values, ratios = comparison.total(metric.key), comparison.ratios(metric.key)
         cells = [metric.label, metric.format(values[0])]
         for value, ratio in zip(values[1:], ratios[1:]):
-            cells += [metric.format(value), ratio_words(ratio)]
+            cells += [metric.format(value), ratio_words(ratio) if metric.compare else NOT_COMPARED]
         rows.append(tuple(cells))
     return rows
 

@@ -282,7 +282,8 @@ def shape_walk(profile: Profile) -> go.Figure:
     lanes = branches(profile)
     if lanes:
         return _branch_walk(profile, lanes)
-    rows = [r for r in profile.trunk() if _is_step(r)] or profile.trunk()
+    trunk = [r for r in profile.trunk() if _feature_map(r)]
+    rows = [r for r in trunk if _is_step(r)] or trunk
     outer, inner = axis_labels(rows)
     nested = any(r.depth > 1 for r in rows)
     x = [outer, inner] if nested else inner
@@ -313,7 +314,7 @@ def _branch_walk(profile: Profile, lanes: list[int]) -> go.Figure:
     pixels = {start[2] * start[3]}
     for n, index in enumerate(lanes):
         branch = profile.layers[index]
-        steps = _steps(profile, index)
+        steps = [step for step in _steps(profile, index) if _feature_map(step)]
         pixels.update(s.output_shapes[0][2] * s.output_shapes[0][3] for s in steps)
         fig.add_trace(go.Scatter(
             x=["input", *(f"step {i + 1}" for i in range(len(steps)))],
@@ -430,7 +431,7 @@ def is_wide(fig: go.Figure) -> bool:
 def profile_figures(profile: Profile) -> list[tuple[str, go.Figure]]:
     """Every chart of a profile page, with a short id for each."""
     timed: list[tuple[str, go.Figure]] = []
-    if profile.timing and profile.timing.get("device") and "time_ms" in profile.totals:
+    if profile.timing and profile.timing.get("device") and ("time_ms" in profile.totals or "traced_time_ms" in profile.totals):
         from costlens.report import timing_figures
 
         timed = [("roofline", timing_figures.roofline_chart(profile)), ("time-bars", timing_figures.time_bars(profile))]
@@ -443,9 +444,16 @@ def profile_figures(profile: Profile) -> list[tuple[str, go.Figure]]:
         ("sunburst", sunburst(profile)),
         ("by-type", share_of_flops(profile)),
         ("cumulative", cumulative(profile)),
-        ("shape-walk", shape_walk(profile)),
+        *([("shape-walk", shape_walk(profile))] if _walks_feature_maps(profile) else []),
         ("memory", memory(profile)),
     ]
+
+
+def _walks_feature_maps(profile: Profile) -> bool:
+    """The shape walk follows feature maps (N×C×H×W): a model fed an image, through layers that keep one."""
+    root = profile.root
+    return bool(root.input_shapes) and len(root.input_shapes[0]) == 4 and any(
+        _feature_map(layer) for layer in profile.trunk())
 
 
 # --- comparisons -----------------------------------------------------------------

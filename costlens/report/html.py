@@ -17,7 +17,7 @@ from costlens import metrics
 from costlens.comparison import Comparison, ratio_row
 from costlens.files import write_atomic
 from costlens.records import LayerCost, Profile
-from costlens.report.comparison_text import BLOCK_METRICS
+from costlens.report.comparison_text import BLOCK_METRICS, NOT_COMPARED
 from costlens.report.grid import ratio_words
 from costlens.units import format_shape
 
@@ -125,15 +125,22 @@ def _section(title: str, body: str, section_id: str) -> str:
 
 
 def _header(profile: Profile) -> str:
-    env, device = profile.environment, profile.device
+    env = profile.environment
     cite = f'<div class="meta">{_e(profile.citation)}</div>' if profile.citation else ""
     return (
         f'<header><h1>costlens · {_e(profile.model)}</h1>{cite}'
         f'<div class="meta">input {_e(profile.input_text)} · {_e(profile.dtype)} · '
-        f'device {_e(device.get("type"))} · torch {_e(env.get("torch"))} · costlens {_e(env.get("costlens"))} · '
+        f'{_e(_where(profile))} · torch {_e(env.get("torch"))} · costlens {_e(env.get("costlens"))} · '
         f'python {_e(env.get("python"))}</div>'
         f'<div class="convention">Convention: {_e(profile.convention)}</div></header>'
     )
+
+
+def _where(profile: Profile) -> str:
+    """'device meta', or for a timed profile where it was counted and where and how it was timed."""
+    from costlens.report.timing_text import timed_where
+
+    return timed_where(profile) or f"device {profile.device.get('type')}"
 
 
 def _totals(profile: Profile) -> str:
@@ -315,7 +322,8 @@ def _ratio_table(comparison: Comparison) -> str:
         values, ratios = comparison.total(metric.key), comparison.ratios(metric.key)
         cells = "".join(
             f'<td class="num" data-model="{_e(n)}" data-metric="{_e(metric.key)}" data-value="{"" if v is None else v}">'
-            f'{_e(metric.format(v))}' + (f"<br><small>{_e(ratio_words(r))}</small>" if i else "") + "</td>"
+            f'{_e(metric.format(v))}' + (f"<br><small>{_e(ratio_words(r) if metric.compare else NOT_COMPARED)}</small>"
+                                         if i else "") + "</td>"
             for i, (n, v, r) in enumerate(zip(names, values, ratios)))
         rows.append(f"<tr><td>{_e(metric.label)}</td>{cells}</tr>")
     return f'<table id="ratios"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

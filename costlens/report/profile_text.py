@@ -47,13 +47,13 @@ def _bound(profile: Profile, layer: LayerCost | None) -> tuple[str, ...]:
     """The roofline's verdict for a layer that was timed: memory- or compute-bound."""
     if not _timed(profile):
         return ()
-    if layer is None or layer.values.get("time_ms") is None or not layer.values.get("bytes"):
+    if layer is None or layer.values.get("time_ms", layer.values.get("traced_time_ms")) is None \
+            or not layer.values.get("bytes"):
         return ("-",)
-    from costlens.timing.roofline import bound
+    from costlens.timing.roofline import bound, peak_of
 
     device = profile.timing["device"] if profile.timing else {}
-    peak = device["peak_flops"].get(profile.dtype) or device["peak_flops"].get("float32")
-    return (bound(layer.intensity, peak, device["bandwidth"]),)
+    return (bound(layer.intensity, peak_of(device, profile.dtype), device["bandwidth"]),)
 
 
 def _numbers(profile: Profile, values: dict[str, float], totals: dict[str, float]) -> list[str]:
@@ -90,11 +90,14 @@ def _right(profile: Profile) -> set[int]:
 
 def header(profile: Profile) -> str:
     """What was measured: model, input, dtype, device, versions, citation."""
+    from costlens.report.timing_text import timed_where
+
     env = profile.environment
-    lines = [
-        f"{profile.model}  input {profile.input_text}  {profile.dtype}  "
-        f"device {profile.device.get('type')}  torch {env.get('torch')}  costlens {env.get('costlens')}"
-    ]
+    timed = timed_where(profile)  # a timed profile says where it was counted and where and how it was timed
+    where = timed or f"device {profile.device.get('type')}"
+    first = (f"{profile.model}  input {profile.input_text}  {profile.dtype}  {where}  torch {env.get('torch')}  "
+             f"costlens {env.get('costlens')}")
+    lines = textwrap.wrap(first, WIDTH) if timed else [first]
     if profile.citation:
         lines += textwrap.wrap(profile.citation, WIDTH)
     return "\n".join(lines)

@@ -13,21 +13,26 @@ import plotly.graph_objects as go
 from costlens.comparison import Comparison
 from costlens.records import LayerCost, Profile
 from costlens.report.figures import LAYOUT, PALETTE
-from costlens.timing.roofline import bound
+from costlens.timing.roofline import bound, peak_of
 
 BOUND_COLORS = {"memory": PALETTE[2], "compute": PALETTE[0]}
 
 
 def _device(profile: Profile) -> tuple[float, float, str]:
     device = (profile.timing or {})["device"]
-    peak = device["peak_flops"].get(profile.dtype) or device["peak_flops"].get("float32")
-    return float(peak), float(device["bandwidth"]), str(device["name"])
+    return peak_of(device, profile.dtype), float(device["bandwidth"]), str(device["name"])
+
+
+def measured_ms(layer: LayerCost) -> float | None:
+    """A layer's measured time: replayed alone when it was, else in place (the one its roofline values use)."""
+    found = layer.values.get("time_ms", layer.values.get("traced_time_ms"))
+    return None if found is None else float(found)
 
 
 def timed_leaves(profile: Profile) -> list[LayerCost]:
     """Leaf calls with a measured time and some arithmetic (points a log-log chart can place)."""
     return [layer for layer in profile.leaves()
-            if layer.values.get("time_ms") and layer.values.get("flops") and layer.values.get("bytes")]
+            if measured_ms(layer) and layer.values.get("flops") and layer.values.get("bytes")]
 
 
 def _hover(layer: LayerCost, verdict: str) -> str:
@@ -35,7 +40,7 @@ def _hover(layer: LayerCost, verdict: str) -> str:
     return (f"<b>{html.escape(layer.label)}</b> · {html.escape(layer.type)}<br>"
             f"{v['flops'] / v['bytes']:.2f} FLOPs/byte · {verdict}-bound<br>"
             f"achieved {v.get('achieved_flop_s', 0) / 1e9:.2f} GFLOP/s ({100 * v.get('roof_share', 0):.0f}% of roof)<br>"
-            f"time {v['time_ms']:.3f} ms · roofline {v.get('predicted_ms', 0):.3f} ms")
+            f"time {measured_ms(layer) or 0:.3f} ms · roofline {v.get('predicted_ms', 0):.3f} ms")
 
 
 def roofline_chart(profile: Profile) -> go.Figure:
@@ -66,22 +71,30 @@ def roofline_chart(profile: Profile) -> go.Figure:
 
 
 def _share(profile: Profile, layer: LayerCost) -> float:
-    total = profile.totals.get("time_ms") or 1
-    return min(1.0, layer.values.get("time_ms", 0) / total)
+    total = profile.totals.get("time_ms", profile.totals.get("traced_time_ms")) or 1
+    return min(1.0, (measured_ms(layer) or 0) / total)
 
 
 def time_bars(profile: Profile) -> go.Figure:
-    """Measured against roofline-predicted time per timed leaf layer, in execution order."""
-    rows = [layer for layer in profile.leaves() if layer.values.get("time_ms") is not None]
+    """Measured (replayed alone, in place, or both) against roofline-predicted time per timed leaf layer,
+    in execution order."""
+    rows = [layer for layer in profile.leaves() if measured_ms(layer) is not None]
     labels = [f"{i}:{html.escape(r.label)}" for i, r in enumerate(rows)]
-    fig = go.Figure([
-        go.Bar(x=labels, y=[r.values["time_ms"] for r in rows], name="measured (median)", marker_color=PALETTE[1],
-               error_y={"type": "data", "array": [r.values.get("time_iqr_ms", 0) / 2 for r in rows], "thickness": 1},
-               hovertext=[f"{html.escape(r.label)}: {r.values['time_ms']:.3f} ms (IQR {r.values.get('time_iqr_ms', 0):.3f})"
-                          for r in rows], hoverinfo="text"),
-        go.Bar(x=labels, y=[r.values.get("predicted_ms") for r in rows], name="roofline prediction",
-               marker_color=PALETTE[5], hoverinfo="y"),
-    ])
+    bars = []
+    if any("time_ms" in r.values for r in rows):
+        bars.append(go.Bar(
+            x=labels, y=[r.values.get("time_ms") for r in rows], name="replayed alone (median)", marker_color=PALETTE[1],
+            error_y={"type": "data", "array": [r.values.get("time_iqr_ms", 0) / 2 for r in rows], "thickness": 1},
+            hovertext=[f"{html.escape(r.label)}: {r.values.get('time_ms', 0):.3f} ms replayed alone "
+                       f"(IQR {r.values.get('time_iqr_ms', 0):.3f})" for r in rows], hoverinfo="text"))
+    if any("traced_time_ms" in r.values for r in rows):
+        bars.append(go.Bar(
+            x=labels, y=[r.values.get("traced_time_ms") for r in rows], name="in place (median)",
+            marker_color=PALETTE[3], hovertext=[f"{html.escape(r.label)}: {r.values.get('traced_time_ms', 0):.3f} ms "
+                                                "in place" for r in rows], hoverinfo="text"))
+    bars.append(go.Bar(x=labels, y=[r.values.get("predicted_ms") for r in rows], name="roofline prediction",
+                       marker_color=PALETTE[5], hoverinfo="y"))
+    fig = go.Figure(bars)
     fig.update_layout(title="Time per layer: measured vs what the roofline predicts", barmode="group",
                       yaxis_title="ms", xaxis={"showticklabels": len(rows) <= 60}, **LAYOUT)
     return fig

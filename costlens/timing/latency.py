@@ -1,38 +1,64 @@
-"""End-to-end time of a forward pass: latency with honest statistics, throughput, peak memory.
+"""End-to-end time of a forward pass: the median with a confidence interval, on the user's threads.
 
-``torch.utils.benchmark.Timer`` does the timing: it synchronizes CUDA around each
-block of runs (never inside the forward), picks the number of runs per block, and
-reports the median and IQR over blocks. Every input shape is warmed up first. Several
-models are timed interleaved, round by round, so that drift of a noisy machine hits
-them alike.
+``torch.utils.benchmark.Timer`` does the timing: it synchronizes CUDA around each block of
+runs (never inside the forward) and picks the number of runs per block. It runs on ONE
+thread unless ``num_threads`` is given, so every timer here gets the thread count the run
+uses (``torch.get_num_threads()`` or the user's choice), and ``using_threads`` sets the same
+count around warm-ups, captures and memory runs. Several statements are timed
+interleaved, round by round, so that drift of a noisy machine hits them alike; the rounds
+go on until every statement's interval for the median is narrow enough or the time cap
+passes, and each statement's Stats say which happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from costlens.timing.stats import Stats, merged
+from costlens.timing.stats import Stats, Stopped, from_measurements
 
 WARMUP_RUNS = 3
+MIN_SAMPLES = 6  # the fewest blocks whose order statistics give a 95% interval for the median
 
 
 @dataclass(frozen=True)
 class Forward:
     """A model on its device with its inputs: one thing to time."""
 
-    model: nn.Module
+    model: nn.Module | Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
 
     def __call__(self) -> Any:
         return self.model(*self.args, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """How long to time: at least ``min_time`` s and MIN_SAMPLES blocks per statement, then until
+    the interval's half-width is under ``precision`` of the median, at most ``cap`` s per statement."""
+
+    min_time: float = 0.5
+    cap: float = 10.0
+    precision: float = 0.02
+    round_time: float = 0.2  # seconds of blocks per statement per round
+
+
+@contextlib.contextmanager
+def using_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -43,83 +69,99 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-def warm_up(forward: Forward, runs: int = WARMUP_RUNS) -> float:
+def warm_up(forward: Callable[[], Any], runs: int = WARMUP_RUNS) -> float:
     """Run ``forward`` a few times (allocator, cudnn autotuning, caches); seconds of the first run."""
     started = time.perf_counter()
     with torch.no_grad():
         forward()
-        _synchronize()
+        synchronize()
         first = time.perf_counter() - started
         for _ in range(runs - 1):
             forward()
-    _synchronize()
+    synchronize()
     return first
 
 
-def _synchronize() -> None:
-    if torch.cuda.is_available():
+def synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
 
 
-def _timer(forward: Forward, label: str) -> Any:
+def timer(statement: Callable[[], Any], threads: int, label: str = "latency") -> Any:
+    """A ``torch.utils.benchmark.Timer`` of ``statement()`` on ``threads`` threads."""
     from torch.utils.benchmark import Timer
 
-    return Timer("forward()", globals={"forward": forward}, label=label)
+    return Timer("statement()", globals={"statement": statement}, label=label, num_threads=threads)
 
 
-def measure(forward: Forward, *, min_run_time: float = 0.5, max_run_time: float = 10.0,
-            threshold: float = 0.03) -> Stats:
-    """Latency of ``forward``: adaptive repetition until IQR/median is under ``threshold``
-    (or ``max_run_time`` passes)."""
+def timer_threads(measurement: Any) -> int:
+    """The thread count a Measurement was taken on (what the Timer set, not what was asked)."""
+    return int(measurement.task_spec.num_threads)
+
+
+class StatementError(Exception):
+    """A timed statement raised: which one (its index), and the error (``__cause__``)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+
+
+def measure_interleaved(statements: Sequence[Callable[[], Any]], threads: int, rounds: Rounds,
+                        tick: Callable[[], None] | None = None,
+                        clock: Callable[[], float] = time.perf_counter) -> tuple[list[Stats], int]:
+    """Stats of each statement, timed round-robin until every interval is narrow enough or the
+    cap passes; and the thread count the timers ran on. Ctrl-C keeps the rounds already done
+    when each statement has a block (its Stats then say "interrupted"), else propagates; a
+    statement that raises is a StatementError naming it."""
+    timers = [timer(s, threads, f"statement {i}") for i, s in enumerate(statements)]
+    found: list[list[Any]] = [[] for _ in statements]
+    started = clock()
+    stopped = Stopped.TIME_CAP
     with torch.no_grad():
-        found = _timer(forward, "latency").adaptive_autorange(
-            threshold=threshold, min_run_time=min_run_time, max_run_time=max_run_time)
-    return merged([found])
-
-
-def measure_interleaved(forwards: Sequence[Forward], *, rounds: int = 7, round_time: float = 0.2,
-                        tick: Callable[[], None] | None = None) -> list[Stats]:
-    """Latencies of several forwards timed round-robin (``rounds`` blocks each)."""
-    timers = [_timer(f, f"model {i}") for i, f in enumerate(forwards)]
-    found: list[list[Any]] = [[] for _ in forwards]
-    with torch.no_grad():
-        for _ in range(rounds):
-            for i, timer in enumerate(timers):
-                found[i].append(timer.blocked_autorange(min_run_time=round_time))
+        try:
+            while True:
+                for index, (timed, measurements) in enumerate(zip(timers, found)):
+                    measurements.append(_block(timed, index, rounds.round_time))
                 if tick:
                     tick()
-    return [merged(m) for m in found]
+                elapsed = clock() - started
+                if elapsed >= rounds.min_time * len(timers) and all(_precise(m, rounds) for m in found):
+                    stopped = Stopped.INTERVAL
+                    break
+                if elapsed >= rounds.cap * len(timers):
+                    break
+        except KeyboardInterrupt:
+            if not all(found):
+                raise
+            stopped = Stopped.INTERRUPTED
+    used = {timer_threads(m) for ms in found for m in ms}
+    elapsed = clock() - started
+    return [replace(from_measurements(ms, stopped), seconds=elapsed) for ms in found], \
+        used.pop() if len(used) == 1 else threads
 
 
-def peak_memory(forward: Forward, device: torch.device) -> int | None:
-    """Bytes the forward needs beyond what was allocated before it: CUDA's peak allocated
-    memory, or on cpu the growth of the resident set's high-water mark (None if unknown)."""
-    with torch.no_grad():
-        if device.type == "cuda":
-            _synchronize()
-            before = torch.cuda.memory_allocated(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            forward()
-            _synchronize()
-            return int(torch.cuda.max_memory_allocated(device) - before)
-        if not _reset_high_water_mark():
-            return None
-        resident = _status_bytes("VmRSS")
-        forward()
-        high = _status_bytes("VmHWM")
-    return None if resident is None or high is None else max(0, high - resident)
-
-
-def _reset_high_water_mark() -> bool:
-    """Linux resets VmHWM to the current RSS when '5' is written to clear_refs."""
+def _block(timed: Any, index: int, seconds: float) -> Any:
     try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
+        return timed.blocked_autorange(min_run_time=seconds)
+    except Exception as error:  # the user's forward, the allocator
+        raise StatementError(index, error) from error
+
+
+def _precise(measurements: list[Any], rounds: Rounds) -> bool:
+    if sum(len(m.raw_times) for m in measurements) < MIN_SAMPLES:
         return False
+    return from_measurements(measurements).half_width <= rounds.precision
 
 
-def _status_bytes(field: str) -> int | None:
-    from costlens.memory import proc_kib
+def measure(statement: Callable[[], Any], threads: int, rounds: Rounds) -> Stats:
+    """Stats of one statement (``measure_interleaved`` of one)."""
+    stats, _ = measure_interleaved([statement], threads, rounds)
+    return stats[0]
 
-    return proc_kib("/proc/self/status", field)
+
+def time_fixed(statement: Callable[[], Any], threads: int, min_run_time: float) -> Stats:
+    """Stats of one block sequence of at least ``min_run_time`` s (per-layer replay, calibration)."""
+    with torch.no_grad():
+        return from_measurements([timer(statement, threads, "fixed").blocked_autorange(min_run_time=min_run_time)])

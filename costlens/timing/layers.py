@@ -1,11 +1,11 @@
 """Per-layer time by replay: each leaf module timed on the input it really received.
 
-Why replay rather than hooks or the profiler: synchronizing inside forward hooks
-measures launch overhead on a GPU and one noisy sample on a CPU; attributing
-``torch.profiler`` op times to module calls needs the profiler's overhead and gives
-one sample per call. Replay captures every leaf call's inputs in one forward, then
-times each leaf alone under ``torch.utils.benchmark.Timer``, so each layer gets a
-median and an IQR over many runs, with synchronization only around blocks of runs.
+Why replay beside the profiler's view in place (``costlens/timing/trace.py``):
+synchronizing inside forward hooks measures launch overhead on a GPU and one noisy
+sample on a CPU, and the profiler costs a few microseconds per op. Replay captures every
+leaf call's inputs in one forward, then times each leaf alone under
+``torch.utils.benchmark.Timer`` (on the run's thread count), so each layer gets a median,
+an interval and an IQR over many runs, with synchronization only around blocks of runs.
 Leaf calls that are the same computation (same module configuration, parameter
 shapes and input shapes, strides and dtypes — ResNet's repeated blocks) are timed
 once and share the figures.
@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from costlens.timing.latency import Forward
-from costlens.timing.stats import Stats, from_measurement
+from costlens.timing.latency import Forward, time_fixed
+from costlens.timing.stats import Stats
 
 
 @dataclass
@@ -102,26 +102,42 @@ class LayerTimes:
     """Stats of every timed leaf call, keyed by (path, call), and whether Ctrl-C cut it short."""
 
     stats: dict[tuple[str, int], Stats]
-    distinct: int  # computations timed
+    distinct: int  # computations timed (replay) or leaf calls traced (trace)
     interrupted: bool
+    method: str = "replay"
+    error: str | None = None  # why there are no per-layer times (the end-to-end figures stand)
 
 
-def time_layers(captured: Captured, *, min_run_time: float = 0.05,
+def failed(method: str, why: str) -> LayerTimes:
+    """No per-layer times by ``method``, and why."""
+    return LayerTimes({}, 0, False, method, why)
+
+
+def time_layers(captured: Captured, *, threads: int, min_run_time: float = 0.05,
                 tick: Callable[[], None] | None = None) -> LayerTimes:
-    """Median and IQR of every leaf call; a KeyboardInterrupt keeps what was measured so far."""
-    from torch.utils.benchmark import Timer
-
+    """Stats of every leaf call, each computation timed on ``threads`` threads; a KeyboardInterrupt
+    keeps what was measured so far; a leaf that raises when replayed leaves no per-layer times
+    (a sum over some leaves would mislead) and says which."""
     by_key: dict[tuple[Any, ...], Stats] = {}
     interrupted = False
     try:
         with torch.no_grad():
             for key, replay in captured.replays.items():
-                timer = Timer("replay()", globals={"replay": replay}, label="layer")
-                replay()  # warm this shape up on its own
-                by_key[key] = from_measurement(timer.blocked_autorange(min_run_time=min_run_time))
+                try:
+                    replay()  # warm this shape up on its own
+                    by_key[key] = time_fixed(replay, threads, min_run_time)
+                except Exception as error:  # the user's leaf, replayed alone
+                    path = next((c.path for c in captured.calls if c.key == key), "?")
+                    return failed("replay", f"{path or '<root>'} raised {type(error).__name__}: "
+                                            f"{_first_line(error)} when replayed alone")
                 if tick:
                     tick()
     except KeyboardInterrupt:
         interrupted = True
     stats = {(c.path, c.call): by_key[c.key] for c in captured.calls if c.key in by_key}
     return LayerTimes(stats, len(by_key), interrupted)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

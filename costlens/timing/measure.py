@@ -3,47 +3,39 @@
 ``time_profiles`` takes profiles already counted (on meta) with a way to build each
 model for real, measures them — several models interleaved, so they share the
 machine's drift — and returns the profiles with the catalogue's measured metrics
-filled in and ``Profile.timing`` saying how they were measured. Ctrl-C keeps what was
-measured (``timing["interrupted"]``).
+filled in and ``Profile.timing`` saying where and how they were measured. Everything
+runs on one thread count (``TimingOptions.threads``, else torch's), set around the
+whole measurement and given to every timer. Ctrl-C keeps what was measured
+(``timing["interrupted"]``): end-to-end figures stand when the per-layer part is cut.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from costlens import memory
+from costlens.errors import CostlensError, ModelError
 from costlens.inputs import Inputs, dtype_name, prepare
-from costlens.records import LayerCost, Profile
-from costlens.timing import roofline
+from costlens.models import first_line, raised_at
+from costlens.records import Profile
+from costlens.timing import graphs
 from costlens.timing.device import DeviceError, DeviceFacts, device_facts, resolve_device
-from costlens.timing.latency import Forward, is_out_of_memory, measure, measure_interleaved, peak_memory, warm_up
+from costlens.timing.latency import Forward, Rounds, StatementError, is_out_of_memory, measure_interleaved, using_threads, warm_up
 from costlens.timing.layers import LayerTimes, capture, time_layers
-from costlens.timing.stats import Stats
+from costlens.timing.layers import failed as failed_layers
+from costlens.timing.memory import peak_memory
+from costlens.timing.options import TimingOptions
+from costlens.timing.results import BatchResult, Run, timed_profile
+from costlens.timing.stats import Stopped
 
-
-@dataclass(frozen=True)
-class TimingOptions:
-    """How to time: where, at which batch sizes, and how long to spend."""
-
-    device: str = "auto"
-    batches: tuple[int, ...] = ()  # empty: the profile's own batch size
-    compile: bool = False
-    channels_last: bool = False
-    layers: bool = True
-    layer_time: float = 0.05  # seconds of runs per distinct leaf computation
-    latency_time: float = 0.5  # at least this many seconds of runs end to end
-    rounds: int = 7  # interleaved rounds when several models are timed together
-    device_file: str | None = None
-    peak_flops: float | None = None
-    bandwidth: float | None = None
-    recalibrate: bool = False
-    progress: bool | None = None  # None: a bar on stderr when it is a terminal
+__all__ = ["Job", "TimingOptions", "check_fits", "time_profiles"]
 
 
 @dataclass(frozen=True)
@@ -53,44 +45,58 @@ class Job:
     counted: Profile
     build: Callable[[torch.device], nn.Module]
     inputs: Inputs
-
-
-@dataclass
-class _Batch:
-    """One batch size of one model: what was measured, or why not."""
-
-    batch: int
-    stats: Stats | None = None
-    peak_bytes: int | None = None
-    compile_s: float | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        stats = self.stats.to_dict() if self.stats else {}
-        throughput = self.batch / (self.stats.median_ms / 1e3) if self.stats else None
-        return {"batch": self.batch, **stats, "throughput": throughput, "peak_memory_bytes": self.peak_bytes,
-                "compile_s": self.compile_s, "error": self.error}
+    train: bool = False  # time the modules in training mode (dropout, batch statistics), as they were counted
 
 
 def time_profiles(jobs: Sequence[Job], options: TimingOptions) -> list[Profile]:
     """Each job's profile with measured metrics; models are timed interleaved."""
     device = resolve_device(options.device)
-    dtype = getattr(torch, jobs[0].counted.dtype)
-    facts = device_facts(device, recalibrate=options.recalibrate, file=options.device_file,
-                         peak_flops=options.peak_flops, bandwidth=options.bandwidth)
-    batches = options.batches or (jobs[0].counted.input_shape[0] if jobs[0].counted.input_shape else 1,)
-    for job in jobs:
-        check_fits(job.counted, device, max(batches))
-    models = [_real_model(job, device, dtype, options) for job in jobs]
-    with _progress(len(jobs) * len(batches), options.progress) as bar:
-        results, interrupted = _time_batches(jobs, models, batches, device, dtype, options, bar.update)
-        layer_times: list[LayerTimes | None] = [None] * len(jobs)
-        if options.layers and not interrupted:
-            layer_times = [_time_layers(job, eager, batches[0], device, dtype, options, bar)
-                           for job, (eager, _) in zip(jobs, models)]
-    interrupted = interrupted or any(t is not None and t.interrupted for t in layer_times)
-    return [_timed_profile(job.counted, result, times, facts, device, options, interrupted)
-            for job, result, times in zip(jobs, results, layer_times)]
+    if options.cuda_graphs and device.type != "cuda":
+        raise DeviceError(f"--cuda-graphs needs CUDA, and this run times on {device.type}"
+                          + (" (torch.cuda.is_available() is False)" if not torch.cuda.is_available() else ""))
+    run = Run(device, getattr(torch, jobs[0].counted.dtype), options.threads or torch.get_num_threads(), options,
+              Rounds(min_time=options.latency_time, cap=options.latency_cap, precision=options.precision))
+    run.load.append(_load_average())
+    with using_threads(run.threads):
+        facts = _facts(run)
+        batches = options.batches or (jobs[0].counted.input_shape[0] if jobs[0].counted.input_shape else 1,)
+        for job in jobs:
+            check_fits(job.counted, device, max(batches))
+        models = [_real_model(job, run) for job in jobs]
+        with _progress(len(jobs) * len(batches), options.progress) as bar:
+            results, interrupted = _time_batches(jobs, models, batches, run, bar.update)
+            if interrupted and not any(entry.stats for entries in results for entry in entries):
+                raise KeyboardInterrupt  # nothing measured to keep
+            replayed: list[LayerTimes | None] = [None] * len(jobs)
+            traced: list[LayerTimes | None] = [None] * len(jobs)
+            if options.layers and not interrupted:
+                interrupted = _time_all_layers(jobs, models, results, batches[0], run, bar, replayed, traced)
+    interrupted = interrupted or any(t is not None and t.interrupted for t in replayed)
+    run.load.append(_load_average())
+    return [timed_profile(job.counted, result, replay, trace, facts, run, interrupted)
+            for job, result, replay, trace in zip(jobs, results, replayed, traced)]
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average, where the OS tells it: how busy the machine was (this run included)."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def _facts(run: Run) -> DeviceFacts | None:
+    """The device's peaks: calibrated for the timed dtype only when the roofline needs them (layer
+    times), unless the user described the device (then it is read, and a bad file refused)."""
+    options = run.options
+    described = options.device_file is not None or (options.peak_flops is not None and options.bandwidth is not None)
+    if not options.layers and not described:
+        return None
+    name = dtype_name(run.dtype)
+    return device_facts(run.device, dtypes=("tf32", name) if name == "float32" and run.device.type == "cuda" else (name,),
+                        threads=run.threads, recalibrate=options.recalibrate, file=options.device_file,
+                        peak_flops=options.peak_flops, bandwidth=options.bandwidth,
+                        progress=options.calibration_progress)
 
 
 def check_fits(counted: Profile, device: torch.device, batch: int) -> None:
@@ -99,199 +105,214 @@ def check_fits(counted: Profile, device: torch.device, batch: int) -> None:
                                   batch)
 
 
-def _real_model(job: Job, device: torch.device, dtype: torch.dtype,
-                options: TimingOptions) -> tuple[nn.Module, nn.Module]:
-    """The model with real weights on ``device`` in ``dtype``: eager, and as timed (compiled or not)."""
-    model = job.build(device).eval()
+def _real_model(job: Job, run: Run) -> tuple[nn.Module, nn.Module]:
+    """The model with real weights on the device in the dtype: eager, and as timed (compiled or not)."""
+    try:
+        model = job.build(run.device).train(job.train)
+    except (KeyboardInterrupt, CostlensError):
+        raise
+    except Exception as error:  # the user's factory, on a real device for the first time
+        raise ModelError(f"{job.counted.model} could not be built on {run.device.type}: "
+                         f"{type(error).__name__}: {first_line(error)}") from error
     if any(p.device.type == "meta" for p in model.parameters()):
         raise DeviceError(f"{job.counted.model} has weights on the meta device: timing needs real weights "
                           "(pass a model with weights, or a zoo name or import path)")
-    model = model.to(dtype=dtype)
-    if options.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    timed: Any = torch.compile(model) if options.compile else model
+    model = model.to(dtype=run.dtype)
+    if run.options.channels_last:
+        _channels_last_weights(model)
+    timed: Any = torch.compile(model) if run.options.compile else model
     return model, timed
 
 
-def _forward(job: Job, model: nn.Module, batch: int, device: torch.device, dtype: torch.dtype,
-             options: TimingOptions) -> Forward:
-    prepared = prepare(job.inputs, batch=batch, device=device, dtype=dtype)
+def _channels_last_weights(model: nn.Module) -> None:
+    """4-D weights channels-last and 5-D ones channels-last-3d (a 3-D convolution's); others as they are
+    (``nn.Module.to(memory_format=...)`` refuses a model with any 5-D weight)."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.dim() in (4, 5):
+                tensor.data = _channels_last(tensor)
+
+
+def _forward(job: Job, model: nn.Module, batch: int, run: Run) -> Forward:
+    prepared = prepare(job.inputs, batch=batch, device=run.device, dtype=run.dtype)
     args: tuple[Any, ...] = prepared.args
     kwargs: dict[str, Any] = prepared.kwargs
-    if options.channels_last:
+    if run.options.channels_last:
         args = tuple(_channels_last(a) for a in args)
         kwargs = {k: _channels_last(v) for k, v in kwargs.items()}
     return Forward(model, args, kwargs)
 
 
-def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
+def _channels_last(tensor: Any) -> Any:
+    """A 4-D tensor channels-last, a 5-D one channels-last-3d; anything else as it is."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (4, 5):
+        return tensor
+    return tensor.contiguous(memory_format=torch.channels_last if tensor.dim() == 4 else torch.channels_last_3d)
 
 
 def _time_batches(jobs: Sequence[Job], models: list[tuple[nn.Module, nn.Module]], batches: Sequence[int],
-                  device: torch.device, dtype: torch.dtype, options: TimingOptions,
-                  tick: Callable[[], Any]) -> tuple[list[list[_Batch]], bool]:
-    """Every model at every batch size; an out-of-memory batch is recorded and the rest go on."""
-    results: list[list[_Batch]] = [[] for _ in jobs]
+                  run: Run, tick: Callable[[], Any]) -> tuple[list[list[BatchResult]], bool]:
+    """Every model at every batch size; an out-of-memory batch is recorded and the rest go on.
+    Ctrl-C: the batch sizes not measured yet say so."""
+    results: list[list[BatchResult]] = [[BatchResult(b) for b in batches] for _ in jobs]
     try:
-        for batch in batches:
-            ready: list[tuple[int, Forward]] = []
-            for i, (job, (_, timed)) in enumerate(zip(jobs, models)):
-                entry = _Batch(batch)
-                results[i].append(entry)
-                forward = _prepared(job, timed, entry, device, dtype, options)
+        for index in range(len(batches)):
+            ready: list[tuple[BatchResult, Callable[[], Any]]] = []
+            captured: list[graphs.Captured] = []
+            names: list[str] = []
+            for job, (_, timed), entries in zip(jobs, models, results):
+                forward = _prepared(job, timed, entries[index], run)
                 if forward is not None:
-                    ready.append((i, forward))
-            _measure(ready, results, device, options, tick)
+                    ready.append((entries[index], forward))
+                    names.append(job.counted.model)
+            graph_statements = _captured(ready, run, captured) if run.options.cuda_graphs else []
+            _measure(ready, graph_statements, run, names)
+            for found in captured:
+                found.release()
+            for _ in jobs:
+                tick()
     except KeyboardInterrupt:
+        _mark_unmeasured(results)
         return results, True
     return results, False
 
 
-def _prepared(job: Job, timed: nn.Module, entry: _Batch, device: torch.device, dtype: torch.dtype,
-              options: TimingOptions) -> Forward | None:
-    """Inputs built and the forward warmed up; None (with the reason in ``entry``) when it fails."""
+def _mark_unmeasured(results: list[list[BatchResult]]) -> None:
+    for entries in results:
+        for entry in entries:
+            if entry.stats is None and entry.error is None:
+                entry.error = "not measured: interrupted (Ctrl-C)"
+
+
+def _prepared(job: Job, timed: nn.Module, entry: BatchResult, run: Run) -> Forward | None:
+    """Inputs built, the forward warmed up and its peak memory measured; None (with the reason in
+    ``entry``) when this batch size does not fit. Any other failure is the run's (``_failed``)."""
     try:
-        forward = _forward(job, timed, entry.batch, device, dtype, options)
-        if not options.compile:  # a first run (compiling) would measure the compiler's memory
-            entry.peak_bytes = peak_memory(forward, device)  # first, before the allocator holds on to memory
+        forward = _forward(job, timed, entry.batch, run)
         first = warm_up(forward)
-        entry.compile_s = first if options.compile else None
+        entry.compile_s = first if run.options.compile else None
+        # after the warm-up: cuDNN's autotuning and a compiler's first call allocate what later calls do not
+        entry.peak_bytes = peak_memory(forward, run.device)
         return forward
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, CostlensError):
         raise
     except Exception as error:  # the user's forward, the allocator, a kernel missing for a dtype
-        entry.error = _reason(error, job.counted.model, entry.batch, dtype, device)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        _out_of_memory(error, entry, run, job.counted.model)
         return None
 
 
-def _reason(error: BaseException, model: str, batch: int, dtype: torch.dtype, device: torch.device) -> str:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if is_out_of_memory(error):
-        return f"out of memory at batch {batch} on {device.type}"
+def _out_of_memory(error: Exception, entry: BatchResult, run: Run, model: str) -> None:
+    """Record an out-of-memory batch size in ``entry`` (the others go on); raise any other failure."""
+    if not is_out_of_memory(error):
+        raise _failed(error, model, entry.batch, run) from error
+    entry.error = f"out of memory at batch {entry.batch} on {run.device.type}"
+    if run.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _failed(error: Exception, model: str, batch: int, run: Run) -> CostlensError:
+    """The one-line error of a forward that failed while it was timed."""
+    first = first_line(error)
     if "not implemented for" in first:
-        return f"{dtype_name(dtype)} is not supported on {device.type} by an op of {model}: {first}"
-    return f"{type(error).__name__}: {first}"
+        return DeviceError(f"{dtype_name(run.dtype)} is not supported on {run.device.type} by an op of {model}: {first}")
+    at = raised_at(error)
+    return ModelError(f"the forward of {model} raised {type(error).__name__}: {first} (while it was timed at "
+                      f"batch {batch} on {run.device.type}{f'; {at}' if at else ''})")
 
 
-def _measure(ready: list[tuple[int, Forward]], results: list[list[_Batch]], device: torch.device,
-             options: TimingOptions, tick: Callable[[], Any]) -> None:
-    if len(ready) == 1:
-        stats = [measure(ready[0][1], min_run_time=options.latency_time)]
-        tick()
-    else:
-        stats = measure_interleaved([f for _, f in ready], rounds=options.rounds,
-                                    round_time=options.latency_time / 2, tick=None)
-        for _ in ready:
-            tick()
-    for (i, forward), found in zip(ready, stats):
-        entry = results[i][-1]
-        entry.stats = found
-        if entry.peak_bytes is None and device.type == "cuda":  # compiled: after warm-up, from CUDA's statistics
-            entry.peak_bytes = peak_memory(forward, device)
-
-
-def _time_layers(job: Job, eager: nn.Module, batch: int, device: torch.device, dtype: torch.dtype,
-                 options: TimingOptions, bar: _Bar) -> LayerTimes | None:
-    try:
-        captured = capture(eager, _forward(job, eager, batch, device, dtype, options))
-    except Exception:  # noqa: BLE001 - end-to-end figures stand without per-layer ones
-        return None
-    bar.grow(len(captured.replays))
-    return time_layers(captured, min_run_time=options.layer_time, tick=bar.update)
-
-
-def _timed_profile(counted: Profile, batches: list[_Batch], times: LayerTimes | None, facts: DeviceFacts,
-                   device: torch.device, options: TimingOptions, interrupted: bool) -> Profile:
-    layers = _layers_with_times(counted, times, facts) if times is not None else counted.layers
-    totals = dict(counted.totals)
-    first = batches[0] if batches else None
-    if first is not None and first.stats is not None:
-        totals["latency_ms"] = first.stats.median_ms
-        totals["throughput"] = first.batch / (first.stats.median_ms / 1e3)
-        if first.peak_bytes is not None:
-            totals["peak_memory_bytes"] = first.peak_bytes
-    for key in ("time_ms", "time_iqr_ms", "predicted_ms"):
-        if key in layers[0].values:
-            totals[key] = layers[0].values[key]
-    timing = _timing_facts(counted, batches, times, facts, device, options, interrupted)
-    return replace(counted, layers=layers, totals=totals, timing=timing)
-
-
-def _timing_facts(counted: Profile, batches: list[_Batch], times: LayerTimes | None, facts: DeviceFacts,
-                  device: torch.device, options: TimingOptions, interrupted: bool) -> dict[str, Any]:
-    end_to_end = batches[0].stats.median_ms if batches and batches[0].stats else None
-    layer_sum = sum(times.stats[k].median_ms for k in times.stats) if times else None
-    return {
-        "device": facts.to_dict(),
-        "dtype": counted.dtype,
-        "threads": torch.get_num_threads(),
-        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "synchronized": "torch.utils.benchmark.Timer synchronizes the device around each block of runs"
-                        if device.type == "cuda" else "not needed on cpu",
-        "compile": options.compile,
-        "channels_last": options.channels_last,
-        "torch": torch.__version__,
-        "batches": [b.to_dict() for b in batches],
-        "layers": None if times is None else {
-            "method": "replay of each leaf on its captured input" + (" (eager, not compiled)" if options.compile else ""),
-            "distinct_computations": times.distinct, "timed_calls": len(times.stats), "leaf_calls": len(counted.leaves()),
-            "sum_ms": layer_sum, "end_to_end_ms": end_to_end,
-        },
-        "interrupted": interrupted,
-    }
-
-
-def _layers_with_times(counted: Profile, times: LayerTimes, facts: DeviceFacts) -> list[LayerCost]:
-    """Every record with its time (leaves measured; parents the sum of their leaves) and roofline values."""
-    peak, bandwidth = facts.peak(counted.dtype), facts.bandwidth
-    layers = counted.layers
-    medians: list[float | None] = [None] * len(layers)
-    spreads: list[float | None] = [None] * len(layers)
-    predicted: list[float] = [0.0] * len(layers)
-    for index in range(len(layers) - 1, -1, -1):  # children come after parents: walk backwards
-        layer = layers[index]
-        if layer.leaf:
-            stats = times.stats.get((layer.path, layer.call))
-            medians[index] = stats.median_ms if stats else None
-            spreads[index] = stats.iqr_ms if stats else None
-            predicted[index] = roofline.point(layer.values.get("flops", 0), layer.values.get("bytes", 0),
-                                              None, peak, bandwidth).predicted_ms
-        else:
-            inside = _leaves_inside(layers, index)
-            known = [medians[j] for j in inside]
-            if inside and all(m is not None for m in known):
-                medians[index] = sum(m for m in known if m is not None)
-                spreads[index] = sum(spreads[j] or 0.0 for j in inside)
-            predicted[index] = sum(predicted[j] for j in inside)
-    return [_with_time(layer, medians[i], spreads[i], predicted[i], peak, bandwidth) for i, layer in enumerate(layers)]
-
-
-def _leaves_inside(layers: list[LayerCost], index: int) -> list[int]:
-    depth = layers[index].depth
+def _captured(ready: list[tuple[BatchResult, Callable[[], Any]]], run: Run,
+              kept: list[graphs.Captured]) -> list[tuple[BatchResult, Callable[[], Any]]]:
+    """Each ready forward captured as a CUDA graph: (entry, its replay), or the reason in the entry."""
     found = []
-    for j in range(index + 1, len(layers)):
-        if layers[j].depth <= depth:
-            break
-        if layers[j].leaf:
-            found.append(j)
+    for entry, forward in ready:
+        try:
+            graph = graphs.capture(forward)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # capture refused: a sync, a CPU op, a dynamic shape
+            entry.graph_error = graphs.why_not(error)
+            torch.cuda.synchronize()
+            continue
+        kept.append(graph)
+        found.append((entry, graph.replay))
     return found
 
 
-def _with_time(layer: LayerCost, median: float | None, spread: float | None, predicted: float,
-               peak: float, bandwidth: float) -> LayerCost:
-    if median is None:
-        return layer
-    flops, moved = layer.values.get("flops", 0), layer.values.get("bytes", 0)
-    found = roofline.point(flops, moved, median, peak, bandwidth)
-    values = {**layer.values, "time_ms": median, "time_iqr_ms": spread or 0.0, "predicted_ms": predicted}
-    if found.achieved is not None:
-        values["achieved_flop_s"] = found.achieved
-    if found.share is not None:
-        values["roof_share"] = found.share
-    return replace(layer, values=values)
+def _measure(ready: list[tuple[BatchResult, Callable[[], Any]]], graph_statements: list[tuple[BatchResult, Callable[[], Any]]],
+             run: Run, models: list[str]) -> None:
+    """Eager forwards and graph replays timed interleaved, in rounds, until each interval is narrow;
+    a statement out of memory is recorded and the rest timed again without it."""
+    statements = [s for _, s in ready] + [s for _, s in graph_statements]
+    if not statements:
+        return
+    try:
+        found, used = measure_interleaved(statements, run.threads, run.rounds)
+    except StatementError as failed:
+        entry = (ready + graph_statements)[failed.index][0]
+        if failed.index < len(ready):
+            _out_of_memory(failed.error, entry, run, models[failed.index])
+            ready = [r for i, r in enumerate(ready) if i != failed.index]
+        else:  # a graph replay out of memory: the eager figure stands
+            entry.graph_error = f"out of memory replaying the CUDA graph at batch {entry.batch}"
+            graph_statements = [g for g in graph_statements if g[0] is not entry]
+        _measure(ready, graph_statements, run, [m for i, m in enumerate(models) if i != failed.index])
+        return
+    run.threads_used.add(used)
+    for (entry, _), stats in zip(ready, found):
+        entry.stats = stats
+    for (entry, _), stats in zip(graph_statements, found[len(ready):]):
+        entry.graph = stats
+    if any(stats.stopped == Stopped.INTERRUPTED for stats in found):
+        raise KeyboardInterrupt  # the rounds done are kept above; the caller stops here
+
+
+def _time_all_layers(jobs: Sequence[Job], models: list[tuple[nn.Module, nn.Module]], results: list[list[BatchResult]],
+                     batch: int, run: Run, bar: _Bar, replayed: list[LayerTimes | None],
+                     traced: list[LayerTimes | None]) -> bool:
+    """Per-layer times of each model at the first batch size, by the methods asked (into ``replayed``
+    and ``traced``); True when Ctrl-C cut it short (what was measured is kept)."""
+    method = run.options.layer_time_method
+    try:
+        for index, (job, (eager, _)) in enumerate(zip(jobs, models)):
+            if results[index][0].stats is None:  # not measured end to end (out of memory): nothing to set beside
+                continue
+            if method in ("replay", "both"):
+                replay = replayed[index] = _replay_layers(job, eager, batch, run, bar)
+                if replay.interrupted:
+                    return True
+            if method in ("trace", "both"):
+                first = results[index][0].stats
+                traced[index] = _trace_layers(job, eager, batch, run, bar, first.median_ms if first else None)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _replay_layers(job: Job, eager: nn.Module, batch: int, run: Run, bar: _Bar) -> LayerTimes:
+    try:
+        captured = capture(eager, _forward(job, eager, batch, run))
+    except (KeyboardInterrupt, CostlensError):
+        raise
+    except Exception as error:  # end-to-end figures stand without per-layer ones
+        return failed_layers("replay", f"the forward raised {type(error).__name__}: {first_line(error)} "
+                                       "during the per-layer capture")
+    bar.grow(len(captured.replays))
+    return time_layers(captured, threads=run.threads, min_run_time=run.options.layer_seconds, tick=bar.update)
+
+
+def _trace_layers(job: Job, eager: nn.Module, batch: int, run: Run, bar: _Bar, forward_ms: float | None) -> LayerTimes:
+    from costlens.timing.trace import repeats_for, trace_layers
+
+    leaves = len(job.counted.leaves())
+    repeats = repeats_for(run.options.layer_seconds * max(leaves, 1), forward_ms)
+    bar.grow(repeats)
+    try:
+        return trace_layers(eager, _forward(job, eager, batch, run), run.device, repeats, tick=bar.update)
+    except (KeyboardInterrupt, CostlensError):
+        raise
+    except Exception as error:  # end-to-end figures stand without per-layer ones
+        return failed_layers("trace", f"the forward raised {type(error).__name__}: {first_line(error)} "
+                                      "under the profiler")
 
 
 class _Bar:

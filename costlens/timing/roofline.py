@@ -9,6 +9,7 @@ Measured time t gives the achieved F / t and the share of that roof reached.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,14 @@ def point(flops: float, nbytes: float, time_ms: float | None, peak: float, bandw
     predicted_s = flops / attainable if attainable else nbytes / bandwidth
     achieved = flops / (time_ms / 1e3) if time_ms else None
     return RooflinePoint(intensity, attainable, achieved, predicted_s * 1e3)
+
+
+def peak_of(device: dict[str, Any], dtype: str) -> float:
+    """The roofline's peak for ``dtype`` from a saved device description (``DeviceFacts.to_dict``),
+    chosen as ``DeviceFacts.peak`` chooses it: float32 takes TF32's when higher; a dtype not
+    calibrated takes float32's."""
+    peaks = device["peak_flops"]
+    found = peaks.get(dtype)
+    if dtype == "float32" and "tf32" in peaks:
+        found = max(found or 0.0, peaks["tf32"])
+    return float(found or peaks.get("float32") or max(peaks.values()))
