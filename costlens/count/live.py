@@ -38,19 +38,18 @@ class LiveBytes:
         self.live = 0
         self.peak = 0
         self._refs: dict[int, tuple[weakref.ref, int]] = {}  # by storage id: a weak reference, and the bytes counted
+        # parameters and buffers are counted once, as weight_bytes: a view of one (linear's
+        # transposed weight) or an in-place update (num_batches_tracked += 1) adds nothing here.
+        # They live through the whole forward: held here, by id, with no weak reference to watch.
+        self._state = {id(storage): storage for storage in (tensor.untyped_storage() for tensor in state)}
         for tensor in inputs:
             self._hold(tensor)
-        # parameters and buffers are counted once, as weight_bytes: a view of one (linear's
-        # transposed weight) or an in-place update (num_batches_tracked += 1) adds nothing here
-        for tensor in state:
-            storage = tensor.untyped_storage()
-            if id(storage) not in self._refs:
-                self._hold_storage(storage, 0)
 
     def _hold(self, tensor: torch.Tensor) -> None:
         storage = tensor.untyped_storage()
-        if id(storage) in self._refs:
-            return  # a view or an in-place result: its storage is counted already
+        key = id(storage)
+        if key in self._refs or key in self._state:
+            return  # a view or an in-place result, or a weight: its storage is counted already
         # the bytes the tensor spans, not the storage's: some meta kernels allocate more than
         # they return (a padded transposed convolution), which the cpu kernels do not
         self._hold_storage(storage, min(storage.nbytes(), _extent(tensor)))
