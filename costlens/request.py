@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ MAX_MEMBERS = 1000
 MAX_CROPS = 1000
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam")
 DTYPES = ("float32", "float16", "bfloat16")
+DEFAULT_TIMING = TimingOptions()  # frozen: one instance serves every request that does not time
 
 
 class Front(StrEnum):
@@ -111,7 +112,7 @@ class Request:
     apply: tuple[str, ...] | Mapping[str, str] = ()  # convolutions rewritten first: 'PATH=ALTERNATIVE' (alternatives.py)
     strict: bool = False  # on meta, refuse to assume a tensor value the model reads (count/values.py)
     time: bool = False
-    timing: TimingOptions = field(default_factory=TimingOptions)
+    timing: TimingOptions = DEFAULT_TIMING
     name: str | None = None
     front: Front = Front.API
 
@@ -186,14 +187,14 @@ def _given(request: Request, argument: str) -> bool:
         return len(request.batches) > 1
     if argument == "time":
         return request.time
-    if argument in _TIMING_FIELDS:
-        return getattr(request.timing, argument) != getattr(_DEFAULT_TIMING, argument)
+    if argument in _TIMING_OPTIONS:
+        return getattr(request.timing, argument) != getattr(DEFAULT_TIMING, argument)
     value = getattr(request, argument)
     return bool(value) and value is not None
 
 
-_DEFAULT_TIMING = TimingOptions()
-_TIMING_FIELDS = {f.name for f in fields(TimingOptions)}
+# options of how to time, given when set away from their default (``batches`` is the request's own)
+_TIMING_OPTIONS = {f.name for f in fields(TimingOptions)} - {"batches"}
 
 
 def _named(request: Request, argument: str) -> str:
@@ -209,11 +210,13 @@ def _named(request: Request, argument: str) -> str:
 
 
 _TABLE_ARGUMENTS = tuple(dict.fromkeys(name for entry in (*PAIRS, *NEEDS) for name in entry[:2]))
+_PLAIN_ARGUMENTS = tuple(name for name in _TABLE_ARGUMENTS if name not in _TIMING_OPTIONS)
 
 
 def refusal(request: Request) -> str | None:
     """Why the request's arguments do not combine, in one line; None when they do."""
-    given = {argument for argument in _TABLE_ARGUMENTS if _given(request, argument)}
+    asked = _TABLE_ARGUMENTS if request.timing != DEFAULT_TIMING else _PLAIN_ARGUMENTS  # the usual request is plain
+    given = {argument for argument in asked if _given(request, argument)}
     if not given:
         return None  # a plain forward: nothing to combine
     for first, second, why in PAIRS:
@@ -276,8 +279,8 @@ def _check_tensors(request: Request) -> None:
             t.is_meta for t in itertools.chain(request.model.parameters(), request.model.buffers())):
         raise ModelError(f"{request.label()} has weights on the meta device, and {real[0]} needs real ones: count it "
                          "on meta, or give a model with real weights")
-    if request.inputs is None:
-        return
+    if request.inputs is None or (type(request.inputs) is tuple and all(type(s) is int for s in request.inputs)):
+        return  # no tensors given: the model's default input, or one shape
     positional, keyword = split(request.inputs, request.spell("inputs"))
     named = [*((f"{request.spell('inputs')}[{i}]" if len(positional) > 1 else request.spell("inputs"), spec)
                for i, spec in enumerate(positional)), *((f"{request.spell('inputs')}[{k!r}]", spec)
@@ -424,7 +427,7 @@ def of_api(model: Any, inputs: Any, *, batch: Any, device: Any, dtype: Any, trai
     """The request of a Python call ``profile(...)``: ``batch`` an int or a list, ``freeze`` a glob
     or a list, ``time`` True or ``TimingOptions``; ``device`` is where it is timed when timed
     (meta then means auto), else where it is counted."""
-    timing = time if isinstance(time, TimingOptions) else TimingOptions()
+    timing = time if isinstance(time, TimingOptions) else DEFAULT_TIMING
     timed = isinstance(time, TimingOptions) or time
     counted_on = device
     if timed is True:

@@ -27,7 +27,7 @@ from torch import nn
 from costlens.errors import InputShapeError
 from costlens.inputs import Inputs, from_texts, is_shape, split
 from costlens.records import Profile
-from costlens.request import Front, Request, batch_sizes
+from costlens.request import DEFAULT_TIMING, Front, Request, batch_sizes
 from costlens.timing.options import TimingOptions
 from costlens.units import InputText, format_shape, parse_input
 from costlens.zoo.registry import NamedModel
@@ -412,7 +412,7 @@ def _template(named: NamedModel, dtype: str, device: str, timing: bool | TimingO
     if timed and not isinstance(timing, TimingOptions):
         options = replace(options, device="auto" if str(device) == "meta" else str(device))
     request = Request(named, None, device="meta" if timed else device, dtype=dtype, time=timed,
-                      timing=options if timed else TimingOptions(), name=named.name, front=front)
+                      timing=options if timed else DEFAULT_TIMING, name=named.name, front=front)
     return checked(request)
 
 

@@ -185,13 +185,23 @@ def _absorb(parent: _Record, child: _Record) -> None:
         parent.ops[name] = parent.ops.get(name, 0) + times
 
 
-def _plan(op_metrics: Sequence[metrics.Metric]) -> list[tuple[str, int, int]]:
+def _plan(op_metrics: tuple[metrics.Metric, ...]) -> list[tuple[str, int, int]]:
     """Each per-layer metric of the catalogue, with where a call's value comes from: its index
     among the output metrics (taken when the call returned tensors), else among the op metrics
-    (-1 where it is neither: a state metric, from the module's own tensors)."""
+    (-1 where it is neither: a state metric, from the module's own tensors). Worked out once per
+    catalogue: ``metrics`` hands out the same tuples until the catalogue changes."""
+    views = (op_metrics, metrics.output_metrics(), metrics.per_layer())
+    known = _PLAN[0]
+    if known is not None and all(mine is theirs for mine, theirs in zip(known[0], views)):
+        return known[1]
     op_index = {m.key: i for i, m in enumerate(op_metrics)}
-    output_index = {m.key: i for i, m in enumerate(metrics.output_metrics())}
-    return [(m.key, output_index.get(m.key, -1), op_index.get(m.key, -1)) for m in metrics.per_layer()]
+    output_index = {m.key: i for i, m in enumerate(views[1])}
+    plan = [(m.key, output_index.get(m.key, -1), op_index.get(m.key, -1)) for m in views[2]]
+    _PLAN[0] = (views, plan)
+    return plan
+
+
+_PLAN: list[Any] = [None]  # the views the last plan was made from, and that plan
 
 
 def _layer(index: int, depth: int, record: _Record, plan: list[tuple[str, int, int]]) -> LayerCost:
