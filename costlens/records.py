@@ -218,6 +218,9 @@ class Profile:
         for child in self.children(index):
             for k in own:
                 own[k] -= self.layers[child].values.get(k, 0)
+        for k, value in own.items():  # a measured sum less its parts leaves float rounding, not a time
+            if isinstance(value, float) and abs(value) <= 1e-9 * abs(record.values[k]):
+                own[k] = 0.0
         return own
 
     def own_record(self, index: int) -> LayerCost | None:

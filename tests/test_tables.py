@@ -68,6 +68,20 @@ def test_the_models_own_ops_are_a_row_and_rows_add_up() -> None:
     assert "13,824" in rows[0] and "1,024" in rows[1]
 
 
+def test_a_timed_parent_whose_children_take_all_its_time_has_no_negative_self_row() -> None:
+    import dataclasses
+
+    result = profile(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4)), (1, 4))
+    # measured times as floats: 0.3 - 0.1 - 0.2 is -2.8e-17 in binary, float rounding that must
+    # not show as a (self) row of "-0.000 ms"
+    times = {0: 0.3, 1: 0.1, 2: 0.2}
+    timed = [dataclasses.replace(layer, values={**layer.values, "time_ms": times[i]})
+             for i, layer in enumerate(result.layers)]
+    result = dataclasses.replace(result, layers=timed)
+    assert result.own(0)["time_ms"] == 0.0
+    assert result.own_record(0) is None  # nothing ran outside the two layers
+
+
 def test_csv_lists_every_call_or_those_down_to_the_depth(zoo_profile) -> None:  # type: ignore[no-untyped-def]
     result = zoo_profile("inception")
     every = text.csv(result).strip().splitlines()

@@ -41,7 +41,7 @@ min-width:150px;background:#f5f7fc}.total .label{display:block;font-size:12px;co
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}.chart{min-width:0}
 .chart.wide{grid-column:1/-1}.defs{font-size:13px;color:#333;margin:10px 0 0;line-height:1.45}
 .defs dt{font-weight:600;display:inline}.defs dd{display:inline;margin:0}.defs div{margin:2px 0}
-tr.own td{font-style:italic;color:#445}
+tr.own td{font-style:italic;color:#445}code{white-space:nowrap;font-size:0.95em}
 table{border-collapse:collapse;font-size:13px;width:100%}th,td{padding:3px 7px;border-bottom:1px solid #eee;
 text-align:left;white-space:nowrap}th{white-space:normal;vertical-align:bottom}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#f0f2f7;position:sticky;top:0;cursor:pointer;user-select:none}th.sorted-asc:after{content:" ▲"}
@@ -219,7 +219,8 @@ def _value_reads(profile: Profile) -> str:
     body = "".join(f"<tr><td>{_e(r.where)}</td><td>{_e(r.op)}</td><td>{_e(r.value)}</td>"
                    f"<td>{'known' if r.known else 'assumed'}</td></tr>" for r in profile.value_reads)
     note = ('<p class="warn">A meta trace has no values: the reads marked assumed took the value shown, and the '
-            'count follows the branch it chose. --strict refuses to assume; --device cpu reads real values.</p>'
+            'count follows the branch it chose. <code>--strict</code> (<code>strict=True</code>) refuses to assume; '
+            '<code>--device cpu</code> reads real values.</p>'
             if profile.assumed else '<p class="none">Every value read was known exactly: costlens made those inputs.</p>')
     return (f'{note}<table><thead><tr><th>Where</th><th>Op</th><th>Value</th><th>Known or assumed</th></tr></thead>'
             f'<tbody>{body}</tbody></table>')
