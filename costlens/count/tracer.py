@@ -368,8 +368,11 @@ def _stand_ins(owned: Sequence[list[tuple[torch.Tensor, bool]]], device: torch.d
                 continue
             want = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
             if tensor.device.type != device.type or tensor.dtype != want:
-                swapped_in[id(tensor)] = (torch.empty_like(tensor, device=_META, dtype=want) if device.type == "meta"
-                                          else tensor.detach().to(device=device, dtype=want))
+                # on meta: empty_strided, whose kernel is torch's C++ one (empty_like's meta path is a
+                # Python reference that imports sympy, a second of a first float16 profile)
+                swapped_in[id(tensor)] = (
+                    torch.empty_strided(tensor.shape, tensor.stride(), dtype=want, device=_META)
+                    if device.type == "meta" else tensor.detach().to(device=device, dtype=want))
             elif train and device.type != "meta" and not is_parameter:
                 swapped_in[id(tensor)] = tensor.detach().clone()
     return swapped_in

@@ -336,7 +336,8 @@ def _stand_ins(model: nn.Module, dtype: torch.dtype) -> dict[int, torch.Tensor]:
     for tensor in [*model.parameters(), *model.buffers()]:
         if id(tensor) not in by_id:
             want = dtype if tensor.is_floating_point() else tensor.dtype
-            copy = torch.empty_like(tensor, device="meta", dtype=want)
+            copy = torch.empty_strided(tensor.shape, tensor.stride(), dtype=want, device="meta")  # empty_like's
+            # meta path is a Python reference that imports sympy
             if isinstance(tensor, nn.Parameter) and tensor.requires_grad:
                 copy.requires_grad_(True)
             by_id[id(tensor)] = copy
