@@ -271,7 +271,7 @@ def _check_tensors(request: Request) -> None:
     import torch
     from torch import nn
 
-    from costlens.inputs import split
+    from costlens.inputs import is_shape, split
 
     real = [where for where, needed in ((f"{request.spell('device')} {request.device}", request.device != "meta"),
                                         (request.spell("time"), request.time)) if needed]
@@ -279,7 +279,7 @@ def _check_tensors(request: Request) -> None:
             t.is_meta for t in itertools.chain(request.model.parameters(), request.model.buffers())):
         raise ModelError(f"{request.label()} has weights on the meta device, and {real[0]} needs real ones: count it "
                          "on meta, or give a model with real weights")
-    if request.inputs is None or (type(request.inputs) is tuple and all(type(s) is int for s in request.inputs)):
+    if request.inputs is None or is_shape(request.inputs):
         return  # no tensors given: the model's default input, or one shape
     positional, keyword = split(request.inputs, request.spell("inputs"))
     named = [*((f"{request.spell('inputs')}[{i}]" if len(positional) > 1 else request.spell("inputs"), spec)
